@@ -1,0 +1,23 @@
+"""Everything that is bytes: storing artifact files and serving them over HTTP.
+
+``store`` keeps uploaded files content-addressed on disk; ``serve`` turns one
+stored file into a framework-free HTTP download response. This package knows
+nothing about the web framework, the database or the ``storage`` package;
+those layers pass in paths, sizes, checksums and request headers.
+"""
+
+from .serve import FileBody, Response, file_response, md5sum_response
+from .store import Blob, BlobError, BlobStore, BlobTooLarge, ChecksumMismatch, EmptyBlob
+
+__all__ = [
+    "Blob",
+    "BlobError",
+    "BlobStore",
+    "BlobTooLarge",
+    "ChecksumMismatch",
+    "EmptyBlob",
+    "FileBody",
+    "Response",
+    "file_response",
+    "md5sum_response",
+]

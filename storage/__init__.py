@@ -1,0 +1,58 @@
+"""Everything ddi-lite remembers: Peewee models on SQLite, the action transition table, and the
+rules of the device side (`storage.ddi`) and the operator side (`storage.catalog`,
+`storage.assignments`, `storage.tenant`).
+
+Nothing here knows about HTTP: callers hand in plain values and get plain values or documents
+back, or one of the errors in `storage.errors`.
+"""
+
+import os
+
+from storage import actions, catalog, tenant
+from storage.db import database, open_database
+from storage.models import ALL_MODELS, Action
+
+SCHEMA_VERSION = 1
+DATABASE_FILE = "ddi-lite.sqlite3"
+# Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
+# single-digit ids break it; SWUpdate holds ids as int32.
+FIRST_ACTION_ID = 100
+
+# Each entry upgrades the schema from the version before it to its index + 1.
+MIGRATIONS = ()
+
+
+def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_seconds=None,
+               max_polling_seconds=None):
+    """Open the database in `data_dir`, creating or migrating its schema."""
+    os.makedirs(data_dir, exist_ok=True)
+    db = open_database(os.path.join(data_dir, DATABASE_FILE))
+    version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        with db.atomic():
+            db.create_tables(ALL_MODELS)
+            db.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                           (Action._meta.table_name, FIRST_ACTION_ID - 1))
+            db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
+    elif version > SCHEMA_VERSION:
+        raise RuntimeError("The database in %s was written by a newer ddi-lite (schema %d)."
+                           % (data_dir, version))
+    else:
+        for step in MIGRATIONS[version - 1:]:
+            with db.atomic():
+                step(db)
+        db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
+    if limits is not None:
+        actions.configure(limits)
+    if min_polling_seconds is not None:
+        tenant.Bounds.min_polling_seconds = min_polling_seconds
+    if max_polling_seconds is not None:
+        tenant.Bounds.max_polling_seconds = max_polling_seconds
+    tenant.set_defaults(tenant_defaults or {})
+    catalog.bootstrap(now)
+    return db
+
+
+def close_store():
+    if not database.is_closed():
+        database.close()

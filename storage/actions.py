@@ -1,0 +1,179 @@
+"""Carrying out the transition table: status entries, quotas, and the effects on the target.
+
+`apply_event` is the only function in ddi-lite that changes an action's status or `active` flag.
+Callers hold a write transaction (`storage.db.write`).
+"""
+
+import collections
+
+from storage import transitions as t
+from storage.errors import EmptyNotFound, NotCancelable, NotForceQuitable, QuotaExceeded
+from storage.models import Action, ActionStatus, Target
+
+MAX_MESSAGE_LENGTH = 512
+SERVER_PREFIX = "Update Server: "
+
+Limits = collections.namedtuple(
+    "Limits", "status_entries_per_action messages_per_status attributes_per_target")
+
+# hawkBit's defaults; `configure` installs the server's own.
+limits = Limits(status_entries_per_action=1000, messages_per_status=50, attributes_per_target=100)
+
+
+def configure(new_limits):
+    global limits
+    limits = new_limits
+
+
+Outcome = collections.namedtuple("Outcome", "applied late")
+
+
+def split_messages(lines):
+    """hawkBit keeps messages of at most 512 characters: longer ones become several."""
+    messages = []
+    for line in lines:
+        if line == "":
+            messages.append(line)
+        for start in range(0, len(line), MAX_MESSAGE_LENGTH):
+            messages.append(line[start:start + MAX_MESSAGE_LENGTH])
+    return messages
+
+
+def device_messages(details, code, prefix=""):
+    messages = split_messages(details)
+    if code is not None:
+        messages.append(prefix % code if prefix else "Device reported status code: %d" % code)
+    return messages
+
+
+def check_entry_quota(action):
+    quota = limits.status_entries_per_action
+    if quota and ActionStatus.select().where(ActionStatus.action == action).count() + 1 > quota:
+        raise QuotaExceeded(
+            "Quota exceeded: Cannot assign 1 more ActionStatus entities to Action '%d'. "
+            "The maximum is %d." % (action.id, quota))
+
+
+def check_message_quota(messages):
+    quota = limits.messages_per_status
+    if quota and len(messages) > quota:
+        raise QuotaExceeded(
+            "Quota exceeded: Cannot assign %d more messages to ActionStatus. "
+            "The maximum is %d." % (len(messages), quota))
+
+
+def append_entry(action, status, messages, now, by, timestamp=None, code=None):
+    return ActionStatus.create(action=action, status=status, messages=messages,
+                               timestamp=timestamp if timestamp is not None else now,
+                               reported_at=now, created_by=by, code=code)
+
+
+def apply_event(action, channel, execution, finished=None, details=(), code=None,
+                timestamp=None, now=None, by="system", message_values=None):
+    """Run one event against an action through the transition table.
+
+    Returns an Outcome; raises the error the table's refusal names. Device feedback for a
+    closed action is kept as a late report (within quota) and never changes the action.
+    """
+    row = t.transition(channel, action.status, execution, finished, action.action_type)
+    if row is None:
+        return _refuse(action, channel, execution, finished, details, code, timestamp, now, by)
+    server_line = row.message % (message_values or {}) if row.message else None
+    if channel in t.DEVICE_CHANNELS:
+        reported = device_messages(details, code, "Confirmation status code: %d"
+                                   if channel == t.CONFIRMATION else "")
+        if t.server_line_always_said(channel, execution, finished):
+            messages = ([server_line] + reported if channel == t.CANCEL
+                        else reported + [server_line])
+        else:
+            messages = reported or [server_line]
+    else:
+        messages = [server_line]
+    check_message_quota(messages)
+    if not row.exempt_from_quota:
+        check_entry_quota(action)
+    append_entry(action, row.entry, messages, now, by, timestamp, code)
+    changed = False
+    if row.to_status is not None and row.to_status != action.status:
+        action.status = row.to_status
+        changed = True
+    if row.active is not None and row.active != action.active:
+        action.active = row.active
+        changed = True
+    if code is not None and channel == t.DEPLOYMENT:
+        action.last_status_code = code
+        changed = True
+    if changed:
+        touch(action, now, by)
+    if row.effects:
+        _apply_effects(action, row.effects, timestamp if timestamp is not None else now, now, by)
+    return Outcome(applied=True, late=False)
+
+
+def touch(action, now, by):
+    action.revision += 1
+    action.last_modified_at = now
+    action.last_modified_by = by
+    action.save()
+
+
+def _refuse(action, channel, execution, finished, details, code, timestamp, now, by):
+    refusal = t.refusal(channel, execution, action.active)
+    if refusal == t.LATE_REPORT:
+        _keep_late_report(action, channel, execution, finished, details, code, timestamp, now, by)
+        return Outcome(applied=False, late=True)
+    if refusal == t.EMPTY_NOT_FOUND:
+        raise EmptyNotFound("action %d is %s" % (action.id, action.status))
+    if refusal == t.NOT_CANCELABLE:
+        raise NotCancelable()
+    if refusal == t.NOT_FORCE_QUITABLE:
+        raise NotForceQuitable()
+    return Outcome(applied=False, late=False)
+
+
+def _keep_late_report(action, channel, execution, finished, details, code, timestamp, now, by):
+    """Record what a device said about an action that is already closed, as a WARNING entry.
+
+    Dropped silently beyond the quotas: a device must never be made to retry a late report.
+    """
+    report = "/".join(part for part in (execution, finished) if part)
+    messages = device_messages(details, code) + [
+        SERVER_PREFIX + "Late %s feedback '%s' for the closed action (%s) was ignored."
+        % (channel, report, action.status)]
+    quota = limits.status_entries_per_action
+    over_entries = quota and ActionStatus.select().where(
+        ActionStatus.action == action).count() + 1 > quota
+    over_messages = limits.messages_per_status and len(messages) > limits.messages_per_status
+    if not (over_entries or over_messages):
+        append_entry(action, t.WARNING, messages, now, by, timestamp, code)
+
+
+def _apply_effects(action, effects, event_time, now, by):
+    target = Target.get_by_id(action.target_id)
+    ds_id = action.distribution_set_id
+    if t.INSTALLED in effects:
+        if target.installation_date is None or target.installation_date <= event_time:
+            target.installed_ds = ds_id
+            target.installation_date = event_time
+            if action.action_type == t.DOWNLOAD_ONLY:
+                target.assigned_ds = ds_id
+        if target.assigned_ds_id == target.installed_ds_id:
+            target.update_status = "IN_SYNC"
+    if t.FAILED in effects:
+        target.update_status = "ERROR"
+        target.assigned_ds = None
+    if t.DOWNLOAD_ONLY_DONE in effects:
+        target.update_status = "IN_SYNC"
+    if t.CANCEL_COMPLETED in effects:
+        oldest_open = (Action.select().where((Action.target == target) & Action.active)
+                       .order_by(Action.id).first())
+        if oldest_open is None:
+            target.assigned_ds = target.installed_ds_id
+            target.update_status = "IN_SYNC"
+        else:
+            target.assigned_ds = oldest_open.distribution_set_id
+    if t.REQUEST_ATTRIBUTES in effects:
+        target.request_attributes = True
+    target.last_modified_at = now
+    target.last_modified_by = by
+    target.save()

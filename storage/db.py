@@ -1,0 +1,40 @@
+"""The database handle: one SQLite file in WAL mode, a connection per thread, one writer at a time.
+
+Readers never wait for each other (WAL). Writers are serialised by a process-wide lock *before*
+SQLite is asked for its write lock, so concurrent devices queue in Python instead of seeing
+"database is locked". Every connection is opened once per worker thread and then kept.
+"""
+
+import contextlib
+import threading
+
+import peewee
+
+database = peewee.DatabaseProxy()
+
+_write_lock = threading.RLock()
+
+PRAGMAS = (
+    ("journal_mode", "wal"),
+    # NORMAL in WAL mode never corrupts the database; a power cut may lose the last commits.
+    ("synchronous", "normal"),
+    ("foreign_keys", 1),
+    ("busy_timeout", 10000),
+    ("cache_size", -16000),
+)
+
+
+def open_database(path):
+    """Open (creating if needed) the SQLite file at `path` and bind the models to it."""
+    db = peewee.SqliteDatabase(path, pragmas=PRAGMAS, check_same_thread=False)
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    return db
+
+
+@contextlib.contextmanager
+def write():
+    """One write transaction: all or nothing, never two at once."""
+    with _write_lock:
+        with database.atomic("IMMEDIATE"):
+            yield

@@ -1,0 +1,606 @@
+"""The device side (DDI v1): what a device sees and what its reports change.
+
+Every function takes plain values (the target row the caller looked up, ids, parsed bodies,
+`now` in epoch ms, base URLs as strings) and returns plain documents ready to serialise. HTTP
+stays in `ddi_lite.py`. Section numbers refer to `ddi-contract.md`.
+"""
+
+import collections
+import secrets
+import threading
+import time
+import urllib.parse
+
+import peewee
+
+from storage import schedule
+from storage import tenant
+from storage import transitions as t
+from storage import actions as action_rules
+from storage.actions import SERVER_PREFIX, apply_event
+from storage.db import write
+from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNotReadable,
+                            ConstraintViolation, EmptyNotFound, EntityNotFound,
+                            IncompleteDistributionSet, InvalidDistributionSet,
+                            InvalidTargetAttributes, ModuleNotAssigned, QuotaExceeded)
+from storage.models import (Action, ActionStatus, Artifact, DistributionSet,
+                            DistributionSetModule, SoftwareModule, SoftwareModuleMetadata,
+                            SoftwareModuleType, Target)
+
+MAX_CONTROLLER_ID = 256
+MAX_HISTORY = 100
+MAX_VISIBLE_METADATA = 50
+PLUG_AND_PLAY = "CONTROLLER_PLUG_AND_PLAY"
+# hawkBit's legacy names of module types in DDI chunks; Zephyr requires `bApp`.
+CHUNK_PARTS = {"application": "bApp", "runtime": "jvm"}
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+# --- targets and polls ---------------------------------------------------------------------
+
+def find_target(controller_id):
+    return Target.get_or_none(Target.controller_id == controller_id)
+
+
+def require_target(target, controller_id):
+    if target is None:
+        raise EntityNotFound("Target", controller_id)
+    return target
+
+
+def validate_controller_id(controller_id):
+    if not controller_id or len(controller_id) > MAX_CONTROLLER_ID or any(
+            ch.isspace() for ch in controller_id):
+        raise ConstraintViolation(
+            "The controller id must have 1 to %d characters and no whitespace."
+            % MAX_CONTROLLER_ID)
+
+
+class PollLog:
+    """Last-poll times waiting to be written.
+
+    A poll that changes nothing but the time is not worth a write of its own: times are
+    collected here and written in one transaction at most once a second (hawkBit does the
+    same every ~10 s), or whenever someone is about to read them.
+    """
+
+    interval_ms = 1000
+
+    def __init__(self):
+        self._pending = {}
+        self._lock = threading.Lock()
+        self._last_flush = 0
+
+    def record(self, target_id, when):
+        with self._lock:
+            self._pending[target_id] = when
+            due = when - self._last_flush >= self.interval_ms
+        if due:
+            self.flush(when)
+
+    def flush(self, when=None):
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = when or now_ms()
+        if pending:
+            with write():
+                for target_id, polled_at in pending.items():
+                    Target.update(last_target_query=polled_at).where(
+                        (Target.id == target_id)
+                        & ((Target.last_target_query.is_null())
+                           | (Target.last_target_query < polled_at))).execute()
+
+
+poll_log = PollLog()
+
+
+def register_poll(target, controller_id, address, now):
+    """Find or create (plug and play) the polling target and note the poll (§4.1.2 step 1)."""
+    if target is None:
+        validate_controller_id(controller_id)
+        with write():
+            target = find_target(controller_id)
+            if target is None:
+                return Target.create(
+                    controller_id=controller_id, name=controller_id[:128],
+                    description="Plug and Play target: %s" % controller_id[:400],
+                    security_token=secrets.token_hex(16), address=address,
+                    update_status="REGISTERED", last_target_query=now, request_attributes=True,
+                    attributes={}, created_at=now, created_by=PLUG_AND_PLAY,
+                    last_modified_at=now, last_modified_by=PLUG_AND_PLAY)
+    if target.address != address or target.update_status == "UNKNOWN":
+        with write():
+            changes = {Target.address: address, Target.last_target_query: now}
+            if target.update_status == "UNKNOWN":
+                changes[Target.update_status] = "REGISTERED"
+            Target.update(changes).where(Target.id == target.id).execute()
+        target = Target.get_by_id(target.id)
+    else:
+        poll_log.record(target.id, now)
+        target.last_target_query = now
+    return target
+
+
+# --- action selection and the `c` value ----------------------------------------------------
+
+def current_action(target):
+    """The active action the device is shown: highest weight, then the oldest (§5.3)."""
+    return (Action.select()
+            .where((Action.target == target.id) & (Action.active == True))  # noqa: E712
+            .order_by(peewee.fn.COALESCE(Action.weight, 1000).desc(), Action.id)
+            .first())
+
+
+def installed_action(target):
+    """The newest FINISHED action of the installed set (§4.1.2 step 3)."""
+    if target.installed_ds_id is None:
+        return None
+    return (Action.select()
+            .where((Action.target == target.id)
+                   & (Action.distribution_set == target.installed_ds_id)
+                   & (Action.status == t.FINISHED))
+            .order_by(Action.id.desc()).first())
+
+
+def _int32(value):
+    return ((value + 2 ** 31) % 2 ** 32) - 2 ** 31
+
+
+def c_value(action, window_open, forced_hit):
+    """An opaque number that changes whenever what the device is offered changes (§4.1.3)."""
+    action_id = action.id
+    h = _int32(31 * _int32(31 * (31 + (action_id ^ (action_id >> 32))) + action.revision)
+               + 1454548395)
+    offset = 1249 if window_open else (1231 if forced_hit else 1237)
+    return _int32(31 * h + offset)
+
+
+def _window(action, now):
+    if not action.maintenance_schedule:
+        return None
+    return schedule.window_state(action.maintenance_schedule, action.maintenance_duration,
+                                 action.maintenance_timezone, now)
+
+
+def _forced_hit(action, now):
+    return (action.action_type == t.TIMEFORCED and action.forced_time is not None
+            and now >= action.forced_time)
+
+
+def _cancel_if_window_lapsed(action, now):
+    """An action whose maintenance schedule has no window left is cancelled (§4.1.2 step 4)."""
+    window = _window(action, now)
+    if window is not None and window.lapsed and action.active:
+        with write():
+            action = Action.get_by_id(action.id)
+            apply_event(action, t.SERVER, "window_lapsed", now=now)
+    return action
+
+
+# --- root poll (§4.1) ----------------------------------------------------------------------
+
+def root_poll(target, device_url, now):
+    settings = tenant.settings()
+    action = current_action(target)
+    window = None
+    if action is not None:
+        action = _cancel_if_window_lapsed(action, now)
+        window = _window(action, now)
+    links = collections.OrderedDict()
+    if action is not None:
+        key = c_value(action, window is not None and window.is_open, _forced_hit(action, now))
+        if action.status == t.WAIT_FOR_CONFIRMATION:
+            links["confirmationBase"] = "%s/confirmationBase/%d?c=%d" % (
+                device_url, action.id, key)
+        elif action.status in t.CANCEL_STATUSES:
+            links["cancelAction"] = "%s/cancelAction/%d" % (device_url, action.id)
+        else:
+            links["deploymentBase"] = "%s/deploymentBase/%d?c=%d" % (device_url, action.id, key)
+    installed = installed_action(target)
+    if installed is not None and not installed.active:
+        links["installedBase"] = "%s/installedBase/%d" % (device_url, installed.id)
+    if target.request_attributes:
+        links["configData"] = "%s/configData" % device_url
+    document = collections.OrderedDict()
+    document["config"] = {"polling": {"sleep": schedule.format_duration(
+        _sleep_seconds(settings, window, now))}}
+    if links:
+        document["_links"] = collections.OrderedDict(
+            (rel, {"href": href}) for rel, href in links.items())
+    return document
+
+
+def _sleep_seconds(settings, window, now):
+    """The polling interval, shortened so that the device polls a few times before a
+    maintenance window opens (§4.1.4)."""
+    polling = settings.polling_seconds
+    if window is None or window.is_open or window.start_ms is None or window.start_ms <= now:
+        return polling
+    count = max(1, settings["maintenanceWindowPollCount"])
+    reduced = (window.start_ms - now) // 1000 // count
+    return max(tenant.Bounds.min_polling_seconds, min(polling, reduced))
+
+
+# --- configData (§4.2) ---------------------------------------------------------------------
+
+MAX_ATTRIBUTE_LENGTH = 128
+
+
+def update_attributes(target, data, mode, now):
+    if mode not in (None, "merge", "replace", "remove"):
+        raise BodyNotReadable()
+    if not isinstance(data, dict) or not data:
+        raise BodyNotReadable()
+    cleaned = {}
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            if isinstance(value, (dict, list)):
+                raise InvalidTargetAttributes("Attribute values must be strings.")
+            # hawkbit-rs sends JSON booleans and numbers: kept as their JSON text.
+            value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if not key or len(key) > MAX_ATTRIBUTE_LENGTH or (
+                value is not None and len(value) > MAX_ATTRIBUTE_LENGTH):
+            raise InvalidTargetAttributes(
+                "Attribute keys and values must have at most %d characters."
+                % MAX_ATTRIBUTE_LENGTH)
+        cleaned[key] = value
+    with write():
+        target = Target.get_by_id(target.id)
+        current = target.attributes
+        if mode == "replace":
+            result = {k: v for k, v in cleaned.items() if v is not None}
+        elif mode == "remove":
+            result = {k: v for k, v in current.items() if k not in cleaned}
+        else:
+            result = dict(current)
+            for key, value in cleaned.items():
+                if value is None:
+                    result.pop(key, None)
+                else:
+                    result[key] = value
+        quota = action_rules.limits.attributes_per_target
+        if quota and len(result) > len(current) and len(result) > quota:
+            raise QuotaExceeded(
+                "Quota exceeded: Cannot assign %d more attributes to Target '%s'. "
+                "The maximum is %d." % (len(result) - len(current), target.controller_id, quota))
+        target.attributes = result
+        target.request_attributes = False
+        target.save()
+
+
+# --- one action, as the device sees it -----------------------------------------------------
+
+def require_action(target, action_id):
+    action = Action.get_or_none(Action.id == action_id)
+    if action is None:
+        raise EntityNotFound("Action", action_id)
+    if action.target_id != target.id:
+        raise ActionNotOfTarget(action_id, target.controller_id)
+    return action
+
+
+def _handling(action, window, now):
+    """The `download` and `update` values of a deployment (§4.3.2)."""
+    forced = action.action_type == t.FORCED or _forced_hit(action, now)
+    if action.action_type == t.DOWNLOAD_ONLY:
+        download, update = "forced", "skip"
+    elif forced:
+        download, update = "forced", "forced"
+    else:
+        download, update = "attempt", "attempt"
+    if window is not None and not window.is_open:
+        update = "skip"
+    return download, update
+
+
+def _artifact_document(artifact, artifact_url):
+    href = "%s/softwaremodules/%d/artifacts/%s" % (
+        artifact_url, artifact.module_id, urllib.parse.quote(artifact.filename, safe=""))
+    md5_href = href + ".MD5SUM"
+    doc = collections.OrderedDict()
+    doc["filename"] = artifact.filename
+    doc["hashes"] = collections.OrderedDict(
+        (("sha1", artifact.sha1), ("md5", artifact.md5), ("sha256", artifact.sha256)))
+    doc["size"] = artifact.size
+    # Zephyr reads only download-http, esven only download: both always, same URL.
+    doc["_links"] = collections.OrderedDict((
+        ("download", {"href": href}), ("download-http", {"href": href}),
+        ("md5sum", {"href": md5_href}), ("md5sum-http", {"href": md5_href})))
+    return doc
+
+
+def _chunks(distribution_set_id, artifact_url):
+    modules = list(SoftwareModule.select(SoftwareModule, SoftwareModuleType)
+                   .join(DistributionSetModule,
+                         on=(DistributionSetModule.module == SoftwareModule.id))
+                   .switch(SoftwareModule).join(SoftwareModuleType)
+                   .where(DistributionSetModule.distribution_set == distribution_set_id)
+                   .order_by(SoftwareModule.id))
+    module_ids = [module.id for module in modules]
+    artifacts = collections.defaultdict(list)
+    metadata = collections.defaultdict(list)
+    if module_ids:
+        for artifact in (Artifact.select().where(Artifact.module.in_(module_ids))
+                         .order_by(Artifact.id)):
+            artifacts[artifact.module_id].append(artifact)
+        for entry in (SoftwareModuleMetadata.select()
+                      .where(SoftwareModuleMetadata.module.in_(module_ids)
+                             & SoftwareModuleMetadata.target_visible)
+                      .order_by(SoftwareModuleMetadata.key)):
+            metadata[entry.module_id].append(entry)
+    chunks = []
+    for module in modules:
+        chunk = collections.OrderedDict()
+        type_key = module.module_type.key
+        chunk["part"] = CHUNK_PARTS.get(type_key, type_key)
+        chunk["version"] = module.version
+        chunk["name"] = module.name
+        if module.encrypted:
+            chunk["encrypted"] = True
+        chunk["artifacts"] = [_artifact_document(a, artifact_url) for a in artifacts[module.id]]
+        visible = metadata[module.id][:MAX_VISIBLE_METADATA]
+        if visible:
+            chunk["metadata"] = [{"key": m.key, "value": m.value} for m in visible]
+        chunks.append(chunk)
+    return chunks
+
+
+def history_messages(action, count):
+    """The newest `count` messages of an action that did not come from the server (§4.3.4)."""
+    if count == 0:
+        return []
+    count = MAX_HISTORY if count < 0 else min(count, MAX_HISTORY)
+    messages = []
+    entries = (ActionStatus.select(ActionStatus.messages)
+               .where(ActionStatus.action == action.id)
+               .order_by(ActionStatus.timestamp.desc(), ActionStatus.id.desc()))
+    for entry in entries.iterator():
+        for message in entry.messages:
+            if not message.startswith(SERVER_PREFIX):
+                messages.append(message)
+                if len(messages) == count:
+                    return messages
+    return messages
+
+
+def _action_document(action, inner_name, history_count, artifact_url, now, window):
+    download, update = _handling(action, window, now)
+    inner = collections.OrderedDict((("download", download), ("update", update)))
+    if window is not None:
+        inner["maintenanceWindow"] = "available" if window.is_open else "unavailable"
+    inner["chunks"] = _chunks(action.distribution_set_id, artifact_url)
+    document = collections.OrderedDict((("id", str(action.id)), (inner_name, inner)))
+    messages = history_messages(action, history_count)
+    if messages:
+        document["actionHistory"] = collections.OrderedDict(
+            (("status", action.status), ("messages", messages)))
+    return document
+
+
+def newest_entry_status(action):
+    entry = (ActionStatus.select(ActionStatus.status).where(ActionStatus.action == action.id)
+             .order_by(ActionStatus.id.desc()).first())
+    return entry.status if entry else None
+
+
+def _note_retrieved(action, now):
+    """Note that the device fetched its action, once per change (§4.3 step 4)."""
+    if not action.active or newest_entry_status(action) == t.RETRIEVED:
+        return
+    with write():
+        action = Action.get_by_id(action.id)
+        try:
+            apply_event(action, t.SERVER, "retrieved", now=now)
+        except QuotaExceeded:
+            pass  # a device's read must not fail because the history is full
+
+
+def deployment_base(target, action_id, history_count, artifact_url, now):
+    action = require_action(target, action_id)
+    action = _cancel_if_window_lapsed(action, now)
+    if action.status in (t.CANCELING, t.CANCELED, t.WAIT_FOR_CONFIRMATION, t.SCHEDULED):
+        raise EmptyNotFound()
+    document = _action_document(action, "deployment", history_count, artifact_url, now,
+                                _window(action, now))
+    _note_retrieved(action, now)
+    return document
+
+
+def installed_base(target, action_id, history_count, artifact_url, now):
+    action = require_action(target, action_id)
+    if action.active or action.status in (t.CANCELING, t.CANCELED, t.SCHEDULED):
+        raise EmptyNotFound()
+    return _action_document(action, "deployment", history_count, artifact_url, now,
+                            _window(action, now))
+
+
+def confirmation_base_action(target, action_id, history_count, artifact_url, now):
+    action = require_action(target, action_id)
+    action = _cancel_if_window_lapsed(action, now)
+    if action.status != t.WAIT_FOR_CONFIRMATION:
+        raise EmptyNotFound()
+    return _action_document(action, "confirmation", history_count, artifact_url, now,
+                            _window(action, now))
+
+
+def cancel_action(target, action_id, now):
+    action = require_action(target, action_id)
+    if action.status not in t.CANCEL_STATUSES:
+        raise EmptyNotFound()
+    if action.active and newest_entry_status(action) != t.RETRIEVED:
+        with write():
+            try:
+                apply_event(Action.get_by_id(action.id), t.SERVER, "retrieved", now=now)
+            except QuotaExceeded:
+                pass
+    stop_id = str(action.id)
+    return collections.OrderedDict((("id", stop_id), ("cancelAction", {"stopId": stop_id})))
+
+
+Feedback = collections.namedtuple("Feedback", "execution finished details code timestamp")
+
+
+def feedback(target, action_id, channel, report, now):
+    """Apply a device's report on `channel` (deployment, cancel or confirmation)."""
+    with write():
+        action = require_action(target, action_id)
+        return apply_event(action, channel, report.execution, report.finished,
+                           details=report.details, code=report.code,
+                           timestamp=report.timestamp, now=now, by=target.controller_id)
+
+
+# --- installedBase PUT (§4.8) --------------------------------------------------------------
+
+def report_installed(target, name, version, now):
+    """Record a set the device says it runs; True when a new offline assignment was made."""
+    from storage import assignments  # the operator-side rules own offline assignments
+    distribution_set = (DistributionSet.select()
+                        .where((peewee.fn.LOWER(DistributionSet.name) == name.lower())
+                               & (peewee.fn.LOWER(DistributionSet.version) == version.lower())
+                               & (DistributionSet.deleted == False))  # noqa: E712
+                        .first())
+    if distribution_set is None:
+        raise EntityNotFound("DistributionSet", "%s:%s" % (name, version))
+    if not distribution_set.valid:
+        raise InvalidDistributionSet("The distribution set is invalidated.")
+    if not assignments.is_complete(distribution_set):
+        raise IncompleteDistributionSet("The distribution set is incomplete.")
+    if target.update_status == "PENDING" or target.assigned_ds_id == distribution_set.id:
+        return False
+    with write():
+        assignments.record_offline(distribution_set, Target.get_by_id(target.id),
+                                   target.controller_id, now)
+    return True
+
+
+# --- confirmation and auto-confirm (§4.9, §4.12, §4.13) --------------------------------------
+
+MAX_INITIATOR = 64
+MAX_REMARK = 512
+DEFAULT_REMARK = "Initiated using the Device Direct Integration API without providing a remark."
+
+
+def confirmation_base(target, device_url, now):
+    auto = collections.OrderedDict((("active", bool(target.auto_confirm_active)),))
+    links = collections.OrderedDict()
+    if target.auto_confirm_active:
+        if target.auto_confirm_initiator:
+            auto["initiator"] = target.auto_confirm_initiator
+        if target.auto_confirm_remark:
+            auto["remark"] = target.auto_confirm_remark
+        auto["activatedAt"] = target.auto_confirm_activated_at or 0
+        links["deactivateAutoConfirm"] = device_url + "/confirmationBase/deactivateAutoConfirm"
+    else:
+        auto["activatedAt"] = 0
+        links["activateAutoConfirm"] = device_url + "/confirmationBase/activateAutoConfirm"
+    action = current_action(target)
+    if action is not None:
+        action = _cancel_if_window_lapsed(action, now)
+        if action.status == t.WAIT_FOR_CONFIRMATION:
+            window = _window(action, now)
+            links["confirmationBase"] = "%s/confirmationBase/%d?c=%d" % (
+                device_url, action.id,
+                c_value(action, window is not None and window.is_open, _forced_hit(action, now)))
+    return collections.OrderedDict((
+        ("autoConfirm", auto),
+        ("_links", collections.OrderedDict((rel, {"href": h}) for rel, h in links.items()))))
+
+
+def activate_auto_confirm(target, initiator, remark, now, by):
+    initiator = initiator or None
+    remark = remark or None
+    if initiator is not None and len(initiator) > MAX_INITIATOR:
+        raise ConstraintViolation("The initiator must have at most %d characters." % MAX_INITIATOR)
+    if remark is not None and len(remark) > MAX_REMARK:
+        raise ConstraintViolation("The remark must have at most %d characters." % MAX_REMARK)
+    with write():
+        target = Target.get_by_id(target.id)
+        if target.auto_confirm_active:
+            raise AutoConfirmAlreadyActive(
+                "Auto confirmation is already active for target '%s'." % target.controller_id)
+        target.auto_confirm_active = True
+        target.auto_confirm_initiator = initiator
+        target.auto_confirm_remark = remark
+        target.auto_confirm_activated_at = now
+        target.save()
+        waiting = Action.select().where((Action.target == target.id) & Action.active
+                                        & (Action.status == t.WAIT_FOR_CONFIRMATION))
+        for action in waiting:
+            apply_event(action, t.SERVER, "auto_confirmed", now=now, by=by, message_values={
+                "initiator": initiator or "n/a", "creator": by or "n/a",
+                "remark": remark or "n/a"})
+
+
+def deactivate_auto_confirm(target):
+    with write():
+        Target.update(auto_confirm_active=False, auto_confirm_initiator=None,
+                      auto_confirm_remark=None, auto_confirm_activated_at=None).where(
+            Target.id == target.id).execute()
+
+
+# --- artifacts (§4.14 - §4.16) -------------------------------------------------------------
+
+def _module(module_id):
+    module = SoftwareModule.get_or_none(SoftwareModule.id == module_id)
+    if module is None:
+        raise EntityNotFound("SoftwareModule", module_id)
+    return module
+
+
+def _open_action_with_module(target, module_id):
+    """The shown-first active, non-cancelling action of the target that contains the module."""
+    return (Action.select()
+            .join(DistributionSetModule,
+                  on=(DistributionSetModule.distribution_set == Action.distribution_set))
+            .where((Action.target == target.id) & (Action.active == True)  # noqa: E712
+                   & Action.status.not_in(tuple(t.CANCEL_STATUSES))
+                   & (DistributionSetModule.module == module_id))
+            .order_by(peewee.fn.COALESCE(Action.weight, 1000).desc(), Action.id)
+            .first())
+
+
+def artifact_list(target, module_id, artifact_url):
+    module = _module(module_id)
+    allowed = _open_action_with_module(target, module_id) is not None or (
+        target.installed_ds_id is not None and DistributionSetModule.select().where(
+            (DistributionSetModule.distribution_set == target.installed_ds_id)
+            & (DistributionSetModule.module == module_id)).exists())
+    if not allowed:
+        raise ModuleNotAssigned(module_id, target.controller_id)
+    return [_artifact_document(a, artifact_url)
+            for a in Artifact.select().where(Artifact.module == module).order_by(Artifact.id)]
+
+
+def artifact_for_download(target, module_id, filename):
+    """The artifact a device may download and the action it downloads for."""
+    _module(module_id)
+    artifact = Artifact.get_or_none((Artifact.module == module_id)
+                                    & (Artifact.filename == filename))
+    if artifact is None and "+" in filename:
+        # hawkBit form-encodes spaces as '+' in its links; accept those links too.
+        artifact = Artifact.get_or_none((Artifact.module == module_id)
+                                        & (Artifact.filename == filename.replace("+", " ")))
+    if artifact is None:
+        raise EmptyNotFound()
+    action = _open_action_with_module(target, module_id)
+    if action is None:
+        raise ModuleNotAssigned(module_id, target.controller_id)
+    return artifact, action
+
+
+def note_download(action, path, now):
+    """Log a whole-file download on the action, once per run of identical downloads (§4.15.1)."""
+    newest = (ActionStatus.select().where(ActionStatus.action == action.id)
+              .order_by(ActionStatus.id.desc()).first())
+    message = SERVER_PREFIX + "Target downloads %s" % path
+    if newest is not None and newest.status == t.DOWNLOAD and newest.messages == [message]:
+        return
+    with write():
+        try:
+            apply_event(Action.get_by_id(action.id), t.SERVER, "download", now=now,
+                        message_values={"path": path})
+        except QuotaExceeded:
+            pass  # a download must not fail because the history is full

@@ -1,0 +1,233 @@
+"""Peewee models: what ddi-lite remembers, in hawkBit's own terms.
+
+Times are integer epoch milliseconds (UTC). Ids of actions, status entries, modules, sets and
+artifacts come from AUTOINCREMENT columns so that an id is never handed out twice, even after a
+delete: devices and scripts cache action ids.
+"""
+
+import json
+
+import peewee
+from playhouse.sqlite_ext import AutoIncrementField
+
+from storage.db import database
+
+
+class JSONField(peewee.TextField):
+    """A JSON document in a TEXT column, written with a stable key order."""
+
+    def db_value(self, value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def python_value(self, value):
+        return json.loads(value) if value is not None else None
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Audited(BaseModel):
+    created_at = peewee.BigIntegerField()
+    created_by = peewee.CharField(max_length=64)
+    last_modified_at = peewee.BigIntegerField()
+    last_modified_by = peewee.CharField(max_length=64)
+
+
+class TenantConfig(Audited):
+    """A tenant configuration value that overrides the server-wide default (hawkBit §7 keys)."""
+
+    key = peewee.CharField(primary_key=True, max_length=128)
+    value = JSONField()
+
+
+class SoftwareModuleType(Audited):
+    id = AutoIncrementField()
+    key = peewee.CharField(unique=True, max_length=64)
+    name = peewee.CharField(unique=True, max_length=64)
+    description = peewee.CharField(null=True, max_length=512)
+    colour = peewee.CharField(null=True, max_length=16)
+    max_assignments = peewee.IntegerField(default=1)
+    min_artifacts = peewee.IntegerField(default=0)
+    deleted = peewee.BooleanField(default=False)
+
+
+class DistributionSetType(Audited):
+    id = AutoIncrementField()
+    key = peewee.CharField(unique=True, max_length=64)
+    name = peewee.CharField(unique=True, max_length=64)
+    description = peewee.CharField(null=True, max_length=512)
+    colour = peewee.CharField(null=True, max_length=16)
+    deleted = peewee.BooleanField(default=False)
+
+
+class DistributionSetTypeModule(BaseModel):
+    """Which module types a set type requires (mandatory) or allows (optional)."""
+
+    set_type = peewee.ForeignKeyField(DistributionSetType, on_delete="CASCADE")
+    module_type = peewee.ForeignKeyField(SoftwareModuleType, on_delete="CASCADE")
+    mandatory = peewee.BooleanField()
+
+    class Meta:
+        primary_key = peewee.CompositeKey("set_type", "module_type")
+
+
+class SoftwareModule(Audited):
+    id = AutoIncrementField()
+    module_type = peewee.ForeignKeyField(SoftwareModuleType)
+    name = peewee.CharField(max_length=128)
+    version = peewee.CharField(max_length=64)
+    description = peewee.CharField(null=True, max_length=512)
+    vendor = peewee.CharField(null=True, max_length=256)
+    encrypted = peewee.BooleanField(default=False)
+    locked = peewee.BooleanField(default=False)
+    deleted = peewee.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("module_type", "name", "version"), True),)
+
+
+class SoftwareModuleMetadata(BaseModel):
+    module = peewee.ForeignKeyField(SoftwareModule, on_delete="CASCADE")
+    key = peewee.CharField(max_length=128)
+    value = peewee.TextField(null=True)
+    target_visible = peewee.BooleanField(default=False)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("module", "key")
+
+
+class Artifact(Audited):
+    id = AutoIncrementField()
+    module = peewee.ForeignKeyField(SoftwareModule, on_delete="CASCADE")
+    filename = peewee.CharField(max_length=256)
+    size = peewee.BigIntegerField()
+    sha1 = peewee.CharField(max_length=40, index=True)
+    md5 = peewee.CharField(max_length=32)
+    sha256 = peewee.CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("module", "filename"), True),)
+
+
+class DistributionSet(Audited):
+    id = AutoIncrementField()
+    set_type = peewee.ForeignKeyField(DistributionSetType)
+    name = peewee.CharField(max_length=128)
+    version = peewee.CharField(max_length=64)
+    description = peewee.CharField(null=True, max_length=512)
+    required_migration_step = peewee.BooleanField(default=False)
+    locked = peewee.BooleanField(default=False)
+    deleted = peewee.BooleanField(default=False)
+    valid = peewee.BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("name", "version", "set_type"), True),)
+
+
+class DistributionSetModule(BaseModel):
+    distribution_set = peewee.ForeignKeyField(DistributionSet, on_delete="CASCADE")
+    module = peewee.ForeignKeyField(SoftwareModule, index=True)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("distribution_set", "module")
+
+
+class DistributionSetMetadata(BaseModel):
+    distribution_set = peewee.ForeignKeyField(DistributionSet, on_delete="CASCADE")
+    key = peewee.CharField(max_length=128)
+    value = peewee.TextField(null=True)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("distribution_set", "key")
+
+
+class Target(Audited):
+    id = AutoIncrementField()
+    controller_id = peewee.CharField(unique=True, max_length=256)
+    name = peewee.CharField(max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    security_token = peewee.CharField(max_length=128)
+    address = peewee.CharField(null=True, max_length=512)
+    group = peewee.CharField(null=True, max_length=256)
+    update_status = peewee.CharField(max_length=16)
+    assigned_ds = peewee.ForeignKeyField(DistributionSet, null=True, backref="assigned_targets")
+    installed_ds = peewee.ForeignKeyField(DistributionSet, null=True, backref="installed_targets")
+    installation_date = peewee.BigIntegerField(null=True)
+    last_target_query = peewee.BigIntegerField(null=True)
+    request_attributes = peewee.BooleanField(default=True)
+    attributes = JSONField(default=dict)
+    auto_confirm_active = peewee.BooleanField(default=False)
+    auto_confirm_initiator = peewee.CharField(null=True, max_length=64)
+    auto_confirm_remark = peewee.CharField(null=True, max_length=512)
+    auto_confirm_activated_at = peewee.BigIntegerField(null=True)
+
+
+class TargetMetadata(BaseModel):
+    target = peewee.ForeignKeyField(Target, on_delete="CASCADE")
+    key = peewee.CharField(max_length=128)
+    value = peewee.TextField(null=True)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("target", "key")
+
+
+class Action(Audited):
+    id = AutoIncrementField()
+    target = peewee.ForeignKeyField(Target, on_delete="CASCADE")
+    distribution_set = peewee.ForeignKeyField(DistributionSet)
+    action_type = peewee.CharField(max_length=16)
+    forced_time = peewee.BigIntegerField(null=True)
+    weight = peewee.IntegerField(null=True)
+    status = peewee.CharField(max_length=32)
+    active = peewee.BooleanField()
+    # Bumped on every change of the row; the `c` value of DDI links is derived from it.
+    revision = peewee.IntegerField(default=0)
+    maintenance_schedule = peewee.CharField(null=True, max_length=128)
+    maintenance_duration = peewee.CharField(null=True, max_length=16)
+    maintenance_timezone = peewee.CharField(null=True, max_length=8)
+    initiated_by = peewee.CharField(max_length=64)
+    last_status_code = peewee.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("target", "active"), False),)
+
+    @property
+    def priority_weight(self):
+        return 1000 if self.weight is None else self.weight
+
+
+class ActionStatus(BaseModel):
+    """One entry of an action's append-only history."""
+
+    id = AutoIncrementField()
+    action = peewee.ForeignKeyField(Action, on_delete="CASCADE")
+    status = peewee.CharField(max_length=32)
+    timestamp = peewee.BigIntegerField()
+    reported_at = peewee.BigIntegerField()
+    created_by = peewee.CharField(max_length=64)
+    code = peewee.IntegerField(null=True)
+    messages = JSONField(default=list)
+
+    class Meta:
+        indexes = ((("action", "id"), False),)
+
+
+ALL_MODELS = (
+    TenantConfig,
+    SoftwareModuleType,
+    DistributionSetType,
+    DistributionSetTypeModule,
+    SoftwareModule,
+    SoftwareModuleMetadata,
+    Artifact,
+    DistributionSet,
+    DistributionSetModule,
+    DistributionSetMetadata,
+    Target,
+    TargetMetadata,
+    Action,
+    ActionStatus,
+)

@@ -1,0 +1,198 @@
+"""Tenant configuration: hawkBit's configuration keys, their types, defaults and validation.
+
+A key's value is the one stored for the tenant (via the Management API), else the server-wide
+default from `config.ini`, else hawkBit's own default. Reads come from an in-process snapshot
+that is rebuilt only after a write, because every device poll consults it.
+"""
+
+import collections
+import threading
+import time
+
+from storage import schedule
+from storage.db import write
+from storage.errors import StoreError
+from storage.models import TenantConfig
+
+BOOLEAN = "boolean"
+INTEGER = "integer"
+STRING = "string"
+DURATION = "duration"
+
+Key = collections.namedtuple("Key", "name kind default")
+
+KEYS = collections.OrderedDict((k.name, k) for k in (
+    Key("pollingTime", DURATION, "00:05:00"),
+    Key("pollingOverdueTime", DURATION, "00:05:00"),
+    Key("maintenanceWindowPollCount", INTEGER, 3),
+    Key("authentication.targettoken.enabled", BOOLEAN, False),
+    Key("authentication.gatewaytoken.enabled", BOOLEAN, False),
+    Key("authentication.gatewaytoken.key", STRING, ""),
+    Key("authentication.header.enabled", BOOLEAN, False),
+    Key("authentication.header.authority", STRING, ""),
+    Key("repository.actions.autoclose.enabled", BOOLEAN, False),
+    Key("user.confirmation.flow.enabled", BOOLEAN, False),
+    Key("implicit.lock.enabled", BOOLEAN, True),
+    Key("rollout.approval.enabled", BOOLEAN, False),
+    Key("batch.assignments.enabled", BOOLEAN, False),
+    Key("action.cleanup.auto.expiry", INTEGER, -1),
+    Key("action.cleanup.auto.status", STRING, "CANCELED,ERROR"),
+    Key("action.cleanup.onQuotaHit.percent", INTEGER, 0),
+    Key("auto.assignment.approval.enabled", BOOLEAN, False),
+    Key("action.delete.allowed.statuses", STRING, "CANCELED,ERROR,FINISHED"),
+))
+
+
+class InvalidConfigKey(StoreError):
+    error_code = "hawkbit.server.error.configKeyInvalid"
+    exception_class = ("org.eclipse.hawkbit.repository.exception."
+                       "InvalidTenantConfigurationKeyException")
+
+
+class InvalidConfigValue(StoreError):
+    error_code = "hawkbit.server.error.configValueInvalid"
+    exception_class = ("org.eclipse.hawkbit.repository.exception."
+                       "TenantConfigurationValidatorException")
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class Bounds:
+    """Server-wide limits a duration value must respect (hawkBit's min/max polling time)."""
+
+    min_polling_seconds = 30
+    max_polling_seconds = 23 * 3600 + 59 * 60 + 59
+
+
+def convert(name, value):
+    """Validate `value` for key `name` and return it in its stored form."""
+    key = KEYS.get(name)
+    if key is None:
+        raise InvalidConfigKey("The given configuration key '%s' is not known." % name)
+    if value is None:
+        raise InvalidConfigValue("The configuration value of '%s' must not be null." % name)
+    if key.kind == BOOLEAN:
+        text = str(value).strip().lower()
+        if isinstance(value, bool):
+            return value
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise InvalidConfigValue("The value of '%s' must be a boolean." % name)
+    if key.kind == INTEGER:
+        if isinstance(value, bool):
+            raise InvalidConfigValue("The value of '%s' must be a number." % name)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise InvalidConfigValue("The value of '%s' must be a number." % name)
+    text = value if isinstance(value, str) else _as_text(value)
+    if key.kind == DURATION:
+        _check_duration(name, text)
+    return text
+
+
+def _as_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise InvalidConfigValue("The value must be a string, a number or a boolean.")
+
+
+def _check_duration(name, text):
+    try:
+        seconds = schedule.parse_duration(text)
+    except ValueError as error:
+        raise InvalidConfigValue("The value of '%s' is not a duration: %s" % (name, error))
+    if name == "pollingTime" and not (
+            Bounds.min_polling_seconds <= seconds <= Bounds.max_polling_seconds):
+        raise InvalidConfigValue(
+            "The polling time must lie between %s and %s." % (
+                schedule.format_duration(Bounds.min_polling_seconds),
+                schedule.format_duration(Bounds.max_polling_seconds)))
+
+
+class _Snapshot:
+    def __init__(self, defaults, stored):
+        self.defaults = defaults
+        self.stored = stored
+
+    def __getitem__(self, name):
+        if name in self.stored:
+            return self.stored[name].value
+        return self.defaults[name]
+
+    @property
+    def polling_seconds(self):
+        return schedule.parse_duration(self["pollingTime"])
+
+
+_defaults = {key.name: key.default for key in KEYS.values()}
+_snapshot = None
+# Bumped by every write, so that a snapshot read while a write commits is never kept.
+_generation = 0
+_snapshot_lock = threading.Lock()
+
+
+def _invalidate():
+    global _snapshot, _generation
+    with _snapshot_lock:
+        _generation += 1
+        _snapshot = None
+
+
+def set_defaults(overrides):
+    """Install the server-wide defaults (from config.ini) for some keys."""
+    for name, value in overrides.items():
+        _defaults[name] = convert(name, value)
+    _invalidate()
+
+
+def settings():
+    """The tenant's effective configuration; cheap to call on every request."""
+    global _snapshot
+    snapshot = _snapshot
+    if snapshot is None:
+        generation = _generation
+        stored = {row.key: row for row in TenantConfig.select()}
+        snapshot = _Snapshot(dict(_defaults), stored)
+        with _snapshot_lock:
+            if generation == _generation:
+                _snapshot = snapshot
+    return snapshot
+
+
+def stored_row(name):
+    """The stored row of a key, or None when the default applies."""
+    if name not in KEYS:
+        raise InvalidConfigKey("The given configuration key '%s' is not known." % name)
+    return settings().stored.get(name)
+
+
+def store(values, user, now=None):
+    """Store several key/value pairs at once: all are validated before any is written."""
+    converted = [(name, convert(name, value)) for name, value in values.items()]
+    now = now or int(time.time() * 1000)
+    with write():
+        for name, value in converted:
+            row = TenantConfig.get_or_none(TenantConfig.key == name)
+            if row is None:
+                TenantConfig.create(key=name, value=value, created_at=now, created_by=user,
+                                    last_modified_at=now, last_modified_by=user)
+            else:
+                row.value = value
+                row.last_modified_at = now
+                row.last_modified_by = user
+                row.save()
+    _invalidate()
+
+
+def reset(name):
+    """Forget a stored value, so the default applies again."""
+    with write():
+        TenantConfig.delete().where(TenantConfig.key == name).execute()
+    _invalidate()

@@ -1,0 +1,249 @@
+import hashlib
+import io
+import os
+import stat
+
+import pytest
+
+from artifacts.store import (
+    Blob,
+    BlobError,
+    BlobStore,
+    BlobTooLarge,
+    ChecksumMismatch,
+    EmptyBlob,
+)
+
+MIB = 1024 * 1024
+
+
+class SimulatedCrash(BaseException):
+    """Not an Exception: stands in for KeyboardInterrupt, SystemExit and the like."""
+
+
+class ChunkedStream:
+    """Serves ``data`` like a request body and records every read size."""
+
+    def __init__(self, data, fail_after_reads=None, failure=OSError("client went away")):
+        self._data = io.BytesIO(data)
+        self.read_sizes = []
+        self.bytes_served = 0
+        self._fail_after_reads = fail_after_reads
+        self._failure = failure
+
+    def read(self, n):
+        assert 0 < n <= MIB, f"read({n}) is not a bounded chunk"
+        if self._fail_after_reads is not None and len(self.read_sizes) == self._fail_after_reads:
+            raise self._failure
+        self.read_sizes.append(n)
+        chunk = self._data.read(n)
+        self.bytes_served += len(chunk)
+        return chunk
+
+
+def files_under(root):
+    return sorted(
+        os.path.relpath(os.path.join(dirpath, name), root)
+        for dirpath, _, names in os.walk(root)
+        for name in names
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return BlobStore(str(tmp_path / "blobs"))
+
+
+def test_root_and_tmp_dir_are_created_when_missing(tmp_path):
+    root = tmp_path / "data" / "nested" / "blobs"
+    BlobStore(str(root))
+    assert (root / "tmp").is_dir()
+
+
+def test_put_returns_all_three_digests_and_size(store):
+    data = b"firmware image \x00\xff" * 1000
+    blob = store.put(ChunkedStream(data))
+    assert blob == Blob(
+        sha1=hashlib.sha1(data).hexdigest(),
+        md5=hashlib.md5(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
+
+
+def test_blob_is_immutable(store):
+    blob = store.put(ChunkedStream(b"abc"))
+    with pytest.raises(AttributeError):
+        blob.size = 4
+
+
+def test_put_stores_bytes_under_sha1_shard_path(store):
+    data = b"hello device"
+    sha1 = hashlib.sha1(data).hexdigest()
+    store.put(ChunkedStream(data))
+    expected_path = os.path.join(store.root, sha1[:2], sha1)
+    assert store.path(sha1) == expected_path
+    with open(expected_path, "rb") as stored:
+        assert stored.read() == data
+    assert files_under(store.root) == [os.path.join(sha1[:2], sha1)]
+
+
+def test_put_reads_in_chunks_of_at_most_one_mib(store):
+    data = os.urandom(3 * MIB + 123)
+    stream = ChunkedStream(data)
+    blob = store.put(stream)
+    assert blob.size == len(data)
+    # The stream itself asserts each size; also check that several reads happened.
+    assert len(stream.read_sizes) >= 4
+    assert max(stream.read_sizes) == MIB
+
+
+def test_put_fsyncs_file_before_rename_and_directory_after(store, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    store.put(ChunkedStream(b"durable"))
+    assert events[:3] == ["fsync file", "replace", "fsync dir"]
+
+
+@pytest.mark.parametrize("failure", [OSError("connection reset"), SimulatedCrash()])
+def test_failing_stream_leaves_no_temp_file_and_no_blob(store, failure):
+    stream = ChunkedStream(os.urandom(3 * MIB), fail_after_reads=2, failure=failure)
+    with pytest.raises(type(failure)):
+        store.put(stream)
+    assert stream.bytes_served == 2 * MIB
+    assert files_under(store.root) == []
+    assert os.listdir(store.root) == ["tmp"]
+
+
+@pytest.mark.parametrize("kind", ["md5", "sha1", "sha256"])
+def test_checksum_mismatch_names_the_kind_and_stores_nothing(store, kind):
+    data = b"payload"
+    expected = {
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha1": hashlib.sha1(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    expected[kind] = hashlib.new(kind, b"something else").hexdigest()
+    with pytest.raises(ChecksumMismatch) as caught:
+        store.put(ChunkedStream(data), expected=expected)
+    assert caught.value.kind == kind
+    assert files_under(store.root) == []
+    assert not store.exists(hashlib.sha1(data).hexdigest())
+
+
+def test_expected_checksums_are_compared_case_insensitively(store):
+    data = b"payload"
+    expected = {
+        "md5": hashlib.md5(data).hexdigest().upper(),
+        "sha256": hashlib.sha256(data).hexdigest().upper(),
+    }
+    blob = store.put(ChunkedStream(data), expected=expected)
+    assert store.exists(blob.sha1)
+
+
+def test_expected_kind_given_as_none_is_not_checked(store):
+    data = b"payload"
+    blob = store.put(
+        ChunkedStream(data), expected={"md5": None, "sha1": hashlib.sha1(data).hexdigest()}
+    )
+    assert store.exists(blob.sha1)
+
+
+def test_expected_with_unknown_kind_is_rejected_before_reading(store):
+    stream = ChunkedStream(b"payload")
+    with pytest.raises(ValueError):
+        store.put(stream, expected={"sha512": "00"})
+    assert stream.read_sizes == []
+    assert files_under(store.root) == []
+
+
+def test_same_content_is_stored_once(store):
+    first = store.put(ChunkedStream(b"same bytes"))
+    second = store.put(ChunkedStream(b"same bytes"))
+    assert first == second
+    assert files_under(store.root) == [os.path.join(first.sha1[:2], first.sha1)]
+
+
+def test_upload_exactly_at_max_size_is_accepted(store):
+    blob = store.put(ChunkedStream(b"x" * 100), max_size=100)
+    assert blob.size == 100
+
+
+def test_upload_over_max_size_is_refused_promptly_and_leaves_nothing(store):
+    stream = ChunkedStream(b"x" * (5 * MIB))
+    with pytest.raises(BlobTooLarge):
+        store.put(stream, max_size=MIB + 10)
+    assert stream.bytes_served == MIB + 11
+    assert files_under(store.root) == []
+
+
+def test_empty_upload_is_refused_and_leaves_nothing(store):
+    with pytest.raises(EmptyBlob):
+        store.put(ChunkedStream(b""))
+    assert files_under(store.root) == []
+
+
+def test_refusals_share_a_common_base_class():
+    for refusal in (BlobTooLarge, EmptyBlob, ChecksumMismatch):
+        assert issubclass(refusal, BlobError)
+    assert issubclass(BlobError, Exception)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../x",
+        "../" + "a" * 37,
+        "/etc/passwd",
+        "/" + "a" * 39,
+        "a" * 39 + "\x00",
+        "A" * 40,
+        "a" * 39,
+        "a" * 41,
+        "a" * 40 + "\n",
+        "g" * 40,
+        "",
+        None,
+        b"a" * 40,
+    ],
+)
+def test_path_rejects_anything_but_forty_lowercase_hex_chars(store, bad):
+    with pytest.raises(ValueError):
+        store.path(bad)
+
+
+def test_exists_and_delete_also_validate_the_name(store):
+    with pytest.raises(ValueError):
+        store.exists("../tmp")
+    with pytest.raises(ValueError):
+        store.delete("../tmp")
+
+
+def test_delete_removes_blob_and_tolerates_missing(store):
+    blob = store.put(ChunkedStream(b"to be deleted"))
+    assert store.exists(blob.sha1)
+    store.delete(blob.sha1)
+    assert not store.exists(blob.sha1)
+    store.delete(blob.sha1)
+
+
+def test_remove_stale_temp_files_empties_tmp_but_keeps_blobs(store):
+    blob = store.put(ChunkedStream(b"keep me"))
+    tmp_dir = os.path.join(store.root, "tmp")
+    with open(os.path.join(tmp_dir, "upload-crashed"), "wb") as leftover:
+        leftover.write(b"partial")
+    os.makedirs(os.path.join(tmp_dir, "stray", "deeper"))
+    store.remove_stale_temp_files()
+    assert os.listdir(tmp_dir) == []
+    assert store.exists(blob.sha1)
