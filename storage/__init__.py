@@ -8,7 +8,7 @@ back, or one of the errors in `storage.errors`.
 
 import os
 
-from storage import actions, catalog, tenant
+from storage import actions, catalog, ddi, tenant
 from storage.db import database, open_database
 from storage.models import ALL_MODELS, Action
 
@@ -26,6 +26,7 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
                max_polling_seconds=None):
     """Open the database in `data_dir`, creating or migrating its schema."""
     os.makedirs(data_dir, exist_ok=True)
+    ddi.poll_log.flush()  # what the previous database still owes, before switching
     db = open_database(os.path.join(data_dir, DATABASE_FILE))
     version = db.execute_sql("PRAGMA user_version").fetchone()[0]
     if version == 0:
@@ -54,5 +55,6 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
 
 
 def close_store():
+    ddi.poll_log.flush()
     if not database.is_closed():
         database.close()

@@ -1,0 +1,846 @@
+"""ddi-lite: a lightweight update server speaking Eclipse hawkBit's DDI API v1.
+
+This module is the web face: the configuration schema, the app factory, the route table,
+authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
+command line. Rules live in `storage/`, bytes in `artifacts/`. Sections:
+
+    Configuration      one schema for config.ini, --flags and DDI_LITE_* variables
+    HTTP plumbing      bodies, media types, errors, links
+    Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
+    Application        create_app(config) -> WSGI app
+    Command line       ddi-lite serve
+"""
+
+import argparse
+import collections
+import configparser
+import datetime
+import functools
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import sys
+import time
+import urllib.parse
+
+import bottle
+import cbor2
+
+import artifacts
+import storage
+from storage import ddi, tenant
+from storage import errors as store_errors
+from storage import transitions
+from storage.tenant import InvalidConfigKey, InvalidConfigValue
+
+log = logging.getLogger("ddi-lite")
+
+DEFAULT_TENANT = "DEFAULT"
+
+
+###############################################################################
+# Configuration ###############################################################
+###############################################################################
+
+Setting = collections.namedtuple("Setting", "section key kind default help")
+
+SETTINGS = (
+    Setting("server", "host", "str", "0.0.0.0", "Address to listen on."),
+    Setting("server", "port", "int", 8080, "TCP port to listen on (hawkBit's port)."),
+    Setting("server", "data_dir", "path", "~/.local/share/ddi-lite",
+            "Where the database file and artifact blobs live (created on first start)."),
+    Setting("server", "threads", "int", 8, "Worker threads answering requests."),
+    Setting("server", "public_url", "str", "",
+            "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
+    Setting("server", "trusted_proxies", "list", "127.0.0.1, ::1",
+            "Peers whose X-Forwarded-* and client-certificate headers are believed."),
+    Setting("ddi", "polling_time", "duration", "00:05:00",
+            "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
+    Setting("ddi", "min_polling_time", "duration", "00:00:30",
+            "Shortest polling time a tenant may configure (hawkBit: 00:00:30)."),
+    Setting("ddi", "maintenance_window_poll_count", "int", 3,
+            "Polls a device should make before a maintenance window opens."),
+    Setting("ddi", "target_token_auth", "bool", True,
+            "Accept 'Authorization: TargetToken <token>' (per-target security token)."),
+    Setting("ddi", "gateway_token_auth", "bool", False,
+            "Accept 'Authorization: GatewayToken <key>' (any controller; new ones register)."),
+    Setting("ddi", "gateway_token", "str", "", "The gateway token; empty disables it."),
+    Setting("ddi", "header_auth", "bool", False,
+            "Accept a device identity from a TLS-terminating proxy in trusted_proxies."),
+    Setting("ddi", "header_authority", "str", "",
+            "Issuer hashes or authority values the proxy may present, comma separated."),
+    Setting("limits", "status_entries_per_action", "int", 1000,
+            "Most history entries an action may collect (0: no limit)."),
+    Setting("limits", "messages_per_status", "int", 50,
+            "Most messages one feedback may carry (0: no limit)."),
+    Setting("limits", "attributes_per_target", "int", 100,
+            "Most configData attributes a target may have (0: no limit)."),
+    Setting("limits", "max_body_bytes", "int", 1048576,
+            "Largest JSON or CBOR request body accepted."),
+)
+
+# Which tenant configuration key a [ddi] setting is the server-wide default of.
+TENANT_DEFAULTS = {
+    "polling_time": "pollingTime",
+    "maintenance_window_poll_count": "maintenanceWindowPollCount",
+    "target_token_auth": "authentication.targettoken.enabled",
+    "gateway_token_auth": "authentication.gatewaytoken.enabled",
+    "gateway_token": "authentication.gatewaytoken.key",
+    "header_auth": "authentication.header.enabled",
+    "header_authority": "authentication.header.authority",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _convert(setting, value):
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    kind = setting.kind
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "bool":
+            lowered = text.lower()
+            if lowered in ("true", "yes", "on", "1"):
+                return True
+            if lowered in ("false", "no", "off", "0"):
+                return False
+            raise ValueError("not a boolean")
+        if kind == "duration":
+            storage.schedule.parse_duration(text)
+            return text
+        if kind == "list":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if kind == "path":
+            return os.path.abspath(os.path.expanduser(text))
+        return text
+    except ValueError as error:
+        raise ConfigError("[%s] %s = %r: %s" % (setting.section, setting.key, value, error))
+
+
+def flag_name(setting):
+    prefix = "" if setting.section == "server" else setting.section + "-"
+    return "--" + prefix + setting.key.replace("_", "-")
+
+
+def env_name(setting):
+    return "DDI_LITE_%s_%s" % (setting.section.upper(), setting.key.upper())
+
+
+class Config:
+    """Effective settings: built-in defaults < config file < environment < command line."""
+
+    def __init__(self, values, source):
+        self._values = values
+        self.source = source
+
+    def __getitem__(self, section_key):
+        return self._values[section_key]
+
+
+def load_config(path=None, environ=None, overrides=None):
+    """Read settings; `overrides` maps "section.key" to a value (flags, tests)."""
+    environ = os.environ if environ is None else environ
+    values = {(s.section, s.key): _convert(s, s.default) for s in SETTINGS}
+    source = "built-in defaults"
+    if path is None and os.path.exists("config.ini"):
+        path = "config.ini"
+    if path is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as error:
+            raise ConfigError("cannot read %s: %s" % (path, error))
+        known = {(s.section, s.key): s for s in SETTINGS}
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                if (section, key) not in known:
+                    raise ConfigError("%s: unknown setting [%s] %s" % (path, section, key))
+                values[(section, key)] = _convert(known[(section, key)], value)
+        source = os.path.abspath(path)
+    for setting in SETTINGS:
+        if env_name(setting) in environ:
+            values[(setting.section, setting.key)] = _convert(setting, environ[env_name(setting)])
+    for name, value in (overrides or {}).items():
+        section, _, key = name.partition(".")
+        setting = next((s for s in SETTINGS if (s.section, s.key) == (section, key)), None)
+        if setting is None:
+            raise ConfigError("unknown setting %s" % name)
+        values[(section, key)] = _convert(setting, value)
+    return Config(values, source)
+
+
+###############################################################################
+# HTTP plumbing ###############################################################
+###############################################################################
+
+HAL_JSON = "application/hal+json"
+JSON = "application/json"
+CBOR = "application/cbor"
+JSON_MEDIA_TYPES = (HAL_JSON, JSON, CBOR)
+
+HTTP_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                405: "Method Not Allowed", 406: "Not Acceptable", 413: "Payload Too Large",
+                415: "Unsupported Media Type", 500: "Internal Server Error"}
+
+# The one place where the store's errors become HTTP statuses.
+ERROR_STATUS = (
+    (store_errors.EmptyNotFound, 404),
+    (store_errors.EntityNotFound, 404),
+    (store_errors.ModuleNotAssigned, 404),
+    (store_errors.QuotaExceeded, 429),
+    (store_errors.NotCancelable, 405),
+    (store_errors.NotForceQuitable, 405),
+    (store_errors.AutoConfirmAlreadyActive, 409),
+    (store_errors.EntityAlreadyExists, 409),
+    (store_errors.BodyNotReadable, 400),
+    (store_errors.ConstraintViolation, 400),
+    (store_errors.InvalidTargetAttributes, 400),
+    (store_errors.IncompleteDistributionSet, 400),
+    (store_errors.InvalidDistributionSet, 400),
+    (store_errors.InvalidMaintenanceSchedule, 400),
+    (InvalidConfigKey, 400),
+    (InvalidConfigValue, 400),
+)
+
+
+class HttpProblem(Exception):
+    """A failure before the rules are reached: bad parameter, media type, method, auth."""
+
+    def __init__(self, status, headers=None, empty=False):
+        super().__init__(status)
+        self.status = status
+        self.headers = headers or {}
+        self.empty = empty
+
+
+def _json_bytes(document):
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def error_response(error):
+    """hawkBit's error body for a store error; an empty body where hawkBit sends none."""
+    status = next(code for kind, code in ERROR_STATUS if isinstance(error, kind))
+    if isinstance(error, store_errors.EmptyNotFound):
+        return bottle.HTTPResponse(b"", status)
+    body = collections.OrderedDict((("exceptionClass", error.exception_class),
+                                    ("errorCode", error.error_code),
+                                    ("message", error.message)))
+    if error.info:
+        body["info"] = error.info
+    return bottle.HTTPResponse(_json_bytes(body), status, {"Content-Type": JSON})
+
+
+def framework_response(status, headers=None, empty=False):
+    """Spring's body for errors found before the domain logic (mgmt contract §3.3)."""
+    if empty:
+        return bottle.HTTPResponse(b"", status, headers)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    body = collections.OrderedDict((("timestamp", stamp), ("status", status),
+                                    ("error", HTTP_REASONS.get(status, "Error"))))
+    all_headers = {"Content-Type": JSON}
+    all_headers.update(headers or {})
+    return bottle.HTTPResponse(_json_bytes(body), status, all_headers)
+
+
+@functools.lru_cache(maxsize=256)
+def negotiate(accept):
+    """The media type to answer a JSON resource with, or None (406)."""
+    if not accept:
+        return HAL_JSON
+    ranges = []
+    for position, part in enumerate(accept.split(",")):
+        fields = part.split(";")
+        media = fields[0].strip().lower()
+        quality = 1.0
+        for parameter in fields[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media and quality > 0:
+            ranges.append((-quality, position, media))
+    for _, _, media in sorted(ranges):
+        if media in ("*/*", "application/*"):
+            return HAL_JSON
+        if media in JSON_MEDIA_TYPES:
+            return media
+    return None
+
+
+def accepts_text(accept):
+    if not accept:
+        return True
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in ("*/*", "text/*", "text/plain"):
+            return True
+    return False
+
+
+def encode(document, media_type):
+    if media_type == CBOR:
+        return cbor2.dumps(document)
+    return _json_bytes(document)
+
+
+def document_response(document, media_type, request):
+    """200 with the document; a GET gets hawkBit's shallow ETag and may be answered 304."""
+    body = encode(document, media_type)
+    headers = {"Content-Type": media_type}
+    if request.method == "GET":
+        etag = '"0%s"' % hashlib.md5(body).hexdigest()
+        headers["ETag"] = etag
+        if etag_matches(request.environ.get("HTTP_IF_NONE_MATCH"), etag):
+            return bottle.HTTPResponse(b"", 304, headers)
+    return bottle.HTTPResponse(body, 200, headers)
+
+
+def etag_matches(if_none_match, etag):
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag == "*" or tag == etag:
+            return True
+    return False
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def read_body(request, max_bytes, required=True):
+    """The request body as a Python value. JSON or CBOR; a body without a Content-Type is read
+    as JSON, because some device clients send none."""
+    media = request.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if media not in ("", JSON, CBOR):
+        raise HttpProblem(415)
+    length = request.content_length
+    if length > max_bytes:
+        raise store_errors.BodyNotReadable("The request body is larger than %d bytes." % max_bytes)
+    raw = request.body.read(max_bytes + 1) if length != 0 else b""
+    if len(raw) > max_bytes:
+        raise store_errors.BodyNotReadable("The request body is larger than %d bytes." % max_bytes)
+    if not raw:
+        if required:
+            raise store_errors.BodyNotReadable()
+        return None
+    try:
+        if media == CBOR:
+            return cbor2.loads(raw)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError):
+        raise store_errors.BodyNotReadable()
+
+
+def int_parameter(text, default=None):
+    """A decimal path or query parameter; anything else is a 400."""
+    if text is None or text == "":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,19}", text):
+        raise HttpProblem(400)
+    value = int(text)
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise HttpProblem(400)
+    return value
+
+
+def _trusted(peer, trusted):
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address == ipaddress.ip_address(entry) if "/" not in entry
+               else address in ipaddress.ip_network(entry, strict=False) for entry in trusted)
+
+
+class Origin:
+    """Where a request came from and how links back to this server must look."""
+
+    def __init__(self, environ, public_url, trusted_proxies):
+        peer = environ.get("REMOTE_ADDR", "")
+        self.via_trusted_proxy = bool(peer) and _trusted(peer, trusted_proxies)
+        forwarded_for = environ.get("HTTP_X_FORWARDED_FOR") if self.via_trusted_proxy else None
+        self.client_ip = forwarded_for.split(",")[0].strip() if forwarded_for else peer
+        if public_url:
+            self.base_url = public_url.rstrip("/")
+        else:
+            self.base_url = self._base_from(environ)
+
+    def _base_from(self, environ):
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST") or "%s:%s" % (environ.get("SERVER_NAME", "localhost"),
+                                                      environ.get("SERVER_PORT", "80"))
+        prefix = ""
+        if self.via_trusted_proxy:
+            scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+            host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+            port = environ.get("HTTP_X_FORWARDED_PORT", "").split(",")[0].strip()
+            if port:
+                host = "%s:%s" % (_host_without_port(host), port)
+            prefix = environ.get("HTTP_X_FORWARDED_PREFIX", "").rstrip("/")
+        name = _host_without_port(host)
+        port = host[len(name) + 1:] if host.startswith(name + ":") else ""
+        if (scheme, port) in (("http", "80"), ("https", "443")):
+            host = name
+        return "%s://%s%s" % (scheme, host, prefix)
+
+    @property
+    def address(self):
+        """The client address as hawkBit stores it: a URI."""
+        ip = self.client_ip or "***"
+        return "http://[%s]" % ip if ":" in ip else "http://%s" % ip
+
+
+def _host_without_port(host):
+    if host.startswith("["):
+        return host[:host.index("]") + 1] if "]" in host else host
+    return host.split(":")[0]
+
+
+###############################################################################
+# Device API (DDI) ############################################################
+###############################################################################
+
+Device = collections.namedtuple(
+    "Device", "tenant controller_id target device_url artifact_url address now")
+
+DEVICE_ROOT = "/<tenant>/controller/v1/<controller_id>"
+
+
+def authenticated(environ, controller_id, target, settings, origin, header_names):
+    """Whether the request may act as `controller_id` (contract §2); first success wins."""
+    if settings["authentication.header.enabled"] and origin.via_trusted_proxy:
+        if _certificate_headers_match(environ, controller_id,
+                                      settings["authentication.header.authority"], header_names):
+            return True
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    scheme = scheme.lower()
+    token = token.strip().encode("utf-8")
+    if scheme == "targettoken" and settings["authentication.targettoken.enabled"]:
+        if target is not None and token and hmac.compare_digest(
+                token, target.security_token.encode("utf-8")):
+            return True
+    if scheme == "gatewaytoken" and settings["authentication.gatewaytoken.enabled"]:
+        key = settings["authentication.gatewaytoken.key"].encode("utf-8")
+        if key and token and hmac.compare_digest(token, key):
+            return True
+    return False
+
+
+CertificateHeaders = collections.namedtuple("CertificateHeaders", "controller_id authority")
+
+# Current hawkBit (>= 1.0) and older hawkBit (<= 0.10) name the proxy's headers differently;
+# existing nginx configurations use either.
+CERTIFICATE_HEADERS = (
+    CertificateHeaders("HTTP_X_CONTROLLER_ID", "HTTP_X_AUTHORITY"),
+    CertificateHeaders("HTTP_X_SSL_CLIENT_CN", "HTTP_X_SSL_ISSUER_HASH"),
+)
+
+
+def _certificate_headers_match(environ, controller_id, authority_setting, header_names):
+    accepted = {value.strip().lower() for value in re.split(r"[;,]", authority_setting)
+                if value.strip()}
+    if not accepted:
+        return False
+    for names in header_names:
+        if environ.get(names.controller_id) != controller_id:
+            continue
+        presented = []
+        if environ.get(names.authority):
+            presented = re.split(r"[;,]", environ[names.authority])
+        else:
+            for index in range(0, 64):
+                value = environ.get("%s_%d" % (names.authority, index))
+                if value is None and index > 0:
+                    break
+                if value is not None:
+                    presented.append(value)
+        if any(value.strip().lower() in accepted for value in presented):
+            return True
+    return False
+
+
+class DeviceApi:
+    """The DDI resources. Each handler parses, calls one storage rule, and shapes the answer."""
+
+    def __init__(self, config, blobs):
+        self.public_url = config["server", "public_url"]
+        self.trusted_proxies = config["server", "trusted_proxies"]
+        self.max_body = config["limits", "max_body_bytes"]
+        self.blobs = blobs
+
+    def install(self, app):
+        json_get, json_put, json_post = self._json("GET"), self._json("PUT"), self._json("POST")
+        routes = (
+            ("GET", "", json_get(self.root_poll, registers=True)),
+            ("PUT", "/configData", json_put(self.config_data)),
+            ("GET", "/deploymentBase/<action_id>", json_get(self.deployment_base)),
+            ("POST", "/deploymentBase/<action_id>/feedback",
+             json_post(self.deployment_feedback)),
+            ("GET", "/cancelAction/<action_id>", json_get(self.cancel_action)),
+            ("POST", "/cancelAction/<action_id>/feedback", json_post(self.cancel_feedback)),
+            ("GET", "/installedBase/<action_id>", json_get(self.installed_base)),
+            ("PUT", "/installedBase", json_put(self.report_installed)),
+            ("GET", "/confirmationBase", json_get(self.confirmation_base, registers=True)),
+            ("POST", "/confirmationBase/activateAutoConfirm",
+             json_post(self.activate_auto_confirm)),
+            ("POST", "/confirmationBase/deactivateAutoConfirm",
+             json_post(self.deactivate_auto_confirm)),
+            ("GET", "/confirmationBase/<action_id>", json_get(self.confirmation_base_action)),
+            ("POST", "/confirmationBase/<action_id>/feedback",
+             json_post(self.confirmation_feedback)),
+            ("GET", "/softwaremodules/<module_id>/artifacts", json_get(self.artifact_list)),
+            ("GET", "/softwaremodules/<module_id>/artifacts/<filename>",
+             self._guarded(self.download)),
+        )
+        for method, path, handler in routes:
+            app.route(DEVICE_ROOT + path, method, handler)
+
+    # --- the wrapper every device request goes through -----------------------------------
+
+    def _device(self, tenant_name, controller_id, registers):
+        request = bottle.request
+        if tenant_name.upper() != DEFAULT_TENANT:
+            raise HttpProblem(401, empty=True)
+        environ = request.environ
+        origin = Origin(environ, self.public_url, self.trusted_proxies)
+        target = ddi.find_target(controller_id)
+        if not authenticated(environ, controller_id, target, tenant.settings(), origin,
+                             CERTIFICATE_HEADERS):
+            raise HttpProblem(401, empty=True)
+        now = ddi.now_ms()
+        if registers:
+            target = ddi.register_poll(target, controller_id, origin.address, now)
+        else:
+            ddi.require_target(target, controller_id)
+        return Device(
+            tenant=tenant_name, controller_id=controller_id, target=target,
+            device_url="%s/%s/controller/v1/%s" % (origin.base_url, tenant_name,
+                                                     _quote_segment(controller_id)),
+            artifact_url="%s/%s/controller/v1/%s" % (origin.base_url, DEFAULT_TENANT,
+                                                       _quote_segment(controller_id)),
+            address=origin.address, now=now)
+
+    def _guarded(self, handler, media_check=None, registers=False):
+        def route(tenant, controller_id, **params):
+            try:
+                device = self._device(tenant, controller_id, registers)
+                media_type = media_check() if media_check else None
+                return handler(device, media_type, **params)
+            except HttpProblem as problem:
+                return framework_response(problem.status, problem.headers, problem.empty)
+            except store_errors.StoreError as error:
+                return error_response(error)
+        return route
+
+    def _json(self, method):
+        def bind(handler, registers=False):
+            def media_check():
+                if method != "GET":
+                    return JSON
+                media_type = negotiate(bottle.request.environ.get("HTTP_ACCEPT", ""))
+                if media_type is None:
+                    raise HttpProblem(406)
+                return media_type
+
+            def answered(device, media_type, **params):
+                result = handler(device, **params)
+                if result is None:
+                    return bottle.HTTPResponse(b"", 200)
+                return document_response(result, media_type, bottle.request)
+            return self._guarded(answered, media_check, registers)
+        return bind
+
+    # --- resources ---------------------------------------------------------------------------
+
+    def root_poll(self, device):
+        return ddi.root_poll(device.target, device.device_url, device.now)
+
+    def config_data(self, device):
+        body = read_body(bottle.request, self.max_body)
+        if not isinstance(body, dict):
+            raise store_errors.BodyNotReadable()
+        ddi.update_attributes(device.target, body.get("data"), body.get("mode"), device.now)
+
+    def deployment_base(self, device, action_id):
+        action_id = int_parameter(action_id)
+        int_parameter(bottle.request.query.get("c"))
+        history = int_parameter(bottle.request.query.get("actionHistory"), 0)
+        return ddi.deployment_base(device.target, action_id, history, device.artifact_url,
+                                   device.now)
+
+    def deployment_feedback(self, device, action_id):
+        return self._feedback(device, action_id, transitions.DEPLOYMENT)
+
+    def cancel_action(self, device, action_id):
+        return ddi.cancel_action(device.target, int_parameter(action_id), device.now)
+
+    def cancel_feedback(self, device, action_id):
+        return self._feedback(device, action_id, transitions.CANCEL)
+
+    def _feedback(self, device, action_id, channel):
+        action_id = int_parameter(action_id)
+        report = parse_feedback(read_body(bottle.request, self.max_body))
+        ddi.feedback(device.target, action_id, channel, report, device.now)
+
+    def installed_base(self, device, action_id):
+        action_id = int_parameter(action_id)
+        history = int_parameter(bottle.request.query.get("actionHistory"), 0)
+        return ddi.installed_base(device.target, action_id, history, device.artifact_url,
+                                  device.now)
+
+    def report_installed(self, device):
+        body = read_body(bottle.request, self.max_body)
+        name = body.get("name") if isinstance(body, dict) else None
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise store_errors.BodyNotReadable()
+        if ddi.report_installed(device.target, name, version, device.now):
+            return bottle.HTTPResponse(b"", 201)
+        return None
+
+    def confirmation_base(self, device):
+        return ddi.confirmation_base(device.target, device.device_url, device.now)
+
+    def confirmation_base_action(self, device, action_id):
+        if action_id in ("activateAutoConfirm", "deactivateAutoConfirm"):
+            raise HttpProblem(405, {"Allow": "POST"})
+        action_id = int_parameter(action_id)
+        int_parameter(bottle.request.query.get("c"))
+        history = int_parameter(bottle.request.query.get("actionHistory"), 0)
+        return ddi.confirmation_base_action(device.target, action_id, history,
+                                            device.artifact_url, device.now)
+
+    def confirmation_feedback(self, device, action_id):
+        action_id = int_parameter(action_id)
+        body = read_body(bottle.request, self.max_body)
+        if not isinstance(body, dict) or body.get("confirmation") not in transitions.CONFIRMATIONS:
+            raise store_errors.BodyNotReadable()
+        report = ddi.Feedback(execution=body["confirmation"], finished=None,
+                              details=_details(body.get("details")), code=_code(body.get("code")),
+                              timestamp=None)
+        ddi.feedback(device.target, action_id, transitions.CONFIRMATION, report, device.now)
+
+    def activate_auto_confirm(self, device):
+        body = read_body(bottle.request, self.max_body, required=False)
+        if body is None:
+            initiator, remark = None, ddi.DEFAULT_REMARK
+        elif isinstance(body, dict):
+            initiator, remark = body.get("initiator"), body.get("remark")
+            if not all(value is None or isinstance(value, str) for value in (initiator, remark)):
+                raise store_errors.BodyNotReadable()
+        else:
+            raise store_errors.BodyNotReadable()
+        ddi.activate_auto_confirm(device.target, initiator, remark, device.now,
+                                  device.controller_id)
+
+    def deactivate_auto_confirm(self, device):
+        ddi.deactivate_auto_confirm(device.target)
+
+    def artifact_list(self, device, module_id):
+        return ddi.artifact_list(device.target, int_parameter(module_id), device.artifact_url)
+
+    def download(self, device, media_type, module_id, filename):
+        request = bottle.request
+        module_id = int_parameter(module_id)
+        md5sum = filename.endswith(".MD5SUM")
+        name = filename[:-len(".MD5SUM")] if md5sum else filename
+        artifact, action = ddi.artifact_for_download(device.target, module_id, name)
+        environ = request.environ
+        whole_file_get = request.method == "GET" and "HTTP_RANGE" not in environ
+        if md5sum:
+            if not accepts_text(environ.get("HTTP_ACCEPT")):
+                raise HttpProblem(406)
+            response = artifacts.md5sum_response(artifact.md5, name)
+        else:
+            response = artifacts.file_response(
+                self.blobs.path(artifact.sha1), artifact.size, artifact.sha1,
+                artifact.created_at, artifact.filename, request.method,
+                {"range": environ.get("HTTP_RANGE"), "if-range": environ.get("HTTP_IF_RANGE"),
+                 "if-match": environ.get("HTTP_IF_MATCH")})
+        # Range requests are never logged: range-streaming clients would fill the history
+        # (hawkBit #1249). HEAD is not a download either (SWUpdate sends one before each GET).
+        if whole_file_get and response.status == 200:
+            ddi.note_download(action, request.path, device.now)
+        return bottle.HTTPResponse(response.body, response.status, response.headers)
+
+
+def _quote_segment(text):
+    return urllib.parse.quote(text, safe="")
+
+
+def _details(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise store_errors.BodyNotReadable()
+    details = []
+    for item in value:
+        if isinstance(item, str):
+            details.append(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            details.append(str(item))
+        else:
+            raise store_errors.BodyNotReadable()
+    return details
+
+
+def _code(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise store_errors.BodyNotReadable()
+    try:
+        code = int(value)
+    except ValueError:
+        raise store_errors.BodyNotReadable()
+    if not -2 ** 31 <= code < 2 ** 31:
+        raise store_errors.BodyNotReadable()
+    return code
+
+
+def parse_feedback(body):
+    """A deployment or cancel feedback body (§4.4.1), tolerant of what real clients add.
+
+    Legacy `id` and `time`, any `progress` value and missing `details`/`code` are accepted;
+    a missing `result.finished` or an unknown enum value is a 400, as in hawkBit.
+    """
+    status = body.get("status") if isinstance(body, dict) else None
+    result = status.get("result") if isinstance(status, dict) else None
+    if not isinstance(result, dict):
+        raise store_errors.BodyNotReadable()
+    execution = status.get("execution")
+    finished = result.get("finished")
+    if not isinstance(execution, str) or not isinstance(finished, str):
+        raise store_errors.BodyNotReadable()
+    execution, finished = execution.lower(), finished.lower()
+    if execution not in transitions.EXECUTIONS or finished not in transitions.FINISHED_VALUES:
+        raise store_errors.BodyNotReadable()
+    timestamp = body.get("timestamp")
+    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)
+                                  or not 0 <= timestamp < 2 ** 63):
+        raise store_errors.BodyNotReadable()
+    return ddi.Feedback(execution=execution, finished=finished,
+                        details=_details(status.get("details")), code=_code(status.get("code")),
+                        timestamp=timestamp)
+
+
+###############################################################################
+# Application #################################################################
+###############################################################################
+
+def _normalised(app):
+    """Request and response hygiene around the Bottle app.
+
+    Paths: collapse duplicate slashes and drop a trailing one (SWUpdate with a trailing-slash
+    URL asks for `//DEFAULT/...`, hawkbit-rs for `...//feedback`). Responses: an empty body
+    carries no Content-Type (Bottle would add text/html).
+    """
+    def normalise(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if "//" in path or (len(path) > 1 and path.endswith("/")):
+            path = re.sub("/{2,}", "/", path)
+            if len(path) > 1:
+                path = path.rstrip("/")
+            environ["PATH_INFO"] = path
+
+        def start(status, headers, exc_info=None):
+            if ("Content-Length", "0") in headers:
+                headers = [h for h in headers if h[0] != "Content-Type"]
+            return start_response(status, headers, exc_info)
+        return app(environ, start)
+    return normalise
+
+
+def _framework_error_handler(status):
+    def handle(error):
+        if status == 500:
+            log.error("unexpected error: %s\n%s", error.exception, error.traceback)
+        response = framework_response(status, None)
+        bottle.response.content_type = JSON
+        return response.body
+    return handle
+
+
+def create_app(config):
+    """The ddi-lite WSGI application for these settings (opens the data directory)."""
+    data_dir = config["server", "data_dir"]
+    now = ddi.now_ms()
+    min_polling = storage.schedule.parse_duration(config["ddi", "min_polling_time"])
+    storage.open_store(
+        data_dir, now,
+        limits=storage.actions.Limits(
+            status_entries_per_action=config["limits", "status_entries_per_action"],
+            messages_per_status=config["limits", "messages_per_status"],
+            attributes_per_target=config["limits", "attributes_per_target"]),
+        tenant_defaults={key: config["ddi", name] for name, key in TENANT_DEFAULTS.items()},
+        min_polling_seconds=min_polling)
+    blobs = artifacts.BlobStore(os.path.join(data_dir, "artifacts"))
+    blobs.remove_stale_temp_files()
+    app = bottle.Bottle(catchall=True)
+    for status in (400, 404, 405, 500):
+        app.error_handler[status] = _framework_error_handler(status)
+    DeviceApi(config, blobs).install(app)
+    return _normalised(app)
+
+
+###############################################################################
+# Command line ################################################################
+###############################################################################
+
+def _add_setting_flags(parser):
+    for setting in SETTINGS:
+        parser.add_argument(flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
+                            metavar=setting.key.upper(), help=setting.help)
+
+
+def serve(config):
+    import waitress
+    app = create_app(config)
+    host, port = config["server", "host"], config["server", "port"]
+    log.info("ddi-lite listening on http://%s:%d (config: %s, data: %s)", host, port,
+             config.source, config["server", "data_dir"])
+    waitress.serve(app, host=host, port=port, threads=config["server", "threads"],
+                   ident="ddi-lite", _quiet=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="run the server (the default command)")
+    for command_parser in (parser, serve_parser):
+        command_parser.add_argument("--config", metavar="FILE",
+                                    help="settings file (default: ./config.ini if present)")
+        _add_setting_flags(command_parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    overrides = {name: value for name, value in vars(args).items()
+                 if "." in name and value is not None}
+    try:
+        config = load_config(args.config, overrides=overrides)
+        serve(config)
+    except (ConfigError, OSError) as error:
+        print("ddi-lite: %s" % error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Shared fixtures: a fresh ddi-lite per test (own data directory) driven through WebTest,
+and helpers that seed targets, modules, sets and assignments through `storage/`."""
+
+import io
+import time
+
+import pytest
+import webtest
+
+import ddi_lite
+import storage
+from storage import assignments, catalog, ddi, tenant
+from storage.db import write
+
+DEVICE = "/DEFAULT/controller/v1"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return ddi_lite.load_config(path=None, environ={}, overrides={
+        "server.data_dir": str(tmp_path / "data"),
+        "server.trusted_proxies": ""})
+
+
+class Server:
+    """A ddi-lite app under test plus the seeding helpers tests use."""
+
+    def __init__(self, config):
+        self.config = config
+        self.wsgi = ddi_lite.create_app(config)
+        self.http = webtest.TestApp(self.wsgi, extra_environ={"REMOTE_ADDR": "192.0.2.10"})
+        self.blobs = storage_blobs(config)
+
+    def configure(self, **values):
+        """Set tenant configuration keys (hawkBit names; dots as given)."""
+        tenant.store(values, "test")
+
+    def target(self, controller_id="dev-1", token="token-1", **fields):
+        return catalog.create_target(controller_id, now_ms(), "admin", security_token=token,
+                                     **fields)
+
+    def module(self, name="fw", version="1.0", type_key="os", files=None, **fields):
+        module = catalog.create_module(type_key, name, version, now_ms(), "admin", **fields)
+        for filename, content in (files or {}).items():
+            blob = self.blobs.put(io.BytesIO(content))
+            catalog.add_artifact(module, filename, blob, now_ms(), "admin")
+        return module
+
+    def distribution_set(self, modules, name="fw-set", version="1.0", type_key="os_app"):
+        return catalog.create_distribution_set(name, version, [m.id for m in modules],
+                                               now_ms(), "admin", type_key=type_key)
+
+    def assign(self, distribution_set, controller_id="dev-1", **options):
+        with write():
+            target = ddi.find_target(controller_id)
+            window = options.pop("window", None)
+            if window is not None:
+                window = assignments.MaintenanceWindow(*window)
+            return assignments.assign(distribution_set, target, now_ms(), "admin",
+                                      window=window, **options)
+
+    def deployment(self, files=None, controller_id="dev-1", **options):
+        """A target (if missing), a one-module set with these files, assigned: the action."""
+        if ddi.find_target(controller_id) is None:
+            self.target(controller_id, "token-" + controller_id.split("-")[-1])
+        module = self.module(files=files if files is not None else {"fw.swu": b"x" * 100},
+                             name="fw-%d" % time.monotonic_ns())
+        return self.assign(self.distribution_set([module], name="set-%d" % time.monotonic_ns()),
+                           controller_id, **options)
+
+
+def storage_blobs(config):
+    import artifacts
+    import os
+    return artifacts.BlobStore(os.path.join(config["server", "data_dir"], "artifacts"))
+
+
+@pytest.fixture
+def server(config):
+    server = Server(config)
+    server.configure(**{"authentication.targettoken.enabled": True})
+    yield server
+    storage.close_store()
+
+
+def token(value="token-1"):
+    return {"Authorization": "TargetToken " + value}
