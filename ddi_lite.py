@@ -12,10 +12,12 @@ command line. Rules live in `storage/`, bytes in `artifacts/`. Sections:
 """
 
 import argparse
+import base64
 import collections
 import configparser
 import datetime
 import functools
+import getpass
 import hashlib
 import hmac
 import ipaddress
@@ -29,10 +31,11 @@ import urllib.parse
 
 import bottle
 import cbor2
+import multipart
 
 import artifacts
 import storage
-from storage import ddi, tenant
+from storage import catalog, coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
@@ -81,7 +84,14 @@ SETTINGS = (
             "Most configData attributes a target may have (0: no limit)."),
     Setting("limits", "max_body_bytes", "int", 1048576,
             "Largest JSON or CBOR request body accepted."),
+    Setting("limits", "max_artifact_bytes", "int", 1073741824,
+            "Largest artifact an upload may store (hawkBit: 1 GiB)."),
 )
+
+ACCOUNTS_SECTION = "accounts"
+# hawkBit's admin/admin, for drop-in compatibility; the server warns while it is unchanged.
+DEFAULT_ACCOUNTS = {
+    "admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {
@@ -136,11 +146,15 @@ def env_name(setting):
 
 
 class Config:
-    """Effective settings: built-in defaults < config file < environment < command line."""
+    """Effective settings: built-in defaults < config file < environment < command line.
 
-    def __init__(self, values, source):
+    `accounts` maps operator user names to password hashes ([accounts] in the file).
+    """
+
+    def __init__(self, values, source, accounts):
         self._values = values
         self.source = source
+        self.accounts = accounts
 
     def __getitem__(self, section_key):
         return self._values[section_key]
@@ -150,18 +164,24 @@ def load_config(path=None, environ=None, overrides=None):
     """Read settings; `overrides` maps "section.key" to a value (flags, tests)."""
     environ = os.environ if environ is None else environ
     values = {(s.section, s.key): _convert(s, s.default) for s in SETTINGS}
+    accounts = dict(DEFAULT_ACCOUNTS)
     source = "built-in defaults"
     if path is None and os.path.exists("config.ini"):
         path = "config.ini"
     if path is not None:
         parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # user names in [accounts] keep their case
         try:
             with open(path, encoding="utf-8") as handle:
                 parser.read_file(handle)
         except (OSError, configparser.Error) as error:
             raise ConfigError("cannot read %s: %s" % (path, error))
         known = {(s.section, s.key): s for s in SETTINGS}
+        if parser.has_section(ACCOUNTS_SECTION):
+            accounts = {user: value.strip() for user, value in parser.items(ACCOUNTS_SECTION)}
         for section in parser.sections():
+            if section == ACCOUNTS_SECTION:
+                continue
             for key, value in parser.items(section):
                 if (section, key) not in known:
                     raise ConfigError("%s: unknown setting [%s] %s" % (path, section, key))
@@ -176,7 +196,7 @@ def load_config(path=None, environ=None, overrides=None):
         if setting is None:
             raise ConfigError("unknown setting %s" % name)
         values[(section, key)] = _convert(setting, value)
-    return Config(values, source)
+    return Config(values, source, accounts)
 
 
 ###############################################################################
@@ -192,25 +212,55 @@ HTTP_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
                 405: "Method Not Allowed", 406: "Not Acceptable", 413: "Payload Too Large",
                 415: "Unsupported Media Type", 500: "Internal Server Error"}
 
-# The one place where the store's errors become HTTP statuses.
-ERROR_STATUS = (
-    (store_errors.EmptyNotFound, 404),
-    (store_errors.EntityNotFound, 404),
-    (store_errors.ModuleNotAssigned, 404),
-    (store_errors.QuotaExceeded, 429),
-    (store_errors.NotCancelable, 405),
-    (store_errors.NotForceQuitable, 405),
-    (store_errors.AutoConfirmAlreadyActive, 409),
-    (store_errors.EntityAlreadyExists, 409),
-    (store_errors.BodyNotReadable, 400),
-    (store_errors.ConstraintViolation, 400),
-    (store_errors.InvalidTargetAttributes, 400),
-    (store_errors.IncompleteDistributionSet, 400),
-    (store_errors.InvalidDistributionSet, 400),
-    (store_errors.InvalidMaintenanceSchedule, 400),
-    (InvalidConfigKey, 400),
-    (InvalidConfigValue, 400),
-)
+class UploadRejected(store_errors.UploadFailed):
+    """A broken multipart request."""
+
+
+class UploadTooLarge(store_errors.FileSizeQuotaExceeded):
+    """An upload beyond [limits] max_artifact_bytes: 413, nothing stored."""
+
+
+# The one place where the store's errors become HTTP statuses (the most specific class wins).
+ERROR_STATUS = {
+    store_errors.StoreError: 500,
+    store_errors.EmptyNotFound: 404,
+    store_errors.EntityNotFound: 404,
+    store_errors.ModuleNotAssigned: 404,
+    store_errors.Deleted: 404,
+    store_errors.QuotaExceeded: 429,
+    store_errors.FileSizeQuotaExceeded: 429,
+    store_errors.StorageQuotaExceeded: 429,
+    store_errors.NotCancelable: 405,
+    store_errors.NotForceQuitable: 405,
+    store_errors.NotDeletable: 405,
+    store_errors.AutoConfirmAlreadyActive: 409,
+    store_errors.EntityAlreadyExists: 409,
+    store_errors.EmptyGone: 410,
+    store_errors.BinaryDeleted: 410,
+    store_errors.Locked: 423,
+    store_errors.BodyNotReadable: 400,
+    store_errors.EmptyBadRequest: 400,
+    store_errors.ConstraintViolation: 400,
+    store_errors.InvalidTargetAttributes: 400,
+    store_errors.IncompleteDistributionSet: 400,
+    store_errors.InvalidDistributionSet: 400,
+    store_errors.InvalidMaintenanceSchedule: 400,
+    store_errors.MultiAssignment: 400,
+    store_errors.ModulesUnsupported: 400,
+    store_errors.EncryptionNotSupported: 400,
+    store_errors.UploadFailed: 400,
+    UploadTooLarge: 413,
+    InvalidConfigKey: 400,
+    InvalidConfigValue: 400,
+    coerce.BadParameter: 400,
+    query.RsqlSyntax: 400,
+    query.RsqlInvalidField: 400,
+    query.SortSyntax: 400,
+    query.SortInvalidField: 400,
+    query.SortInvalidDirection: 400,
+}
+# Errors hawkBit answers without a body.
+EMPTY_ERRORS = (store_errors.EmptyNotFound, store_errors.EmptyBadRequest, store_errors.EmptyGone)
 
 
 class HttpProblem(Exception):
@@ -229,8 +279,8 @@ def _json_bytes(document):
 
 def error_response(error):
     """hawkBit's error body for a store error; an empty body where hawkBit sends none."""
-    status = next(code for kind, code in ERROR_STATUS if isinstance(error, kind))
-    if isinstance(error, store_errors.EmptyNotFound):
+    status = next(ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in ERROR_STATUS)
+    if isinstance(error, EMPTY_ERRORS):
         return bottle.HTTPResponse(b"", status)
     body = collections.OrderedDict((("exceptionClass", error.exception_class),
                                     ("errorCode", error.error_code),
@@ -295,11 +345,11 @@ def encode(document, media_type):
     return _json_bytes(document)
 
 
-def document_response(document, media_type, request):
+def document_response(document, media_type, request, etag=True):
     """200 with the document; a GET gets hawkBit's shallow ETag and may be answered 304."""
     body = encode(document, media_type)
     headers = {"Content-Type": media_type}
-    if request.method == "GET":
+    if etag and request.method == "GET":
         etag = '"0%s"' % hashlib.md5(body).hexdigest()
         headers["ETag"] = etag
         if etag_matches(request.environ.get("HTTP_IF_NONE_MATCH"), etag):
@@ -357,6 +407,15 @@ def int_parameter(text, default=None):
     if not -2 ** 63 <= value < 2 ** 63:
         raise HttpProblem(400)
     return value
+
+
+def file_response(response, size):
+    """A download response for Bottle. A body that runs to the end of the file goes out as
+    the file itself, which Bottle hands to the server's `wsgi.file_wrapper`."""
+    body = response.body
+    if isinstance(body, artifacts.FileBody):
+        body = body.open_tail(size) or body
+    return bottle.HTTPResponse(body, response.status, response.headers)
 
 
 def _trusted(peer, trusted):
@@ -504,7 +563,9 @@ class DeviceApi:
             ("GET", "/confirmationBase/<action_id>", json_get(self.confirmation_base_action)),
             ("POST", "/confirmationBase/<action_id>/feedback",
              json_post(self.confirmation_feedback)),
-            ("GET", "/softwaremodules/<module_id>/artifacts", json_get(self.artifact_list)),
+            # hawkBit's ETag filter leaves out the artifact sub-tree.
+            ("GET", "/softwaremodules/<module_id>/artifacts",
+             json_get(self.artifact_list, etag=False)),
             ("GET", "/softwaremodules/<module_id>/artifacts/<filename>",
              self._guarded(self.download)),
         )
@@ -549,7 +610,7 @@ class DeviceApi:
         return route
 
     def _json(self, method):
-        def bind(handler, registers=False):
+        def bind(handler, registers=False, etag=True):
             def media_check():
                 if method != "GET":
                     return JSON
@@ -560,9 +621,11 @@ class DeviceApi:
 
             def answered(device, media_type, **params):
                 result = handler(device, **params)
+                if isinstance(result, bottle.HTTPResponse):
+                    return result
                 if result is None:
                     return bottle.HTTPResponse(b"", 200)
-                return document_response(result, media_type, bottle.request)
+                return document_response(result, media_type, bottle.request, etag)
             return self._guarded(answered, media_check, registers)
         return bind
 
@@ -677,7 +740,7 @@ class DeviceApi:
         # (hawkBit #1249). HEAD is not a download either (SWUpdate sends one before each GET).
         if whole_file_get and response.status == 200:
             ddi.note_download(action, request.path, device.now)
-        return bottle.HTTPResponse(response.body, response.status, response.headers)
+        return file_response(response, artifact.size)
 
 
 def _quote_segment(text):
@@ -741,6 +804,463 @@ def parse_feedback(body):
 
 
 ###############################################################################
+# Management API (/rest/v1) ###################################################
+###############################################################################
+
+PASSWORD_ITERATIONS = 260000
+
+
+def hash_password(password, salt=None, iterations=PASSWORD_ITERATIONS):
+    """A salted, slow PBKDF2-SHA256 hash in the form pbkdf2_sha256$<iterations>$<salt>$<hash>."""
+    salt = salt or base64.b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("ascii"),
+                                 iterations)
+    return "pbkdf2_sha256$%d$%s$%s" % (
+        iterations, salt, base64.b64encode(digest).decode("ascii").rstrip("="))
+
+
+def _password_matches(password, stored):
+    try:
+        scheme, iterations, salt, _ = stored.split("$")
+        iterations = int(iterations)
+    except ValueError:
+        return False
+    if scheme != "pbkdf2_sha256":
+        return False
+    return hmac.compare_digest(hash_password(password, salt, iterations), stored)
+
+
+class Accounts:
+    """Operator accounts from config.ini's [accounts] section: user = password hash.
+
+    Basic authentication sends the password with every request, and the hash is slow on
+    purpose: a verified (user, password) pair is remembered as a keyed digest, so only the
+    first request of a client pays for it.
+    """
+
+    def __init__(self, hashes):
+        self.hashes = dict(hashes)
+        self._key = os.urandom(32)
+        self._verified = collections.OrderedDict()
+        self._dummy = hash_password("ddi-lite", iterations=PASSWORD_ITERATIONS)
+
+    def verify(self, user, password):
+        token = hmac.new(self._key, ("%s\0%s" % (user, password)).encode("utf-8"),
+                         hashlib.sha256).digest()
+        stored = self.hashes.get(user)
+        if stored is not None and self._verified.get(token) == stored:
+            return True
+        # An unknown user costs as much as a wrong password: no hint that the name exists.
+        matches = _password_matches(password, stored if stored is not None else self._dummy)
+        if matches and stored is not None:
+            self._verified[token] = stored
+            while len(self._verified) > 256:
+                self._verified.popitem(last=False)
+            return True
+        return False
+
+    def default_password_in_use(self):
+        stored = self.hashes.get("admin")
+        return stored is not None and _password_matches("admin", stored)
+
+
+def basic_user(environ, accounts):
+    """The authenticated operator, or None. `TENANT\\user` logins name the DEFAULT tenant."""
+    scheme, _, encoded = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    user, separator, password = decoded.partition(":")
+    if not separator:
+        return None
+    if "\\" in user:
+        tenant_name, _, user = user.partition("\\")
+        if tenant_name.upper() != DEFAULT_TENANT:
+            return None
+    return user if accounts.verify(user, password) else None
+
+
+class MultipartUpload:
+    """One multipart/form-data request, read as it arrives.
+
+    Small form fields are collected; the part named `file` is handed out as a stream
+    (`read(n)`), so an artifact goes to the blob store without being held in memory.
+    """
+
+    chunk_size = 256 * 1024
+    max_field_bytes = 64 * 1024
+
+    def __init__(self, wsgi_input, content_type, content_length):
+        media, options = multipart.parse_options_header(content_type)
+        if media != "multipart/form-data" or not options.get("boundary"):
+            raise UploadRejected("The request is not multipart/form-data.")
+        self._input = wsgi_input
+        self._remaining = content_length
+        self._parser = multipart.PushMultipartParser(
+            options["boundary"], content_length, max_header_count=16)
+        self._events = self._parse()
+        self._pending = b""
+        self._in_file = False
+        self.fields = {}
+        self.filename = None
+
+    def _parse(self):
+        try:
+            while True:
+                chunk = self._input.read(min(self.chunk_size, self._remaining)) \
+                    if self._remaining > 0 else b""
+                self._remaining -= len(chunk)
+                for event in self._parser.parse(chunk):
+                    yield event
+                if not chunk:
+                    return
+        except multipart.MultipartError as error:
+            raise UploadRejected("Broken multipart request: %s" % error)
+
+    def open_file(self):
+        """Skip to the `file` part, keeping the fields before it."""
+        field = None
+        for event in self._events:
+            if isinstance(event, multipart.MultipartSegment):
+                if event.name == "file":
+                    self.filename = event.filename or ""
+                    self._in_file = True
+                    return self
+                field = (event.name, bytearray())
+            elif event is None:
+                if field is not None:
+                    self.fields[field[0]] = field[1].decode("utf-8", "replace").strip()
+                field = None
+            elif field is not None:
+                field[1].extend(event)
+                if len(field[1]) > self.max_field_bytes:
+                    raise UploadRejected("The form field '%s' is too large." % field[0])
+        raise UploadRejected("The request has no part named 'file'.")
+
+    def read(self, size=-1):
+        while self._in_file and (size < 0 or len(self._pending) < size):
+            event = next(self._events, None)
+            if isinstance(event, bytes):
+                self._pending += event
+            else:
+                self._in_file = False
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def finish(self):
+        """Read what follows the file part (more fields may come after it)."""
+        self._in_file = False
+        field = None
+        for event in self._events:
+            if isinstance(event, multipart.MultipartSegment):
+                field = (event.name, bytearray())
+            elif event is None:
+                if field is not None:
+                    self.fields[field[0]] = field[1].decode("utf-8", "replace").strip()
+                field = None
+            elif field is not None:
+                field[1].extend(event)
+                if len(field[1]) > self.max_field_bytes:
+                    raise UploadRejected("The form field '%s' is too large." % field[0])
+
+
+CHECKSUM_ERRORS = {"md5": store_errors.Md5Mismatch, "sha1": store_errors.Sha1Mismatch,
+                   "sha256": store_errors.Sha256Mismatch}
+
+
+MgmtRequest = collections.namedtuple("MgmtRequest", "base user query request")
+
+
+def _listing(ctx):
+    """The paging, sorting and filtering parameters of a collection request."""
+    query = ctx.query
+    return (query.get("q") or None, query.get("sort") or None,
+            coerce.query_int(query.get("offset"), None), coerce.query_int(query.get("limit"), None))
+
+
+class ManagementApi:
+    """The Tier 1 Management API. Each handler reads its parameters, calls one rule in
+    `storage.fleet` or `storage.software`, and answers with hawkBit's status code."""
+
+    def __init__(self, config, blobs, accounts):
+        self.public_url = config["server", "public_url"]
+        self.trusted_proxies = config["server", "trusted_proxies"]
+        self.max_body = config["limits", "max_body_bytes"]
+        self.max_artifact = config["limits", "max_artifact_bytes"]
+        self.blobs = blobs
+        self.accounts = accounts
+
+    def install(self, app):
+        body = self._body
+        F, S = fleet, software
+        routes = (
+            # targets (§6)
+            ("GET", "/targets", 200, lambda c: F.list_targets(c.base, *_listing(c))),
+            ("POST", "/targets", 201, lambda c: F.create_targets(c.base, body(c), c.user)),
+            ("GET", "/targets/<cid>", 200, lambda c, cid: F.get_target(c.base, cid)),
+            ("PUT", "/targets/<cid>", 200,
+             lambda c, cid: F.update_target(c.base, cid, body(c), c.user)),
+            ("DELETE", "/targets/<cid>", 204, lambda c, cid: F.delete_target(cid)),
+            ("GET", "/targets/<cid>/attributes", 200,
+             lambda c, cid: F.target_attributes(cid)),
+            ("GET", "/targets/<cid>/assignedDS", 200,
+             lambda c, cid: F.target_assigned_ds(c.base, cid)),
+            ("GET", "/targets/<cid>/assignedDs", 200,
+             lambda c, cid: F.target_assigned_ds(c.base, cid)),
+            ("GET", "/targets/<cid>/installedDS", 200,
+             lambda c, cid: F.target_installed_ds(c.base, cid)),
+            ("GET", "/targets/<cid>/installedDs", 200,
+             lambda c, cid: F.target_installed_ds(c.base, cid)),
+            ("POST", "/targets/<cid>/assignedDS", 200,
+             lambda c, cid: S.assign_from_target(c.base, cid, body(c), _offline(c), c.user)),
+            ("GET", "/targets/<cid>/autoConfirm", 200,
+             lambda c, cid: F.auto_confirm_state(c.base, cid)),
+            ("POST", "/targets/<cid>/autoConfirm/activate", 204,
+             lambda c, cid: F.activate_auto_confirm(cid, body(c, required=False), c.user)),
+            ("POST", "/targets/<cid>/autoConfirm/deactivate", 204,
+             lambda c, cid: F.deactivate_auto_confirm(cid)),
+            ("GET", "/targets/<cid>/metadata", 200, lambda c, cid: F.list_target_metadata(cid)),
+            ("POST", "/targets/<cid>/metadata", 201,
+             lambda c, cid: F.create_target_metadata(cid, body(c), c.user)),
+            ("GET", "/targets/<cid>/metadata/<key>", 200,
+             lambda c, cid, key: F.get_target_metadata(cid, key)),
+            ("PUT", "/targets/<cid>/metadata/<key>", 204,
+             lambda c, cid, key: F.put_target_metadata(cid, key, body(c), c.user)),
+            ("DELETE", "/targets/<cid>/metadata/<key>", 204,
+             lambda c, cid, key: F.delete_target_metadata(cid, key)),
+            # actions (§7)
+            ("GET", "/targets/<cid>/actions", 200,
+             lambda c, cid: F.list_target_actions(c.base, cid, *_listing(c))),
+            ("DELETE", "/targets/<cid>/actions", 204,
+             lambda c, cid: F.purge_target_actions(
+                 cid, coerce.query_int(c.query.get("keepLast"), None),
+                 body(c, required=False))),
+            ("GET", "/targets/<cid>/actions/<aid>", 200,
+             lambda c, cid, aid: F.get_target_action(c.base, cid, _id(aid))),
+            ("DELETE", "/targets/<cid>/actions/<aid>", 204,
+             lambda c, cid, aid: F.cancel_target_action(
+                 cid, _id(aid), bool(coerce.query_bool(c.query.get("force"))), c.user)),
+            ("PUT", "/targets/<cid>/actions/<aid>", 200,
+             lambda c, cid, aid: F.update_target_action(c.base, cid, _id(aid), body(c), c.user)),
+            ("PUT", "/targets/<cid>/actions/<aid>/confirmation", 204,
+             lambda c, cid, aid: F.confirm_target_action(cid, _id(aid), body(c), c.user)),
+            ("GET", "/targets/<cid>/actions/<aid>/status", 200,
+             lambda c, cid, aid: F.action_status_list(cid, _id(aid), *_listing(c)[1:])),
+            ("GET", "/actions", 200,
+             lambda c: F.list_actions(c.base, *_listing(c),
+                                      full=c.query.get("representation") == "full")),
+            ("DELETE", "/actions", 204,
+             lambda c: F.delete_actions(c.query.get("q") or None, body(c, required=False))),
+            ("GET", "/actions/<aid>", 200, lambda c, aid: F.get_action(c.base, _id(aid))),
+            ("DELETE", "/actions/<aid>", 204, lambda c, aid: F.delete_action(_id(aid))),
+            # types (§8)
+            ("GET", "/softwaremoduletypes", 200,
+             lambda c: S.list_module_types(c.base, *_listing(c))),
+            ("GET", "/softwaremoduletypes/<tid>", 200,
+             lambda c, tid: S.get_module_type(c.base, _id(tid))),
+            ("GET", "/distributionsettypes", 200, lambda c: S.list_set_types(c.base, *_listing(c))),
+            ("GET", "/distributionsettypes/<tid>", 200,
+             lambda c, tid: S.get_set_type(c.base, _id(tid))),
+            ("GET", "/distributionsettypes/<tid>/mandatorymoduletypes", 200,
+             lambda c, tid: S.set_type_module_types(c.base, _id(tid), True)),
+            ("GET", "/distributionsettypes/<tid>/optionalmoduletypes", 200,
+             lambda c, tid: S.set_type_module_types(c.base, _id(tid), False)),
+            ("GET", "/distributionsettypes/<tid>/mandatorymoduletypes/<mid>", 200,
+             lambda c, tid, mid: S.get_set_type_module_type(c.base, _id(tid), _id(mid), True)),
+            ("GET", "/distributionsettypes/<tid>/optionalmoduletypes/<mid>", 200,
+             lambda c, tid, mid: S.get_set_type_module_type(c.base, _id(tid), _id(mid), False)),
+            # software modules and artifacts (§9)
+            ("POST", "/softwaremodules", 201, lambda c: S.create_modules(c.base, body(c), c.user)),
+            ("GET", "/softwaremodules", 200,
+             lambda c: S.list_modules(c.base, *_listing(c), deleted_mode=_deleted_mode(c))),
+            ("GET", "/softwaremodules/<sid>", 200, lambda c, sid: S.get_module(c.base, _id(sid))),
+            ("PUT", "/softwaremodules/<sid>", 200,
+             lambda c, sid: S.update_module(c.base, _id(sid), body(c), c.user)),
+            ("DELETE", "/softwaremodules/<sid>", 204,
+             lambda c, sid: self._forget_blobs(S.delete_module(_id(sid)))),
+            ("GET", "/softwaremodules/<sid>/metadata", 200,
+             lambda c, sid: S.list_module_metadata(_id(sid))),
+            ("POST", "/softwaremodules/<sid>/metadata", 201,
+             lambda c, sid: S.create_module_metadata(_id(sid), body(c), c.user)),
+            ("GET", "/softwaremodules/<sid>/metadata/<key>", 200,
+             lambda c, sid, key: S.get_module_metadata(_id(sid), key)),
+            ("PUT", "/softwaremodules/<sid>/metadata/<key>", 204,
+             lambda c, sid, key: S.put_module_metadata(_id(sid), key, body(c), c.user)),
+            ("DELETE", "/softwaremodules/<sid>/metadata/<key>", 204,
+             lambda c, sid, key: S.delete_module_metadata(_id(sid), key)),
+            ("POST", "/softwaremodules/<sid>/artifacts", 201,
+             lambda c, sid: self.upload(c, _id(sid))),
+            ("GET", "/softwaremodules/<sid>/artifacts", 200,
+             lambda c, sid: S.list_artifacts(c.base, _id(sid),
+                                             c.query.get("representation") == "full")),
+            ("GET", "/softwaremodules/<sid>/artifacts/<aid>", 200,
+             lambda c, sid, aid: S.get_artifact(c.base, _id(sid), _id(aid))),
+            ("DELETE", "/softwaremodules/<sid>/artifacts/<aid>", 204,
+             lambda c, sid, aid: self._forget_blobs([S.delete_artifact(_id(sid), _id(aid))])),
+            ("GET", "/softwaremodules/<sid>/artifacts/<aid>/download", 200,
+             lambda c, sid, aid: self.download(c, _id(sid), _id(aid))),
+            # distribution sets and assignments (§10)
+            ("POST", "/distributionsets", 201, lambda c: S.create_sets(c.base, body(c), c.user)),
+            ("GET", "/distributionsets", 200,
+             lambda c: S.list_sets(c.base, *_listing(c), deleted_mode=_deleted_mode(c))),
+            ("GET", "/distributionsets/<did>", 200, lambda c, did: S.get_set(c.base, _id(did))),
+            ("PUT", "/distributionsets/<did>", 200,
+             lambda c, did: S.update_set(c.base, _id(did), body(c), c.user)),
+            ("DELETE", "/distributionsets/<did>", 204, lambda c, did: S.delete_set(_id(did))),
+            ("GET", "/distributionsets/<did>/assignedSM", 200,
+             lambda c, did: S.set_modules(c.base, _id(did), *_listing(c)[1:])),
+            ("POST", "/distributionsets/<did>/assignedSM", 204,
+             lambda c, did: S.add_set_modules(_id(did), body(c), c.user)),
+            ("DELETE", "/distributionsets/<did>/assignedSM/<sid>", 204,
+             lambda c, did, sid: S.remove_set_module(_id(did), _id(sid))),
+            ("GET", "/distributionsets/<did>/assignedTargets", 200,
+             lambda c, did: S.assigned_targets(c.base, _id(did), *_listing(c))),
+            ("POST", "/distributionsets/<did>/assignedTargets", 200,
+             lambda c, did: S.assign_targets(c.base, _id(did), body(c), _offline(c), c.user)),
+            ("GET", "/distributionsets/<did>/installedTargets", 200,
+             lambda c, did: S.installed_targets(c.base, _id(did), *_listing(c))),
+            ("GET", "/distributionsets/<did>/metadata", 200,
+             lambda c, did: S.list_set_metadata(_id(did))),
+            ("POST", "/distributionsets/<did>/metadata", 201,
+             lambda c, did: S.create_set_metadata(_id(did), body(c), c.user)),
+            ("GET", "/distributionsets/<did>/metadata/<key>", 200,
+             lambda c, did, key: S.get_set_metadata(_id(did), key)),
+            ("PUT", "/distributionsets/<did>/metadata/<key>", 204,
+             lambda c, did, key: S.put_set_metadata(_id(did), key, body(c), c.user)),
+            ("DELETE", "/distributionsets/<did>/metadata/<key>", 204,
+             lambda c, did, key: S.delete_set_metadata(_id(did), key)),
+            # system configuration (§11)
+            ("GET", "/system/configs", 200, lambda c: F.all_configs(c.base)),
+            ("PUT", "/system/configs", 204, lambda c: F.put_configs(c.base, body(c), c.user)),
+            ("GET", "/system/configs/<key>", 200, lambda c, key: F.get_config(c.base, key)),
+            ("PUT", "/system/configs/<key>", 204,
+             lambda c, key: F.put_config(c.base, key, body(c), c.user)),
+            ("DELETE", "/system/configs/<key>", 204, lambda c, key: F.delete_config(key)),
+            ("GET", "/userinfo", 200, lambda c: F.userinfo(c.user)),
+        )
+        for method, path, status, handler in routes:
+            app.route("/rest/v1" + path, method, self._guarded(handler, status))
+        app.route("/", ["GET", "HEAD"], self.readiness)
+
+    def readiness(self):
+        """`GET /` without credentials, for readiness checks (`curl --head --fail`)."""
+        return bottle.HTTPResponse(_json_bytes({"name": "ddi-lite", "status": "up"}), 200,
+                                   {"Content-Type": JSON})
+
+    def _guarded(self, handler, status):
+        def route(**params):
+            request = bottle.request
+            environ = request.environ
+            try:
+                user = basic_user(environ, self.accounts)
+                if user is None:
+                    raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
+                accept = environ.get("HTTP_ACCEPT", "")
+                media_type = HAL_JSON if (not accept or HAL_JSON in accept or "*/*" in accept) \
+                    else JSON if JSON in accept else None
+                if media_type is None:
+                    raise HttpProblem(406)
+                origin = Origin(environ, self.public_url, self.trusted_proxies)
+                context = MgmtRequest(base=origin.base_url, user=user, query=request.query,
+                                      request=request)
+                result = handler(context, **params)
+            except HttpProblem as problem:
+                return framework_response(problem.status, problem.headers, problem.empty)
+            except store_errors.StoreError as error:
+                return error_response(error)
+            if isinstance(result, bottle.HTTPResponse):
+                return result
+            if status == 204 or (result is None and status == 200):
+                return bottle.HTTPResponse(b"", 204)
+            if result is None:
+                return bottle.HTTPResponse(b"", status)
+            return bottle.HTTPResponse(_json_bytes(result), status, {"Content-Type": media_type})
+        return route
+
+    def _body(self, context, required=True):
+        """A JSON body; hal+json and a missing Content-Type are accepted here too."""
+        media = context.request.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if media == HAL_JSON:
+            context.request.environ["CONTENT_TYPE"] = JSON
+        return read_body(context.request, self.max_body, required)
+
+    def _forget_blobs(self, sha1s):
+        for sha1 in sha1s:
+            if sha1:
+                self.blobs.delete(sha1)
+
+    def upload(self, context, module_id):
+        """Stream a multipart upload into the blob store, then record the artifact (§9.5)."""
+        software.check_upload(module_id)
+        request = context.request
+        length = request.content_length
+        if length > self.max_artifact + MultipartUpload.max_field_bytes:
+            raise UploadTooLarge("The artifact is larger than %d bytes." % self.max_artifact)
+        if length < 0:
+            raise UploadRejected("The upload needs a Content-Length.")
+        upload = MultipartUpload(request.environ["wsgi.input"],
+                                 request.environ.get("CONTENT_TYPE", ""), length)
+        stream = upload.open_file()
+        expected = {kind: context.query.get(kind + "sum") or upload.fields.get(kind + "sum")
+                    for kind in ("md5", "sha1", "sha256")}
+        try:
+            blob = self.blobs.put(stream, max_size=self.max_artifact,
+                                  expected={k: v for k, v in expected.items() if v})
+        except artifacts.BlobTooLarge:
+            raise UploadTooLarge("The artifact is larger than %d bytes." % self.max_artifact)
+        except artifacts.EmptyBlob:
+            raise HttpProblem(400, empty=True)
+        except artifacts.ChecksumMismatch as mismatch:
+            raise CHECKSUM_ERRORS[mismatch.kind]("The %s checksum of the upload does not match."
+                                                 % mismatch.kind)
+        upload.finish()
+        late = {kind: upload.fields.get(kind + "sum") for kind in ("md5", "sha1", "sha256")
+                if not expected[kind] and upload.fields.get(kind + "sum")}
+        for kind, value in late.items():
+            if getattr(blob, kind) != value.lower():
+                self._forget_blobs(catalog.unreferenced_blobs([blob.sha1]))
+                raise CHECKSUM_ERRORS[kind]("The %s checksum of the upload does not match." % kind)
+        filename = context.query.get("filename") or upload.fields.get("filename") or \
+            upload.filename
+        try:
+            return software.add_uploaded_artifact(context.base, module_id, filename, blob,
+                                                  context.user)
+        except store_errors.StoreError:
+            self._forget_blobs(catalog.unreferenced_blobs([blob.sha1]))
+            raise
+
+    def download(self, context, module_id, artifact_id):
+        artifact = software.artifact_for_download(module_id, artifact_id)
+        environ = context.request.environ
+        response = artifacts.file_response(
+            self.blobs.path(artifact.sha1), artifact.size, artifact.sha1, artifact.created_at,
+            artifact.filename, context.request.method,
+            {"range": environ.get("HTTP_RANGE"), "if-range": environ.get("HTTP_IF_RANGE"),
+             "if-match": environ.get("HTTP_IF_MATCH")})
+        return file_response(response, artifact.size)
+
+
+def _id(text):
+    value = int_parameter(text)
+    if value is None:
+        raise HttpProblem(400)
+    return value
+
+
+def _offline(context):
+    return bool(coerce.query_bool(context.query.get("offline")))
+
+
+def _deleted_mode(context):
+    return (context.query.get("soft_deleted_mode") or "EXCLUDE_SOFT_DELETED").upper()
+
+
+###############################################################################
 # Application #################################################################
 ###############################################################################
 
@@ -796,6 +1316,7 @@ def create_app(config):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
+    ManagementApi(config, blobs, Accounts(config.accounts)).install(app)
     return _normalised(app)
 
 
@@ -809,14 +1330,80 @@ def _add_setting_flags(parser):
                             metavar=setting.key.upper(), help=setting.help)
 
 
+def set_password(path, user, password_hash):
+    """Write `user = hash` into the [accounts] section of the settings file, keeping the rest
+    of the file (comments included) as it is."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    entry = "%s = %s" % (user, password_hash)
+    section = None
+    start = end = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            if section == ACCOUNTS_SECTION:
+                start = end = index + 1
+            continue
+        if section != ACCOUNTS_SECTION:
+            continue
+        end = index + 1
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        if key == user and not stripped.startswith(("#", ";")):
+            lines[index] = entry
+            break
+    else:
+        if start is None:
+            lines += ["", "[%s]" % ACCOUNTS_SECTION, entry]
+        else:
+            lines.insert(end, entry)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def passwd(args):
+    """`ddi-lite passwd USER`: ask for a password (twice on a terminal) and store its hash."""
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", args.user):
+        print("ddi-lite: a user name has 1 to 64 letters, digits or _.@-", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password for %s: " % args.user)
+        if password != getpass.getpass("Again: "):
+            print("ddi-lite: the passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("ddi-lite: an empty password is not allowed; nothing changed", file=sys.stderr)
+        return 1
+    path = args.config or "config.ini"
+    set_password(path, args.user, hash_password(password))
+    print("ddi-lite: password of %s stored in %s (restart the server to use it)"
+          % (args.user, os.path.abspath(path)))
+    return 0
+
+
 def serve(config):
     import waitress
     app = create_app(config)
     host, port = config["server", "host"], config["server", "port"]
+    if Accounts(config.accounts).default_password_in_use():
+        log.warning("*** The Management API still accepts admin/admin. Change it: "
+                    "ddi-lite passwd admin ***")
     log.info("ddi-lite listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])
     waitress.serve(app, host=host, port=port, threads=config["server", "threads"],
-                   ident="ddi-lite", _quiet=True)
+                   ident="ddi-lite", _quiet=True,
+                   # Waitress queues up to 16 MiB per connection in memory by default.
+                   outbuf_high_watermark=1 << 20,
+                   max_request_body_size=config["limits", "max_artifact_bytes"] + (1 << 20))
 
 
 def main(argv=None):
@@ -827,7 +1414,13 @@ def main(argv=None):
         command_parser.add_argument("--config", metavar="FILE",
                                     help="settings file (default: ./config.ini if present)")
         _add_setting_flags(command_parser)
+    passwd_parser = commands.add_parser(
+        "passwd", help="set an operator's password in the settings file")
+    passwd_parser.add_argument("user")
+    passwd_parser.add_argument("--config", metavar="FILE", help="settings file (./config.ini)")
     args = parser.parse_args(argv)
+    if args.command == "passwd":
+        return passwd(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     overrides = {name: value for name, value in vars(args).items()
                  if "." in name and value is not None}

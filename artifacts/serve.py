@@ -69,6 +69,16 @@ class FileBody:
         finally:
             self.close()
 
+    def open_tail(self, size: int):
+        """The file, opened at the start of the only range, when that range runs to the end
+        of the file; else None. A server's file wrapper may send such a body straight from
+        the file to EOF (Waitress does, without copying it through Python buffers)."""
+        if len(self._pieces) != 1 or not self.ranges or self.ranges[0][1] != size - 1:
+            return None
+        handle = open(self.path, "rb")
+        handle.seek(self.ranges[0][0])
+        return handle
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

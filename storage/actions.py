@@ -88,7 +88,7 @@ def apply_event(action, channel, execution, finished=None, details=(), code=None
         else:
             messages = reported or [server_line]
     else:
-        messages = [server_line]
+        messages = split_messages(details) + [server_line]
     check_message_quota(messages)
     if not row.exempt_from_quota:
         check_entry_quota(action)

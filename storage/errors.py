@@ -119,3 +119,125 @@ class InvalidDistributionSet(StoreError):
 class InvalidMaintenanceSchedule(StoreError):
     error_code = "hawkbit.server.error.maintenanceScheduleInvalid"
     exception_class = _REPO + "InvalidMaintenanceScheduleException"
+
+
+# --- Management API errors (mgmt-contract §3.2). Each docstring names the intended HTTP status.
+
+_ARTIFACT = "org.eclipse.hawkbit.artifact.exception."
+
+
+class EmptyBadRequest(StoreError):
+    """400 with no body (e.g. `"requestAttributes": false` on a target update)."""
+
+    def __init__(self, message="bad request"):
+        super().__init__(message)
+
+
+class EmptyGone(StoreError):
+    """410 with no body (confirm/deny of an action that is no longer active)."""
+
+    def __init__(self, message="gone"):
+        super().__init__(message)
+
+
+class ActionOfOtherTarget(EmptyNotFound):
+    """404 with no body: the action exists but belongs to another target than the path's."""
+
+    def __init__(self, action_id=None, controller_id=None):
+        super().__init__("Action %s does not belong to target %s" % (action_id, controller_id))
+
+
+class Deleted(StoreError):
+    """404: modifying or assigning a soft-deleted software module or distribution set."""
+
+    error_code = "hawkbit.server.error.deleted"
+    exception_class = _REPO + "DeletedException"
+
+
+class Locked(StoreError):
+    """423: changing a locked distribution set or software module."""
+
+    error_code = "hawkbit.server.error.locked"
+    exception_class = _REPO + "LockedException"
+
+
+class NotDeletable(StoreError):
+    """405: purging an action whose status is not in action.delete.allowed.statuses."""
+
+    error_code = "hawkbit.server.error.action.notDeletable"
+    exception_class = _REPO + "DeleteActionNotAllowedException"
+
+
+class MultiAssignment(StoreError):
+    """400: the same target (or several sets for one target) in one assignment request."""
+
+    error_code = "hawkbit.server.error.multiAssignmentNotEnabled"
+    exception_class = _REPO + "MultiAssignmentException"
+
+
+class ModulesUnsupported(StoreError):
+    """400: a module type that is neither mandatory nor optional in the set's type."""
+
+    error_code = "hawkbit.server.error.distributionset.modules.unsupported"
+    exception_class = _REPO + "UnsupportedSoftwareModuleForThisDistributionSetException"
+
+
+class EncryptionNotSupported(StoreError):
+    """400: an encrypted software module was requested; encryption is not implemented."""
+
+    error_code = "hawkbit.server.error.artifact.encryptionNotSupported"
+    exception_class = _ARTIFACT + "ArtifactEncryptionUnsupportedException"
+
+
+class FileSizeQuotaExceeded(StoreError):
+    """429: an uploaded artifact is larger than the per-artifact quota."""
+
+    error_code = "hawkbit.server.error.quota.fileSizeExceeded"
+    exception_class = _ARTIFACT + "FileSizeQuotaExceededException"
+
+
+class StorageQuotaExceeded(StoreError):
+    """429: the artifact storage quota would be exceeded."""
+
+    error_code = "hawkbit.server.error.quota.storageExceeded"
+    exception_class = _ARTIFACT + "StorageQuotaExceededException"
+
+
+class UploadFailed(StoreError):
+    """400: a broken multipart upload request."""
+
+    error_code = "hawkbit.server.error.artifact.uploadFailed"
+    exception_class = "org.eclipse.hawkbit.rest.exception.MultiPartFileUploadException"
+
+
+class ChecksumMismatch(UploadFailed):
+    """400: an upload checksum does not match the received bytes; raise one of the three
+    subclasses below, which carry hawkBit's per-hash codes."""
+
+
+class Md5Mismatch(ChecksumMismatch):
+    """400: the given md5sum does not match."""
+
+    error_code = "hawkbit.server.error.artifact.uploadFailed.checksum.md5.match"
+    exception_class = _REPO + "InvalidMd5HashException"
+
+
+class Sha1Mismatch(ChecksumMismatch):
+    """400: the given sha1sum does not match."""
+
+    error_code = "hawkbit.server.error.artifact.uploadFailed.checksum.sha1.match"
+    exception_class = _REPO + "InvalidSha1HashException"
+
+
+class Sha256Mismatch(ChecksumMismatch):
+    """400: the given sha256sum does not match."""
+
+    error_code = "hawkbit.server.error.artifact.uploadFailed.checksum.sha256.match"
+    exception_class = _REPO + "InvalidSha256HashException"
+
+
+class BinaryDeleted(StoreError):
+    """410: download of an artifact whose software module is soft-deleted."""
+
+    error_code = "hawkbit.server.error.artifact.binaryDeleted"
+    exception_class = _ARTIFACT + "ArtifactBinaryNoLongerExistsException"
