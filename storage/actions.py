@@ -89,8 +89,9 @@ def apply_event(action, channel, execution, finished=None, details=(), code=None
             messages = reported or [server_line]
     else:
         messages = split_messages(details) + [server_line]
-    check_message_quota(messages)
-    if not row.exempt_from_quota:
+    if row.quotas != t.NO_QUOTA:
+        check_message_quota(messages)
+    if row.quotas == t.ALL_QUOTAS:
         check_entry_quota(action)
     append_entry(action, row.entry, messages, now, by, timestamp, code)
     changed = False
@@ -152,7 +153,7 @@ def _apply_effects(action, effects, event_time, now, by):
     target = Target.get_by_id(action.target_id)
     ds_id = action.distribution_set_id
     if t.INSTALLED in effects:
-        if target.installation_date is None or target.installation_date <= event_time:
+        if target.installation_date is None or target.installation_date < event_time:
             target.installed_ds = ds_id
             target.installation_date = event_time
             if action.action_type == t.DOWNLOAD_ONLY:

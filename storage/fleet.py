@@ -933,12 +933,7 @@ def _write(pending, user):
                 row.last_modified_at = now
                 row.last_modified_by = user
                 row.save()
-    _refresh_settings(user)
-
-
-def _refresh_settings(user):
-    """Drop storage.tenant's cached snapshot after a commit (storing nothing does just that)."""
-    tenant.store({}, user)
+    tenant.invalidate()
 
 
 def put_config(base, key, body, user):

@@ -138,7 +138,8 @@ _generation = 0
 _snapshot_lock = threading.Lock()
 
 
-def _invalidate():
+def invalidate():
+    """Forget the snapshot: the next read sees what is stored now."""
     global _snapshot, _generation
     with _snapshot_lock:
         _generation += 1
@@ -149,7 +150,7 @@ def set_defaults(overrides):
     """Install the server-wide defaults (from config.ini) for some keys."""
     for name, value in overrides.items():
         _defaults[name] = convert(name, value)
-    _invalidate()
+    invalidate()
 
 
 def settings():
@@ -188,11 +189,11 @@ def store(values, user, now=None):
                 row.last_modified_at = now
                 row.last_modified_by = user
                 row.save()
-    _invalidate()
+    invalidate()
 
 
 def reset(name):
     """Forget a stored value, so the default applies again."""
     with write():
         TenantConfig.delete().where(TenantConfig.key == name).execute()
-    _invalidate()
+    invalidate()

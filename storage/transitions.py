@@ -65,21 +65,26 @@ REQUEST_ATTRIBUTES = "request_attributes"  # ask the device for its configData a
 
 ANY = None
 
+# Which quotas (contract §4.4.4, §4.6) an event is held to.
+ALL_QUOTAS = "all"          # status entries per action and messages per entry
+MESSAGE_QUOTA = "messages"  # final deployment feedback is accepted even with a full history
+NO_QUOTA = "none"           # the server's own entries and cancel outcomes
+
 Transition = collections.namedtuple(
     "Transition",
     "channel states execution finished types to_status active entry effects "
-    "message exempt_from_quota",
+    "message quotas",
 )
 
 
 def _row(channel, states, execution, finished, entry, to_status=None, active=None,
-         effects=(), message=None, types=ACTION_TYPES, exempt_from_quota=False):
+         effects=(), message=None, types=ACTION_TYPES, quotas=ALL_QUOTAS):
     """`message` is the server's line; for device channels it is the default used only when the
     device sent neither details nor a code, unless it is listed in ALWAYS_SAID."""
     finished_values = FINISHED_VALUES if finished is ANY else finished
     return Transition(channel, tuple(states), execution, tuple(finished_values or (None,)),
                       tuple(types), to_status, active, entry, frozenset(effects), message,
-                      exempt_from_quota)
+                      quotas)
 
 
 _DEPLOYABLE = (RUNNING, RETRIEVED, CANCELING)
@@ -92,12 +97,12 @@ TABLE = (
     # --- deployment feedback (POST deploymentBase/{id}/feedback), contract §4.4 ----------
     _row(DEPLOYMENT, _DEPLOYABLE, "closed", ("success", "none"), FINISHED, FINISHED, False,
          (INSTALLED, REQUEST_ATTRIBUTES), _US + "Target reported CLOSED with OK!",
-         exempt_from_quota=True),
+         quotas=MESSAGE_QUOTA),
     _row(DEPLOYMENT, _DEPLOYABLE, "closed", ("failure",), ERROR, ERROR, False,
-         (FAILED,), _US + "Target reported CLOSED with ERROR!", exempt_from_quota=True),
+         (FAILED,), _US + "Target reported CLOSED with ERROR!", quotas=MESSAGE_QUOTA),
     _row(DEPLOYMENT, _DEPLOYABLE, "downloaded", ANY, DOWNLOADED, DOWNLOADED, False,
          (DOWNLOAD_ONLY_DONE, REQUEST_ATTRIBUTES), _US + "Target confirmed download finished",
-         types=(DOWNLOAD_ONLY,), exempt_from_quota=True),
+         types=(DOWNLOAD_ONLY,)),
     _row(DEPLOYMENT, _DEPLOYABLE, "downloaded", ANY, DOWNLOADED,
          message=_US + "Target confirmed download finished", types=_NOT_DOWNLOAD_ONLY),
     _row(DEPLOYMENT, _DEPLOYABLE, "download", ANY, DOWNLOAD,
@@ -118,12 +123,12 @@ TABLE = (
     # Only `closed` completes a cancellation; `canceled` here is not a completion (§9.1).
     _row(CANCEL, (CANCELING,), "closed", ("success", "none"), CANCELED, CANCELED, False,
          (CANCEL_COMPLETED,), _US + "Cancellation completion is finished successfully.",
-         exempt_from_quota=True),
+         quotas=NO_QUOTA),
     _row(CANCEL, (CANCELING,), "closed", ("failure",), ERROR, RUNNING,
-         message=_US + "Cancellation failed, the action continues.", exempt_from_quota=True),
+         message=_US + "Cancellation failed, the action continues.", quotas=NO_QUOTA),
     _row(CANCEL, (CANCELING,), "rejected", ANY, CANCEL_REJECTED, RUNNING,
          message=_US + "Target rejected the cancellation, the action continues.",
-         exempt_from_quota=True),
+         quotas=NO_QUOTA),
     _row(CANCEL, (CANCELING,), "canceled", ANY, WARNING,
          message=_US + "Target reported cancel for a cancel which is not supported; "
                        "send closed to confirm a cancellation."),
@@ -147,18 +152,18 @@ TABLE = (
 
     # --- the operator (Management API), mgmt contract §5.4 ---------------------------------
     _row(OPERATOR, _CANCELABLE, "cancel", (), CANCELING, CANCELING,
-         message=_US + "manual cancelation requested", exempt_from_quota=True),
+         message=_US + "manual cancelation requested", quotas=NO_QUOTA),
     _row(OPERATOR, _CANCELABLE, "cancel_obsolete", (), CANCELING, CANCELING,
-         message=_US + "cancel obsolete action due to new update", exempt_from_quota=True),
+         message=_US + "cancel obsolete action due to new update", quotas=NO_QUOTA),
     _row(OPERATOR, _CANCELABLE, "close_obsolete", (), CANCELED, CANCELED, False,
-         message=_US + "close obsolete action due to new update", exempt_from_quota=True),
+         message=_US + "close obsolete action due to new update", quotas=NO_QUOTA),
     _row(OPERATOR, (CANCELING,), "force_quit", (), CANCELED, CANCELED, False,
-         (CANCEL_COMPLETED,), _US + "A force quit has been performed.", exempt_from_quota=True),
+         (CANCEL_COMPLETED,), _US + "A force quit has been performed.", quotas=NO_QUOTA),
     _row(OPERATOR, _CONFIRMABLE, "confirmed", (), RUNNING, RUNNING,
-         message=_US + "Action confirmed by the operator.", exempt_from_quota=True),
+         message=_US + "Action confirmed by the operator.", quotas=NO_QUOTA),
     _row(OPERATOR, _CONFIRMABLE, "denied", (), WAIT_FOR_CONFIRMATION,
          message=_US + "Action denied by the operator; it stays waiting for confirmation.",
-         exempt_from_quota=True),
+         quotas=NO_QUOTA),
 
     # --- the server itself -----------------------------------------------------------------
     _row(SERVER, (RUNNING, RETRIEVED), "retrieved", (), RETRIEVED, RETRIEVED,
@@ -169,12 +174,12 @@ TABLE = (
          message=_US + "Target downloads %(path)s"),
     # Without the server prefix on purpose: hawkBit shows this line in the device's history.
     _row(SERVER, _CANCELABLE, "window_lapsed", (), CANCELING, CANCELING,
-         message="manual cancelation requested", exempt_from_quota=True),
+         message="manual cancelation requested", quotas=NO_QUOTA),
     _row(SERVER, _CONFIRMABLE, "auto_confirmed", (), RUNNING, RUNNING,
          message="Assignment automatically confirmed by initiator '%(initiator)s'. \n \n"
                  "Auto confirmation activated by system user: '%(creator)s' \n \n"
                  "Remark: %(remark)s",
-         exempt_from_quota=True),
+         quotas=NO_QUOTA),
 )
 
 # Lines the server adds to a device report in any case, not only as a default.

@@ -130,13 +130,13 @@ def test_default_set_type_is_os_app_or_the_tenant_setting():
     app_type = DistributionSetType.get(DistributionSetType.key == "app")
     TenantConfig.create(key="default.ds.type", value=app_type.id, created_at=0,
                         created_by="admin", last_modified_at=0, last_modified_by="admin")
-    tenant._invalidate()
+    tenant.invalidate()
     try:
         set_id = distribution_set([module("app", type_key="application")], name="second",
                                   type_key=None)
     finally:
         TenantConfig.delete().execute()
-        tenant._invalidate()
+        tenant.invalidate()
     assert software.get_set(BASE, set_id)["type"] == "app"
 
 

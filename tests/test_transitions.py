@@ -832,11 +832,6 @@ def test_late_report_beyond_the_message_quota_is_dropped_silently(world):
     assert len(entries(action)) == 1
 
 
-# Where the code departs from the contract (reported, not fixed here: see the reasons).
-
-@pytest.mark.xfail(strict=True, reason="DDI §4.6: terminal and back-to-running cancel feedback "
-                                       "is not quota-checked; apply_event checks the message "
-                                       "quota for every row")
 def test_terminal_cancel_feedback_is_not_held_to_the_message_quota(world):
     action = world.action(CANCELING)
 
@@ -845,9 +840,6 @@ def test_terminal_cancel_feedback_is_not_held_to_the_message_quota(world):
     assert Action.get_by_id(action.id).status == CANCELED
 
 
-@pytest.mark.xfail(strict=True, reason="DDI §4.4.4: every entry except FINISHED/ERROR is "
-                                       "quota-checked; the DOWNLOAD_ONLY `downloaded` row is "
-                                       "exempt")
 def test_downloaded_of_download_only_action_is_held_to_the_entry_quota(world, limits):
     limits(status_entries_per_action=1)
     action = world.action(RUNNING, DOWNLOAD_ONLY)
