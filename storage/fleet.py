@@ -974,7 +974,7 @@ def delete_config(key):
     else:
         with write():
             TenantConfig.delete().where(TenantConfig.key == key).execute()
-        _refresh_settings("system")
+        tenant.invalidate()
 
 
 # --- user info (§2) -------------------------------------------------------------------------
