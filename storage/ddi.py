@@ -13,7 +13,7 @@ import urllib.parse
 
 import peewee
 
-from storage import schedule
+from storage import query, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -206,17 +206,31 @@ def root_poll(target, device_url, now):
         links["configData"] = "%s/configData" % device_url
     document = collections.OrderedDict()
     document["config"] = {"polling": {"sleep": schedule.format_duration(
-        _sleep_seconds(settings, window, now))}}
+        _sleep_seconds(settings, target, window, now))}}
     if links:
         document["_links"] = collections.OrderedDict(
             (rel, {"href": href}) for rel, href in links.items())
     return document
 
 
-def _sleep_seconds(settings, window, now):
+def _polling_seconds(settings, target):
+    """The tenant's polling interval, or the first per-target override whose filter matches.
+
+    hawkBit's `~NN%` deviation is not applied: a random sleep would change every poll's ETag,
+    and devices are spread out by their own start times anyway.
+    """
+    polling = settings.polling
+    for target_filter, seconds in polling.overrides:
+        if Target.select().where(query.filter_expression("targets", target_filter)
+                                 & (Target.id == target.id)).exists():
+            return seconds
+    return polling.seconds
+
+
+def _sleep_seconds(settings, target, window, now):
     """The polling interval, shortened so that the device polls a few times before a
     maintenance window opens (§4.1.4)."""
-    polling = settings.polling_seconds
+    polling = _polling_seconds(settings, target)
     if window is None or window.is_open or window.start_ms is None or window.start_ms <= now:
         return polling
     count = max(1, settings["maintenanceWindowPollCount"])

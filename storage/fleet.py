@@ -130,23 +130,11 @@ def _duration_seconds(text, fallback):
         return fallback
 
 
-def _polling(settings):
-    """(interval in ms, deviation in percent) of the tenant's pollingTime."""
-    text = str(settings["pollingTime"])
-    seconds = _duration_seconds(text, 300)
-    head = text.split(",")[0]
-    percent = 0
-    if "~" in head:
-        match = re.match(r"\s*([0-9]+)\s*%?\s*\Z", head.split("~", 1)[1])
-        if match:
-            percent = int(match.group(1))
-    return seconds * 1000, percent
-
-
 def poll_status(last_request_at, settings, now):
     """hawkBit's pollStatus of a target that has polled (mgmt-contract §5.1)."""
-    interval_ms, percent = _polling(settings)
-    next_expected = last_request_at + interval_ms + interval_ms * percent // 100
+    polling = schedule.parse_polling_time(str(settings["pollingTime"]))
+    interval_ms = polling.seconds * 1000
+    next_expected = last_request_at + interval_ms + interval_ms * polling.deviation_percent // 100
     overdue_ms = _duration_seconds(settings["pollingOverdueTime"], 300) * 1000
     return collections.OrderedDict((
         ("lastRequestAt", last_request_at),
@@ -875,6 +863,8 @@ def _plan(key, value, pending):
         converted = tenant.convert(key, value)
         if key == "pollingTime":
             _check_minimum_polling(converted, pending)
+            for target_filter, _ in schedule.parse_polling_time(converted).overrides:
+                query.filter_expression("targets", target_filter)
         pending[key] = converted
     elif key == DEFAULT_SET_TYPE:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (

@@ -56,6 +56,45 @@ def format_duration(seconds: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+class PollingTime(NamedTuple):
+    """A tenant's pollingTime: the interval, hawkBit's optional `~NN%` deviation, and per-target
+    overrides as (RSQL target filter, seconds) pairs, first match wins."""
+
+    seconds: int
+    deviation_percent: int
+    overrides: Tuple[Tuple[str, int], ...]
+
+
+_DEVIATION = re.compile(r"(.*?)\s*~\s*([0-9]{1,2})\s*%\s*")
+
+
+def parse_polling_time(text: str) -> PollingTime:
+    """`00:05:00`, `00:05:00~10%`, or `00:05:00, <filter> -> 00:01:00, <filter> -> ...`."""
+    if not isinstance(text, str):
+        raise ValueError("invalid polling time %r" % (text,))
+    head, _, rest = text.partition(",")
+    deviation = _DEVIATION.fullmatch(head.strip())
+    base = parse_duration((deviation.group(1) if deviation else head).strip())
+    overrides = []
+    if rest.strip():
+        # "f1 -> d1, f2 -> d2": each piece between arrows ends with a duration, except the
+        # first (a filter only) and the last (a duration only); filters may contain commas.
+        pieces = rest.split("->")
+        if len(pieces) < 2:
+            raise ValueError("invalid polling time override in %r" % text)
+        target_filter = pieces[0].strip()
+        for piece in pieces[1:-1]:
+            duration, separator, next_filter = piece.partition(",")
+            if not separator:
+                raise ValueError("invalid polling time override in %r" % text)
+            overrides.append((target_filter, parse_duration(duration.strip())))
+            target_filter = next_filter.strip()
+        overrides.append((target_filter, parse_duration(pieces[-1].strip())))
+        if any(not target_filter for target_filter, _ in overrides):
+            raise ValueError("a polling time override needs a target filter in %r" % text)
+    return PollingTime(base, int(deviation.group(2)) if deviation else 0, tuple(overrides))
+
+
 def parse_utc_offset(text: str) -> int:
     """Return the offset from UTC in minutes for ``±HH:MM``, ``±HHMM`` or ``Z``."""
     if text == "Z":

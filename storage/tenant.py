@@ -105,11 +105,16 @@ def _as_text(value):
 
 def _check_duration(name, text):
     try:
-        seconds = schedule.parse_duration(text)
+        if name == "pollingTime":
+            polling = schedule.parse_polling_time(text)
+            intervals = [polling.seconds] + [seconds for _, seconds in polling.overrides]
+        else:
+            intervals = [schedule.parse_duration(text)]
     except ValueError as error:
         raise InvalidConfigValue("The value of '%s' is not a duration: %s" % (name, error))
-    if name == "pollingTime" and not (
-            Bounds.min_polling_seconds <= seconds <= Bounds.max_polling_seconds):
+    if name == "pollingTime" and not all(
+            Bounds.min_polling_seconds <= seconds <= Bounds.max_polling_seconds
+            for seconds in intervals):
         raise InvalidConfigValue(
             "The polling time must lie between %s and %s." % (
                 schedule.format_duration(Bounds.min_polling_seconds),
@@ -120,15 +125,12 @@ class _Snapshot:
     def __init__(self, defaults, stored):
         self.defaults = defaults
         self.stored = stored
+        self.polling = schedule.parse_polling_time(self["pollingTime"])
 
     def __getitem__(self, name):
         if name in self.stored:
             return self.stored[name].value
         return self.defaults[name]
-
-    @property
-    def polling_seconds(self):
-        return schedule.parse_duration(self["pollingTime"])
 
 
 _defaults = {key.name: key.default for key in KEYS.values()}
