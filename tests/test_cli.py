@@ -1,0 +1,292 @@
+"""The operator command line (`ddi-lite targets|upload|assign|actions|cancel|config`), run as
+an operator runs it: a separate process talking to a real ddi-lite server process over HTTP.
+
+One server serves the whole module; every test uses its own target and set names. Setup that
+is not under test goes straight to the Management API with urllib.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environment(**extra):
+    """This process's environment without any DDI_LITE_* setting of the person running it."""
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("DDI_LITE_")}
+    environment.update(extra)
+    return environment
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "config.ini"
+    config.write_text("[server]\nthreads = 4\n", encoding="utf-8")
+    port = free_port()
+    log_path = root / "server.log"
+    with open(str(log_path), "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ddi_lite", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", str(root / "data"), "--config", str(config)],
+            cwd=str(root), env=clean_environment(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/", timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("ddi-lite did not start:\n" + log_path.read_text("utf-8"))
+                time.sleep(0.05)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def cli(url, *words, password="admin"):
+    """`ddi-lite --url URL WORDS...` with DDI_LITE_PASSWORD set (None: unset), no terminal."""
+    extra = {} if password is None else {"DDI_LITE_PASSWORD": password}
+    result = subprocess.run([sys.executable, "-m", "ddi_lite", "--url", url] + list(words),
+                            env=clean_environment(**extra), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=30)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def api(url, method, path, document=None):
+    body = None if document is None else json.dumps(document).encode("utf-8")
+    request = urllib.request.Request(url + "/rest/v1" + path, data=body, method=method,
+                                     headers={"Authorization": ADMIN,
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data = response.read()
+    return json.loads(data.decode("utf-8")) if data else None
+
+
+def deployment(url, controller_id, name):
+    """A target with token `token-<id>`, a set with one empty os module, assigned: the
+    action id."""
+    api(url, "POST", "/targets", [{"controllerId": controller_id,
+                                   "securityToken": "token-" + controller_id}])
+    module = api(url, "POST", "/softwaremodules",
+                 [{"name": name, "version": "1.0", "type": "os"}])[0]
+    distribution_set = api(url, "POST", "/distributionsets", [
+        {"name": name, "version": "1.0", "type": "os", "modules": [{"id": module["id"]}]}])[0]
+    result = api(url, "POST", "/distributionsets/%d/assignedTargets" % distribution_set["id"],
+                 [{"id": controller_id}])
+    return result["assignedActions"][0]["id"]
+
+
+def table_row(output, first_cell):
+    """The cells of the table line that starts with `first_cell`."""
+    for line in output.splitlines():
+        cells = line.split()
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError("no line for %s in:\n%s" % (first_cell, output))
+
+
+def test_targets_add_prints_the_token_and_list_and_show_display_the_target(url):
+    added = cli(url, "targets", "add", "cli-a", "--name", "bench-a", "--token", "tok-a")
+    assert (added.returncode, added.stdout) == (0, "tok-a\n")
+
+    listed = cli(url, "targets", "list", "--query", "controllerId==cli-*")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split()[:3] == ["CONTROLLER", "ID", "NAME"]
+    assert table_row(listed.stdout, "cli-a")[:3] == ["cli-a", "bench-a", "unknown"]
+
+    shown = cli(url, "targets", "show", "cli-a")
+    assert shown.returncode == 0
+    assert table_row(shown.stdout, "name") == ["name", "bench-a"]
+    assert table_row(shown.stdout, "security") == ["security", "token", "tok-a"]
+    assert table_row(shown.stdout, "assigned") == ["assigned", "set", "-"]
+
+
+def test_targets_list_pages_through_more_targets_than_one_page(url):
+    api(url, "POST", "/targets", [{"controllerId": "page-%03d" % n} for n in range(501)])
+    listed = cli(url, "--json", "targets", "list", "--query", "controllerId==page-*")
+    assert listed.returncode == 0
+    targets = json.loads(listed.stdout)
+    assert sorted(target["controllerId"] for target in targets) == \
+        ["page-%03d" % n for n in range(501)]
+
+
+def test_targets_delete_removes_the_target_and_show_then_reports_the_servers_message(url):
+    api(url, "POST", "/targets", [{"controllerId": "cli-gone"}])
+    deleted = cli(url, "targets", "delete", "cli-gone")
+    assert (deleted.returncode, deleted.stdout) == (0, "target cli-gone deleted\n")
+
+    shown = cli(url, "targets", "show", "cli-gone")
+    assert shown.returncode == 1
+    assert shown.stderr == "ddi-lite: Target with given identifier {cli-gone} does not exist.\n"
+
+
+def test_upload_creates_one_module_with_every_file_and_prints_the_set_id(url, tmp_path):
+    first, second = tmp_path / "rootfs.img", tmp_path / "notes.txt"
+    first.write_bytes(os.urandom(300 * 1024))
+    second.write_bytes(b"release notes\n")
+    uploaded = cli(url, "upload", str(first), str(second), "--name", "cli-fw",
+                   "--version", "2.0")
+    assert uploaded.returncode == 0, uploaded.stderr
+    set_id = int(uploaded.stdout)
+
+    distribution_set = api(url, "GET", "/distributionsets/%d" % set_id)
+    assert (distribution_set["name"], distribution_set["version"],
+            distribution_set["type"]) == ("cli-fw", "2.0", "os")
+    [module] = distribution_set["modules"]
+    assert module["type"] == "os"
+    artifacts = api(url, "GET", "/softwaremodules/%d/artifacts" % module["id"])
+    assert {(a["providedFilename"], a["size"], a["hashes"]["sha256"]) for a in artifacts} == {
+        ("rootfs.img", 300 * 1024, hashlib.sha256(first.read_bytes()).hexdigest()),
+        ("notes.txt", 14, hashlib.sha256(b"release notes\n").hexdigest())}
+
+
+def test_upload_json_prints_the_module_its_artifacts_and_the_set(url, tmp_path):
+    app = tmp_path / "app.tar"
+    app.write_bytes(b"app bytes")
+    uploaded = cli(url, "upload", str(app), "--name", "cli-app", "--version", "1",
+                   "--type", "application", "--json")
+    assert uploaded.returncode == 0, uploaded.stderr
+    document = json.loads(uploaded.stdout)
+    assert document["softwareModule"]["type"] == "application"
+    assert [a["providedFilename"] for a in document["artifacts"]] == ["app.tar"]
+    assert document["distributionSet"]["type"] == "app"
+    assert document["distributionSet"]["modules"][0]["id"] == document["softwareModule"]["id"]
+
+
+def test_upload_of_a_missing_file_is_a_usage_error_and_creates_nothing(url, tmp_path):
+    present = tmp_path / "present.bin"
+    present.write_bytes(b"x")
+    uploaded = cli(url, "upload", str(present), str(tmp_path / "missing.bin"),
+                   "--name", "cli-missing", "--version", "1")
+    assert uploaded.returncode == 2
+    assert uploaded.stderr == "ddi-lite: cannot read %s: No such file or directory\n" \
+        % (tmp_path / "missing.bin")
+    assert api(url, "GET", "/softwaremodules?q=name==cli-missing")["total"] == 0
+
+
+def test_upload_refused_by_the_server_leaves_no_module_behind(url, tmp_path):
+    image = tmp_path / "image.bin"
+    image.write_bytes(b"image")
+    uploaded = cli(url, "upload", str(image), "--name", "cli-rollback", "--version", "1",
+                   "--set-type", "no-such-type")
+    assert uploaded.returncode == 1
+    assert "no-such-type" in uploaded.stderr
+    assert api(url, "GET", "/softwaremodules?q=name==cli-rollback")["total"] == 0
+
+
+def test_assign_then_actions_show_the_running_action_that_the_device_is_offered(url):
+    api(url, "POST", "/targets", [{"controllerId": "cli-dev", "securityToken": "tok-dev"}])
+    module = api(url, "POST", "/softwaremodules",
+                 [{"name": "cli-assign", "version": "3.1", "type": "os"}])[0]
+    set_id = api(url, "POST", "/distributionsets", [
+        {"name": "cli-assign", "version": "3.1", "type": "os",
+         "modules": [{"id": module["id"]}]}])[0]["id"]
+
+    assigned = cli(url, "assign", str(set_id), "cli-dev", "--type", "soft")
+    assert assigned.returncode == 0, assigned.stderr
+    assert assigned.stdout.splitlines()[0] == "assigned: 1, already assigned: 0"
+    action_id = int(table_row(assigned.stdout, "cli-dev")[1])
+
+    listed = cli(url, "actions", "cli-dev")
+    assert listed.returncode == 0
+    assert table_row(listed.stdout, str(action_id))[:6] == [
+        str(action_id), "running", "update", "soft", "cli-assign:3.1", "Assignment"]
+
+    history = json.loads(cli(url, "actions", "cli-dev", "--json").stdout)
+    assert [entry["action"]["id"] for entry in history] == [action_id]
+    assert history[0]["latestStatus"]["type"] == "running"
+
+    poll = urllib.request.Request(url + "/DEFAULT/controller/v1/cli-dev",
+                                  headers={"Authorization": "TargetToken tok-dev"})
+    with urllib.request.urlopen(poll, timeout=10) as response:
+        links = json.load(response)["_links"]
+    assert "/deploymentBase/%d" % action_id in links["deploymentBase"]["href"]
+
+
+def test_assign_to_an_unknown_target_assigns_nothing(url):
+    action_id = deployment(url, "cli-known", "cli-unknown-set")
+    set_href = api(url, "GET", "/targets/cli-known/actions/%d" % action_id)[
+        "_links"]["distributionset"]["href"]
+    assigned = cli(url, "assign", set_href.rsplit("/", 1)[1], "cli-nobody")
+    assert assigned.returncode == 1
+    assert assigned.stderr == \
+        "ddi-lite: Target with given identifier {cli-nobody} does not exist.\n"
+
+
+def test_cancel_asks_the_device_to_cancel(url):
+    action_id = deployment(url, "cli-cancel", "cli-cancel-set")
+    canceled = cli(url, "cancel", "cli-cancel", str(action_id))
+    assert canceled.returncode == 0, canceled.stderr
+    assert canceled.stdout == "action %d of cli-cancel: canceling\n" % action_id
+    action = api(url, "GET", "/targets/cli-cancel/actions/%d" % action_id)
+    assert (action["status"], action["active"]) == ("canceling", True)
+
+
+def test_cancel_force_closes_a_running_action_at_once(url):
+    action_id = deployment(url, "cli-force", "cli-force-set")
+    canceled = cli(url, "cancel", "cli-force", str(action_id), "--force", "--json")
+    assert canceled.returncode == 0, canceled.stderr
+    action = json.loads(canceled.stdout)
+    assert (action["id"], action["status"], action["active"]) == (action_id, "canceled", False)
+
+
+def test_config_set_then_get_reads_the_value_back(url):
+    changed = cli(url, "config", "set", "pollingTime", "00:01:00")
+    assert (changed.returncode, changed.stdout) == (0, "pollingTime = 00:01:00\n")
+    read = cli(url, "config", "get", "pollingTime")
+    assert (read.returncode, read.stdout) == (0, "00:01:00\n")
+    everything = cli(url, "config", "get")
+    assert table_row(everything.stdout, "pollingTime") == ["pollingTime", "00:01:00", "set"]
+
+
+def test_config_set_sends_json_values_as_json(url):
+    changed = cli(url, "config", "set", "authentication.gatewaytoken.enabled", "true", "--json")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["value"] is True
+
+
+def test_a_wrong_password_is_a_refused_login(url):
+    result = cli(url, "targets", "list", password="not-the-password")
+    assert result.returncode == 1
+    assert result.stderr == "ddi-lite: login refused for user admin at %s\n" % url
+
+
+def test_no_password_and_no_terminal_is_a_usage_error(url):
+    result = cli(url, "targets", "list", password=None)
+    assert result.returncode == 2
+    assert "DDI_LITE_PASSWORD" in result.stderr
+
+
+def test_an_unreachable_server_is_reported_as_such():
+    closed = "http://127.0.0.1:%d" % free_port()
+    result = cli(closed, "targets", "list")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ddi-lite: cannot reach ddi-lite at %s: " % closed)
