@@ -904,28 +904,6 @@ def _check_minimum_polling(polling_time, pending):
                                  % schedule.format_duration(minimum))
 
 
-def _write(pending, user):
-    now = ddi.now_ms()
-    tenant_values = collections.OrderedDict(
-        (key, value) for key, value in pending.items() if key in tenant.KEYS)
-    with write():
-        if tenant_values:
-            tenant.store(tenant_values, user, now)
-        for key, value in pending.items():
-            if key in tenant.KEYS:
-                continue
-            row = _own_row(key)
-            if row is None:
-                TenantConfig.create(key=key, value=value, created_at=now, created_by=user,
-                                    last_modified_at=now, last_modified_by=user)
-            else:
-                row.value = value
-                row.last_modified_at = now
-                row.last_modified_by = user
-                row.save()
-    tenant.invalidate()
-
-
 def put_config(base, key, body, user):
     """Set one key from `{"value": ...}`; the stored value object back (the web layer answers
     204 and may use it for the legacy status codes)."""
@@ -933,7 +911,7 @@ def put_config(base, key, body, user):
     body = as_object(body, "configuration", required=True)
     pending = collections.OrderedDict()
     _plan(key, body.get("value"), pending)
-    _write(pending, user)
+    tenant.write_values(pending, user)
     return get_config(base, key)
 
 
@@ -944,7 +922,7 @@ def put_configs(base, body, user):
     for key, value in body.items():
         _plan(key, value, pending)
     if pending:
-        _write(pending, user)
+        tenant.write_values(pending, user)
     return collections.OrderedDict((key, get_config(base, key)) for key in body)
 
 

@@ -178,10 +178,15 @@ def stored_row(name):
 
 def store(values, user, now=None):
     """Store several key/value pairs at once: all are validated before any is written."""
-    converted = [(name, convert(name, value)) for name, value in values.items()]
+    write_values(collections.OrderedDict(
+        (name, convert(name, value)) for name, value in values.items()), user, now)
+
+
+def write_values(values, user, now=None):
+    """Write already validated values in one transaction, keeping their audit fields."""
     now = now or int(time.time() * 1000)
     with write():
-        for name, value in converted:
+        for name, value in values.items():
             row = TenantConfig.get_or_none(TenantConfig.key == name)
             if row is None:
                 TenantConfig.create(key=name, value=value, created_at=now, created_by=user,
