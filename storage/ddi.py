@@ -23,7 +23,7 @@ from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNot
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
                             InvalidTargetAttributes, ModuleNotAssigned, QuotaExceeded)
-from storage.models import (Action, ActionStatus, Artifact, DistributionSet,
+from storage.models import (get_existing, Action, ActionStatus, Artifact, DistributionSet,
                             DistributionSetModule, SoftwareModule, SoftwareModuleMetadata,
                             SoftwareModuleType, Target)
 
@@ -288,9 +288,7 @@ def update_attributes(target, data, mode, now):
 # --- one action, as the device sees it -----------------------------------------------------
 
 def require_action(target, action_id):
-    action = Action.get_or_none(Action.id == action_id)
-    if action is None:
-        raise EntityNotFound("Action", action_id)
+    action = get_existing(Action, Action.id == action_id, "Action", action_id)
     if action.target_id != target.id:
         raise ActionNotOfTarget(action_id, target.controller_id)
     return action
@@ -558,9 +556,7 @@ def deactivate_auto_confirm(target):
 # --- artifacts (§4.14 - §4.16) -------------------------------------------------------------
 
 def _module(module_id):
-    module = SoftwareModule.get_or_none(SoftwareModule.id == module_id)
-    if module is None:
-        raise EntityNotFound("SoftwareModule", module_id)
+    module = get_existing(SoftwareModule, SoftwareModule.id == module_id, "SoftwareModule", module_id)
     return module
 
 

@@ -9,7 +9,6 @@ every change of an action's state goes through `storage.actions.apply_event`.
 """
 
 import collections
-import re
 import urllib.parse
 
 from storage import assignments, ddi, query, schedule, tenant
@@ -21,7 +20,7 @@ from storage.db import write
 from storage.errors import (ActionOfOtherTarget, BodyNotReadable, ConstraintViolation,
                             EmptyBadRequest, EmptyGone, EntityAlreadyExists, EntityNotFound,
                             NotDeletable, QuotaExceeded)
-from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetType,
+from storage.models import (get_existing, Action, ActionStatus, DistributionSet, DistributionSetType,
                             TenantConfig, Target, TargetMetadata)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
@@ -100,9 +99,7 @@ def _action_id(action_id):
 
 def _action(action_id):
     number = _action_id(action_id)
-    action = Action.get_or_none(Action.id == number)
-    if action is None:
-        raise EntityNotFound("Action", action_id)
+    action = get_existing(Action, Action.id == number, "Action", action_id)
     return action
 
 

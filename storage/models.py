@@ -11,6 +11,7 @@ import peewee
 from playhouse.sqlite_ext import AutoIncrementField
 
 from storage.db import database
+from storage.errors import EntityNotFound
 
 
 class JSONField(peewee.TextField):
@@ -21,6 +22,14 @@ class JSONField(peewee.TextField):
 
     def python_value(self, value):
         return json.loads(value) if value is not None else None
+
+
+def get_existing(model, condition, entity_type, entity_id):
+    """The row matching `condition`, or hawkBit's not-found error naming `entity_type`."""
+    row = model.get_or_none(condition)
+    if row is None:
+        raise EntityNotFound(entity_type, entity_id)
+    return row
 
 
 class BaseModel(peewee.Model):
