@@ -8,10 +8,13 @@ command line. Rules live in `storage/`, bytes in `artifacts/`. Sections:
     HTTP plumbing      bodies, media types, errors, links
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Application        create_app(config) -> WSGI app
+    Fleet simulator    `ddi-lite simulate`: N virtual devices against any DDI server
     Command line       serve, passwd, and the operator commands (a Management API client)
 """
 
 import argparse
+import array
+import asyncio
 import base64
 import collections
 import configparser
@@ -26,6 +29,8 @@ import json
 import logging
 import os
 import re
+import signal
+import ssl
 import sys
 import threading
 import time
@@ -1331,6 +1336,938 @@ def create_app(config):
 
 
 ###############################################################################
+# Fleet simulator #############################################################
+###############################################################################
+#
+# `ddi-lite simulate` plays N devices against a DDI server (this one or any hawkBit-compatible
+# one) to rehearse a rollout or to load a server. Each device is one asyncio task that sleeps
+# between polls; requests share a bounded pool of keep-alive connections, spoken by a minimal
+# HTTP/1.1 client over asyncio streams (standard library only, like the operator commands).
+# Every request goes to the scheme, host and port of --url: a link the server hands out that
+# points anywhere else is refused and counted as an error, never followed.
+
+SIMULATED_STATES = ("idle", "downloading", "installing", "done", "failed")
+REQUEST_KINDS = ("poll", "configData", "deploymentBase", "download", "feedback", "cancel")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+SIMULATOR_AGENT = "ddi-lite-simulate"
+# How long a device waits after a failed poll when neither --poll-interval nor an earlier
+# answer told it how long to sleep.
+RETRY_SECONDS = 30
+# The shortest sleep a server's answer may impose (a `00:00:00` would make devices spin).
+MIN_SERVER_SLEEP_SECONDS = 1
+MAX_DOCUMENT_BYTES = 4 << 20
+TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
+
+
+class SimulationStopped(Exception):
+    """A bound was reached: no more requests are sent."""
+
+
+class DeviceProblem(Exception):
+    """Something a device cannot go on with; `kind` is what the summary counts it as."""
+
+    def __init__(self, kind, detail=None):
+        Exception.__init__(self, detail or kind)
+        self.kind = kind
+
+
+HttpAnswer = collections.namedtuple("HttpAnswer", "status headers body seconds")
+
+
+class HttpPool:
+    """A minimal HTTP/1.1 client for one host and port: at most `size` requests at a time,
+    over connections kept alive and shared by every device. Bodies may come with a
+    Content-Length, chunked (other servers), or delimited by the connection's end."""
+
+    def __init__(self, host, port, host_header, ssl_context, size, timeout, admit):
+        """`admit()` is called when a request is about to go out; it may raise to keep it."""
+        self.host, self.port, self.host_header = host, port, host_header
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self.admit = admit
+        self._idle = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def request(self, method, target, headers, body=b"", sink=None):
+        """Send one request; the answer. A 2xx answer's body goes to `sink(chunk)` instead of
+        `body` when a sink is given. `seconds` excludes the wait for a free connection."""
+        lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + self.host_header]
+        lines += ["%s: %s" % item for item in headers.items()]
+        if body or method in ("POST", "PUT"):
+            lines.append("Content-Length: %d" % len(body))
+        message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        async with self._slots:
+            self.admit()
+            started = time.perf_counter()
+            status, headers, body = await asyncio.wait_for(self._exchange(message, sink),
+                                                           self.timeout)
+            return HttpAnswer(status, headers, body, time.perf_counter() - started)
+
+    async def _exchange(self, message, sink):
+        while True:
+            reused = bool(self._idle)
+            reader, writer = self._idle.pop() if reused else await self._connect()
+            try:
+                writer.write(message)
+                await writer.drain()
+                status_line = await reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("the server closed the connection")
+            except ConnectionError:
+                writer.close()
+                if reused:
+                    continue  # the server closed it while it was idle: try a fresh one
+                raise
+            except BaseException:
+                writer.close()
+                raise
+            try:
+                status, headers, body, keep_alive = await self._answer(reader, status_line, sink)
+            except BaseException:
+                writer.close()
+                raise
+            if keep_alive:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, headers, body
+
+    async def _connect(self):
+        return await asyncio.open_connection(
+            self.host, self.port, ssl=self.ssl_context,
+            server_hostname=self.host if self.ssl_context else None)
+
+    async def _answer(self, reader, status_line, sink):
+        version, status = _status_line(status_line)
+        if status < 200:
+            # Interim answers only follow `Expect: 100-continue`, which is never sent.
+            raise DeviceProblem("malformed HTTP answer", "unexpected HTTP %d" % status)
+        headers = {}
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise asyncio.IncompleteReadError(b"", None)
+            if not line.strip():
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        connection = headers.get("connection", "").lower()
+        if version == "HTTP/1.1":
+            keep_alive = "close" not in connection
+        else:
+            keep_alive = "keep-alive" in connection
+        if status in (204, 304):
+            return status, headers, b"", keep_alive
+        body = _AnswerBody(sink if 200 <= status < 300 else None)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            await _read_chunked(reader, body)
+        elif "content-length" in headers:
+            await _read_exactly(reader, int(headers["content-length"]), body)
+        else:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                body.add(chunk)
+            keep_alive = False
+        return status, headers, b"".join(body.parts), keep_alive
+
+    def close(self):
+        while self._idle:
+            self._idle.pop()[1].close()
+
+
+def _status_line(line):
+    parts = line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise DeviceProblem("malformed HTTP answer", repr(line[:80]))
+    return parts[0], int(parts[1])
+
+
+class _AnswerBody:
+    """An answer's body: kept (up to MAX_DOCUMENT_BYTES), or handed to a sink chunk by chunk."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.parts = []
+        self.size = 0
+
+    def add(self, chunk):
+        if self.sink is not None:
+            self.sink(chunk)
+            return
+        self.size += len(chunk)
+        if self.size > MAX_DOCUMENT_BYTES:
+            raise DeviceProblem("answer too large")
+        self.parts.append(chunk)
+
+
+async def _read_exactly(reader, count, body):
+    while count > 0:
+        chunk = await reader.read(min(count, 65536))
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", count)
+        body.add(chunk)
+        count -= len(chunk)
+
+
+async def _read_chunked(reader, body):
+    while True:
+        size_line = await reader.readline()
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise DeviceProblem("malformed HTTP answer", "chunk size %r" % size_line[:80])
+        if size == 0:
+            break
+        await _read_exactly(reader, size, body)
+        if (await reader.readline()).strip():
+            raise DeviceProblem("malformed HTTP answer", "chunk longer than announced")
+    while (await reader.readline()).strip():
+        pass  # trailer fields
+
+
+def _draw(seed, *words):
+    """A number in [0, 1) that depends only on the seed and the words, so a run can be
+    repeated whatever order the devices happen to run in."""
+    digest = hashlib.sha256("|".join((str(seed),) + words).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def _sleep_seconds(text):
+    """`HH:MM:SS` (config.polling.sleep) in seconds."""
+    try:
+        hours, minutes, seconds = (int(field) for field in text.split(":"))
+    except (AttributeError, ValueError):
+        raise DeviceProblem("unexpected answer", "polling sleep %r" % (text,))
+    return max(MIN_SERVER_SLEEP_SECONDS, hours * 3600 + minutes * 60 + seconds)
+
+
+def _document(answer):
+    try:
+        document = json.loads(answer.body.decode("utf-8"))
+    except ValueError:
+        raise DeviceProblem("unexpected answer", "not JSON: %r" % answer.body[:80])
+    if not isinstance(document, dict):
+        raise DeviceProblem("unexpected answer", "not a JSON object")
+    return document
+
+
+def _href(links, rel):
+    link = links.get(rel)
+    return link.get("href") if isinstance(link, dict) else None
+
+
+def _feedback(execution, finished, details, progress=None):
+    result = {"finished": finished}
+    if progress is not None:
+        result["progress"] = progress
+    return {"status": {"execution": execution, "result": result, "details": details}}
+
+
+def _percentile(ordered, percent):
+    """Nearest-rank percentile of a sorted, non-empty sequence."""
+    rank = -(-percent * len(ordered) // 100)
+    return ordered[max(rank, 1) - 1]
+
+
+SimulationSettings = collections.namedtuple(
+    "SimulationSettings",
+    "url tenant poll_interval download range_size failure_rate seed duration max_requests "
+    "stop_when_done configdata connections timeout",
+    defaults=(DEFAULT_TENANT, None, "full", 1 << 20, 0.0, 0, 600.0, 1000000, False, False, 64,
+              30.0))
+
+
+class Simulation:
+    """N virtual devices against one DDI server, until a bound (or --stop-when-done) ends
+    the run: `summary = asyncio.run(Simulation(settings, devices).run())`.
+
+    `devices` are (controller id, Authorization header value) pairs. The simulation owns the
+    connection pool, the bounds and the statistics; the devices only ask it for requests.
+    """
+
+    def __init__(self, settings, devices, progress=None):
+        self.settings = settings
+        parts = urllib.parse.urlsplit(settings.url)
+        self.scheme = parts.scheme
+        self.origin = (parts.scheme, parts.hostname.lower(),
+                       parts.port or DEFAULT_PORTS[parts.scheme])
+        self.host_header = parts.netloc
+        self.base_path = parts.path.rstrip("/")
+        self.devices = [SimulatedDevice(self, controller_id, authorization)
+                        for controller_id, authorization in devices]
+        self.progress = LiveProgress(progress)
+        self.states = collections.Counter({"idle": len(self.devices)})
+        self.latencies = {kind: array.array("d") for kind in REQUEST_KINDS}
+        self.non_2xx = collections.Counter()
+        self.errors = collections.Counter()
+        self.error_examples = {}
+        self.outcomes = collections.Counter()
+        self.sent = 0
+        self.bytes_downloaded = 0
+        self.stopped = None
+        self.pool = None
+        self._stop_event = None
+        self._quiet = set()
+        self._crash = None
+
+    # --- what the devices use -----------------------------------------------------------
+
+    def target_of(self, href):
+        """The request target (path and query) of a link from the server. A link to another
+        scheme, host or port is refused: the simulator talks to --url only."""
+        if not isinstance(href, str) or not href:
+            raise DeviceProblem("unexpected answer", "a link without href")
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.settings.url + "/", href))
+        try:
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+        except ValueError:
+            port = None
+        if (parts.scheme, (parts.hostname or "").lower(), port) != self.origin:
+            raise DeviceProblem("link to another host refused", href)
+        path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+        return path + ("?" + parts.query if parts.query else "")
+
+    async def call(self, kind, method, target, authorization, document=None, headers=None,
+                   sink=None):
+        """One request of a device, counted against --max-requests and in the statistics.
+        Transport failures become DeviceProblems; any HTTP status is returned."""
+        headers = dict(headers or {}, Authorization=authorization)
+        headers["User-Agent"] = SIMULATOR_AGENT
+        body = b""
+        if kind != "download":
+            headers["Accept"] = JSON
+        if document is not None:
+            headers["Content-Type"] = JSON
+            body = json.dumps(document).encode("utf-8")
+        try:
+            answer = await self.pool.request(method, target, headers, body, sink)
+        except asyncio.TimeoutError:
+            raise DeviceProblem("timeout", "%s %s" % (method, target))
+        except asyncio.IncompleteReadError:
+            raise DeviceProblem("connection closed during an answer", "%s %s" % (method, target))
+        except OSError as error:  # ssl.SSLError is one too
+            raise DeviceProblem("connection failed: %s" % _reason(error), str(error))
+        except ValueError as error:  # a line over the stream's limit, a bad Content-Length
+            raise DeviceProblem("malformed HTTP answer", str(error))
+        self.latencies[kind].append(answer.seconds)
+        if not 200 <= answer.status < 300:
+            self.non_2xx[answer.status] += 1
+        return answer
+
+    def _admit(self):
+        if self.stopped is not None:
+            raise SimulationStopped()
+        if self.sent >= self.settings.max_requests:
+            self.stop("max-requests")
+            raise SimulationStopped()
+        self.sent += 1
+
+    def count_error(self, problem):
+        self.errors[problem.kind] += 1
+        self.error_examples.setdefault(problem.kind, str(problem))
+
+    def entered(self, old_state, new_state):
+        self.states[old_state] -= 1
+        self.states[new_state] += 1
+
+    def polled(self, device, offered):
+        """Bookkeeping for --stop-when-done: every device polled once, with nothing offered,
+        since the last action closed."""
+        if offered:
+            self._quiet.discard(device)
+            return
+        self._quiet.add(device)
+        if self.settings.stop_when_done and len(self._quiet) == len(self.devices):
+            self.stop("done")
+
+    def closed(self, outcome):
+        """An action was closed (or its cancel confirmed): the quiet round starts over."""
+        self.outcomes[outcome] += 1
+        self._quiet.clear()
+
+    def stop(self, reason):
+        if self.stopped is None:
+            self.stopped = reason
+            if self._stop_event is not None:
+                self._stop_event.set()
+
+    # --- the run -------------------------------------------------------------------------
+
+    async def run(self):
+        """Play every device until a bound, --stop-when-done or stop() ends the run; the
+        summary (see `summary`)."""
+        settings = self.settings
+        ssl_context = ssl.create_default_context() if self.scheme == "https" else None
+        self.pool = HttpPool(self.origin[1], self.origin[2], self.host_header, ssl_context,
+                             settings.connections, settings.timeout, self._admit)
+        self._stop_event = asyncio.Event()
+        started, cpu_started = time.monotonic(), time.process_time()
+        # Spread the first polls over a second (or one forced interval, if shorter).
+        spread = min(1.0, settings.poll_interval or 1.0)
+        tasks = [asyncio.ensure_future(device.live(
+                 spread * _draw(settings.seed, device.controller_id, "start")))
+                 for device in self.devices]
+        for task in tasks:
+            task.add_done_callback(self._device_ended)
+        watcher = asyncio.ensure_future(self._watch(started))
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), settings.duration)
+        except asyncio.TimeoutError:
+            self.stop("duration")
+        finally:
+            for task in tasks + [watcher]:
+                task.cancel()
+            await asyncio.gather(*tasks, watcher, return_exceptions=True)
+            self.pool.close()
+            self.progress.finish()
+        if self._crash is not None:
+            raise self._crash
+        return self.summary(time.monotonic() - started, time.process_time() - cpu_started)
+
+    def _device_ended(self, task):
+        # A device only ends by a bound; anything else is a bug worth a traceback.
+        if not task.cancelled() and task.exception() is not None and self._crash is None:
+            self._crash = task.exception()
+            self.stop("crashed")
+
+    async def _watch(self, started):
+        previous_time, previous_count = started, 0
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            answered = self.answered()
+            rate = (answered - previous_count) / max(now - previous_time, 1e-6)
+            previous_time, previous_count = now, answered
+            states = " ".join("%s %d" % (state, self.states[state])
+                              for state in SIMULATED_STATES)
+            self.progress.show("%6.1fs  %s | %d req/s | errors %d" % (
+                now - started, states, rate, sum(self.errors.values())), now)
+
+    def answered(self):
+        return sum(len(values) for values in self.latencies.values())
+
+    def summary(self, seconds, cpu_seconds):
+        """The run in numbers, JSON-ready; latencies in milliseconds."""
+        latency = collections.OrderedDict()
+        for kind in REQUEST_KINDS:
+            ordered = sorted(self.latencies[kind])
+            if ordered:
+                latency[kind] = collections.OrderedDict(
+                    [("requests", len(ordered))] +
+                    [(name, round(_percentile(ordered, percent) * 1000, 2))
+                     for name, percent in (("p50", 50), ("p90", 90), ("p99", 99))] +
+                    [("max", round(ordered[-1] * 1000, 2))])
+        answered = self.answered()
+        return collections.OrderedDict((
+            ("url", self.settings.url),
+            ("tenant", self.settings.tenant),
+            ("devices", len(self.devices)),
+            ("seed", self.settings.seed),
+            ("stopped", self.stopped),
+            ("seconds", round(seconds, 3)),
+            ("requests", self.sent),
+            ("answered", answered),
+            ("requests_per_second", round(answered / seconds, 1) if seconds else 0.0),
+            ("latency_ms", latency),
+            ("bytes_downloaded", self.bytes_downloaded),
+            ("non_2xx", collections.OrderedDict(
+                (str(status), count) for status, count in sorted(self.non_2xx.items()))),
+            ("errors", collections.OrderedDict(sorted(self.errors.items()))),
+            ("error_examples", collections.OrderedDict(sorted(self.error_examples.items()))),
+            ("states", collections.OrderedDict(
+                (state, self.states[state]) for state in SIMULATED_STATES)),
+            ("outcomes", collections.OrderedDict(sorted(self.outcomes.items()))),
+            ("cpu_seconds", round(cpu_seconds, 2)),
+        ))
+
+
+class SimulatedDevice:
+    """One virtual device: poll, upload configData when asked, install (or fail to) what it
+    is offered, confirm cancellations. One coroutine that sleeps between polls."""
+
+    def __init__(self, simulation, controller_id, authorization):
+        self.simulation = simulation
+        self.controller_id = controller_id
+        self.authorization = authorization
+        self.base = "%s/%s/controller/v1/%s" % (simulation.base_path,
+                                                 _segment(simulation.settings.tenant),
+                                                 _segment(controller_id))
+        self.state = "idle"
+        self.server_sleep = None
+        self.downloaded_action = None
+
+    def enter(self, state):
+        self.simulation.entered(self.state, state)
+        self.state = state
+
+    def call(self, kind, method, target, document=None, headers=None, sink=None):
+        return self.simulation.call(kind, method, target, self.authorization, document,
+                                    headers, sink)
+
+    async def live(self, first_delay):
+        await asyncio.sleep(first_delay)
+        while True:
+            try:
+                await self.poll_once()
+            except SimulationStopped:
+                return
+            await asyncio.sleep(self.simulation.settings.poll_interval or self.server_sleep or
+                                RETRY_SECONDS)
+
+    async def poll_once(self):
+        """Poll the root resource and do what its links ask for."""
+        offered = True  # until an answer shows otherwise, there may be work waiting
+        try:
+            answer = await self.call("poll", "GET", self.base)
+            if answer.status == 200:
+                try:
+                    offered = await self.follow(_document(answer))
+                except (KeyError, TypeError, AttributeError) as error:
+                    raise DeviceProblem("unexpected answer",
+                                        "%s: %s" % (type(error).__name__, error))
+        except DeviceProblem as problem:
+            self.simulation.count_error(problem)
+            offered = True
+            if self.state in ("downloading", "installing"):
+                self.enter("idle")  # the next poll offers the action again
+        self.simulation.polled(self, offered)
+
+    async def follow(self, root):
+        """Do what the root resource's links ask for; whether an action was offered."""
+        self.server_sleep = _sleep_seconds(root["config"]["polling"]["sleep"])
+        links = root.get("_links") or {}
+        if "configData" in links and self.simulation.settings.configdata:
+            await self.upload_config_data(_href(links, "configData"))
+        if "cancelAction" in links:
+            await self.confirm_cancel(_href(links, "cancelAction"))
+        elif "deploymentBase" in links:
+            await self.deploy(_href(links, "deploymentBase"))
+        # confirmationBase (user consent) is not simulated: such an action just waits.
+        return any(rel in links for rel in ("deploymentBase", "cancelAction", "confirmationBase"))
+
+    async def upload_config_data(self, href):
+        await self.call("configData", "PUT", self.simulation.target_of(href), {
+            "mode": "merge",
+            "data": {"serial": self.controller_id, "hwRevision": "sim-1", "simulator": "ddi-lite"}})
+
+    async def confirm_cancel(self, href):
+        answer = await self.call("cancel", "GET", self.simulation.target_of(href))
+        if answer.status != 200:
+            return
+        document = _document(answer)
+        action_id = str((document.get("cancelAction") or {}).get("stopId") or document["id"])
+        answer = await self.call(
+            "cancel", "POST", "%s/cancelAction/%s/feedback" % (self.base, _segment(action_id)),
+            _feedback("closed", "success", ["ddi-lite simulate: cancelled"]))
+        if 200 <= answer.status < 300:
+            self.downloaded_action = None
+            self.enter("idle")
+            self.simulation.closed("cancelled")
+
+    async def deploy(self, href):
+        """deploymentBase: download and verify, then proceeding and closed (or downloaded,
+        when the server says not to install yet)."""
+        simulation = self.simulation
+        answer = await self.call("deploymentBase", "GET", simulation.target_of(href))
+        if answer.status != 200:
+            return
+        document = _document(answer)
+        action_id = str(document["id"])
+        deployment = document["deployment"]
+        feedback = "%s/deploymentBase/%s/feedback" % (self.base, _segment(action_id))
+        if deployment.get("download") == "skip":
+            return  # waiting for a maintenance window
+        artifacts = [artifact for chunk in deployment.get("chunks") or []
+                     for artifact in chunk.get("artifacts") or []]
+        if self.downloaded_action != action_id:
+            self.enter("downloading")
+            for artifact in artifacts:
+                failure = await self.download(artifact)
+                if failure is not None:
+                    await self.close(feedback, "failure", [failure])
+                    return
+            self.downloaded_action = action_id
+            if deployment.get("update") == "skip":
+                answer = await self.call("feedback", "POST", feedback, _feedback(
+                    "downloaded", "success", ["ddi-lite simulate: downloaded"]))
+                if 200 <= answer.status < 300:
+                    self.enter("done")
+                    simulation.closed("downloaded")
+                return
+        if deployment.get("update") == "skip":
+            return  # downloaded already; installs when the window opens
+        self.enter("installing")
+        answer = await self.call("feedback", "POST", feedback, _feedback(
+            "proceeding", "none", ["ddi-lite simulate: installing"],
+            {"cnt": len(artifacts), "of": len(artifacts)}))
+        if not 200 <= answer.status < 300:
+            self.enter("idle")
+            return
+        if _draw(simulation.settings.seed, self.controller_id, action_id) < \
+                simulation.settings.failure_rate:
+            await self.close(feedback, "failure", ["ddi-lite simulate: installation failed"])
+        else:
+            await self.close(feedback, "success", ["ddi-lite simulate: installed"])
+
+    async def close(self, feedback, finished, details):
+        answer = await self.call("feedback", "POST", feedback,
+                                 _feedback("closed", finished, details))
+        # 410: hawkBit's answer when the action was closed already (cancelled meanwhile).
+        if 200 <= answer.status < 300 or answer.status == 410:
+            self.enter("done" if finished == "success" else "failed")
+            self.simulation.closed("success" if finished == "success" else "failure")
+        else:
+            self.enter("idle")
+
+    async def download(self, artifact):
+        """Fetch one artifact (whole, or in --range-size pieces) and check its size and hash;
+        None when it is good, else what the failure report says."""
+        simulation = self.simulation
+        name = artifact.get("filename", "?")
+        links = artifact.get("_links") or {}
+        target = refused = None
+        for rel in ("download-http", "download"):
+            if rel in links:
+                try:
+                    target = simulation.target_of(_href(links, rel))
+                    break
+                except DeviceProblem as problem:
+                    refused = refused or problem
+        if target is None:
+            if refused is not None:
+                simulation.count_error(refused)
+            return "no download link for %s at %s" % (name, simulation.settings.url)
+        hashes = artifact.get("hashes") or {}
+        algorithm = next((key for key in ("sha256", "sha1", "md5") if hashes.get(key)), "sha256")
+        digest = hashlib.new(algorithm)
+        size = artifact.get("size")
+        received = [0]
+
+        def take(chunk):
+            digest.update(chunk)
+            received[0] += len(chunk)
+            simulation.bytes_downloaded += len(chunk)
+
+        if simulation.settings.download == "full" or not isinstance(size, int):
+            answer = await self.call("download", "GET", target, sink=take)
+            if answer.status != 200:
+                return "download of %s: HTTP %d" % (name, answer.status)
+        else:
+            while received[0] < size:
+                first = received[0]
+                last = min(first + simulation.settings.range_size, size) - 1
+                answer = await self.call("download", "GET", target, sink=take,
+                                         headers={"Range": "bytes=%d-%d" % (first, last)})
+                if answer.status == 200 and first == 0:
+                    break  # the server ignored Range and sent it all
+                content_range = answer.headers.get("content-range")
+                if answer.status != 206 or received[0] != last + 1 or \
+                        content_range != "bytes %d-%d/%d" % (first, last, size):
+                    return "download of %s bytes %d-%d: HTTP %d, Content-Range %s" % (
+                        name, first, last, answer.status, content_range)
+        if isinstance(size, int) and received[0] != size:
+            simulation.count_error(DeviceProblem("size mismatch", name))
+            return "%s has %d bytes, not %d" % (name, received[0], size)
+        expected = hashes.get(algorithm)
+        if expected and digest.hexdigest() != str(expected).lower():
+            simulation.count_error(DeviceProblem("%s mismatch" % algorithm, name))
+            return "%s of %s is %s, not %s" % (algorithm, name, digest.hexdigest(), expected)
+        return None
+
+
+class LiveProgress:
+    """The simulation's status line on stderr: redrawn in place on a terminal, otherwise
+    printed every few seconds."""
+
+    every_seconds = 5
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.terminal = stream is not None and stream.isatty()
+        self._printed = None
+
+    def show(self, text, now):
+        if self.stream is None:
+            return
+        if self.terminal:
+            try:
+                text = text[:os.get_terminal_size(self.stream.fileno()).columns - 1]
+            except OSError:
+                pass
+            self.stream.write("\r" + text + "\x1b[K")
+        elif self._printed is None or now - self._printed >= self.every_seconds:
+            self.stream.write(text + "\n")
+        else:
+            return
+        self._printed = now
+        self.stream.flush()
+
+    def finish(self):
+        if self.terminal and self._printed is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def print_summary(summary):
+    print("%d devices against %s (tenant %s, seed %d), stopped after %.1f s: %s" % (
+        summary["devices"], summary["url"], summary["tenant"], summary["seed"],
+        summary["seconds"], summary["stopped"]))
+    print_table([
+        ("requests", "%d sent, %d answered, %.1f/s" % (
+            summary["requests"], summary["answered"], summary["requests_per_second"])),
+        ("downloaded", "%s (%d bytes)" % (_size(summary["bytes_downloaded"]),
+                                          summary["bytes_downloaded"])),
+        ("devices", ", ".join("%s %d" % item for item in summary["states"].items())),
+        ("actions", ", ".join("%s %d" % item for item in summary["outcomes"].items()) or None),
+        ("non-2xx", ", ".join("HTTP %s: %d" % item for item in summary["non_2xx"].items())
+         or None),
+        ("errors", ", ".join("%s: %d" % item for item in summary["errors"].items()) or None),
+        ("simulator CPU", "%.1f s (%.0f%% of one core)" % (
+            summary["cpu_seconds"], 100 * summary["cpu_seconds"] / max(summary["seconds"], 1e-6))),
+    ])
+    print()
+    print_table([(kind, numbers["requests"], numbers["p50"], numbers["p90"], numbers["p99"],
+                  numbers["max"]) for kind, numbers in summary["latency_ms"].items()],
+                header=("REQUEST", "COUNT", "P50 MS", "P90 MS", "P99 MS", "MAX MS"))
+    for kind, example in summary["error_examples"].items():
+        print("e.g. %s: %s" % (kind, example))
+
+
+# --- ddi-lite simulate: the command line ----------------------------------------------------
+
+def _whole_number(low, high):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number, not %r" % text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError("must be between %d and %d, not %d"
+                                             % (low, high, value))
+        return value
+    return parse
+
+
+def _number(low, high, low_open=False):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a number, not %r" % text)
+        if (value <= low if low_open else not low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(
+                ("must be more than %g and at most %g, not %s" if low_open else
+                 "must be between %g and %g, not %s") % (low, high, text))
+        return value
+    return parse
+
+
+def _add_simulate_command(commands):
+    summary = "play N virtual devices against a DDI server (this one or any hawkBit) and " \
+              "print throughput and latency"
+    parser = commands.add_parser("simulate", help=summary, description=summary + ".")
+    server = parser.add_argument_group("server")
+    server.add_argument("--url", required=True,
+                        help="the server, http(s)://HOST:PORT[/PATH]; nothing else is contacted")
+    server.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant (default: DEFAULT)")
+    server.add_argument("--connections", type=_whole_number(1, 10000), default=64, metavar="N",
+                        help="connections shared by all devices (default: 64)")
+    server.add_argument("--timeout", type=_number(0, 3600, low_open=True), default=30.0,
+                        metavar="SECONDS", help="longest wait for one answer (default: 30)")
+    devices = parser.add_argument_group("devices (one of --token-file, --gateway-token, "
+                                        "--create-targets)")
+    devices.add_argument("--devices", type=_whole_number(1, 100000), metavar="N",
+                         help="how many (default: 10, or every line of --token-file)")
+    devices.add_argument("--prefix", help="controller ids PREFIX00001... (default: sim-)")
+    credentials = devices.add_mutually_exclusive_group(required=True)
+    credentials.add_argument("--token-file", metavar="FILE",
+                             help="lines 'controllerId token': the devices and their tokens")
+    credentials.add_argument("--gateway-token", metavar="TOKEN",
+                             help="one gateway token for all; unknown devices register")
+    credentials.add_argument("--create-targets", action="store_true",
+                             help="create the targets (existing ones are reused) and read "
+                                  "their tokens through the Management API")
+    devices.add_argument("--user", help="with --create-targets (env DDI_LITE_USER; admin)")
+    devices.add_argument("--password",
+                         help="with --create-targets (env DDI_LITE_PASSWORD; asked on a "
+                              "terminal)")
+    behaviour = parser.add_argument_group("behaviour")
+    behaviour.add_argument("--poll-interval", type=_number(0, 86400, low_open=True),
+                           metavar="SECONDS",
+                           help="poll this often instead of the server's sleep")
+    behaviour.add_argument("--download", choices=("full", "ranges"), default="full",
+                           help="whole artifacts (default) or Range requests")
+    behaviour.add_argument("--range-size", type=_whole_number(1, 1 << 40), metavar="BYTES",
+                           help="with --download ranges: bytes per request (default: 1 MiB)")
+    behaviour.add_argument("--failure-rate", type=_number(0, 1), default=0.0,
+                           metavar="0..1", help="share of installations reported as failed")
+    behaviour.add_argument("--seed", type=_whole_number(0, 2 ** 63 - 1),
+                           help="repeat a run's choices (default: random, shown in the summary)")
+    behaviour.add_argument("--configdata", action="store_true",
+                           help="upload attributes when the server asks for them")
+    bounds = parser.add_argument_group("bounds and output")
+    bounds.add_argument("--duration", type=_number(0, 7 * 86400, low_open=True), default=600.0,
+                        metavar="SECONDS", help="stop after this long (default: 600)")
+    bounds.add_argument("--max-requests", type=_whole_number(1, 10 ** 12), default=1000000,
+                        metavar="N", help="stop before request N+1 (default: 1000000)")
+    bounds.add_argument("--stop-when-done", action="store_true",
+                        help="stop once every offered action is closed and a poll round "
+                             "brought nothing new")
+    bounds.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _check_simulate_url(url):
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or port == 0 or \
+            parts.username is not None or parts.query or parts.fragment:
+        raise CommandFailed("--url must look like http://HOST:PORT[/PATH] or https://..., "
+                            "not %r" % url, 2)
+    return url.rstrip("/")
+
+
+def _read_token_file(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandFailed("cannot read --token-file %s: %s" % (path, _reason(error)), 2)
+    tokens = collections.OrderedDict()
+    for number, line in enumerate(lines, 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) != 2:
+            raise CommandFailed("%s line %d: expected 'controllerId token'" % (path, number), 2)
+        if not TOKEN_PATTERN.fullmatch(words[1]):
+            raise CommandFailed("%s line %d: a token is printable ASCII" % (path, number), 2)
+        if words[0] in tokens:
+            raise CommandFailed("%s line %d: %s is listed twice" % (path, number, words[0]), 2)
+        tokens[words[0]] = words[1]
+    if not tokens:
+        raise CommandFailed("%s lists no devices" % path, 2)
+    return tokens
+
+
+def _simulated_devices(args):
+    """(controller id, Authorization value) of every device, as the command line says."""
+    if args.token_file is not None:
+        if args.prefix is not None:
+            raise CommandFailed("--prefix names generated devices; --token-file names its own", 2)
+        tokens = _read_token_file(args.token_file)
+        if args.devices is not None and args.devices > len(tokens):
+            raise CommandFailed("--devices %d, but %s lists only %d" % (
+                args.devices, args.token_file, len(tokens)), 2)
+        listed = list(tokens.items())[:args.devices or len(tokens)]
+        return [(controller_id, "TargetToken " + token) for controller_id, token in listed]
+    prefix = "sim-" if args.prefix is None else args.prefix
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{0,200}", prefix):
+        raise CommandFailed("--prefix may have up to 200 letters, digits or _.:-", 2)
+    count = args.devices or 10
+    controller_ids = ["%s%0*d" % (prefix, max(5, len(str(count))), n) for n in range(1, count + 1)]
+    if args.gateway_token is not None:
+        if not TOKEN_PATTERN.fullmatch(args.gateway_token):
+            raise CommandFailed("--gateway-token must be printable ASCII without blanks", 2)
+        return [(controller_id, "GatewayToken " + args.gateway_token)
+                for controller_id in controller_ids]
+    return [(controller_id, "TargetToken " + token)
+            for controller_id, token in _created_targets(args, prefix, controller_ids)]
+
+
+def _created_targets(args, prefix, controller_ids):
+    """Create the targets that do not exist yet through the Management API, reuse the
+    others; (controller id, security token) pairs."""
+    password = args.password if args.password is not None else \
+        os.environ.get("DDI_LITE_PASSWORD")
+    user = args.user or os.environ.get("DDI_LITE_USER") or "admin"
+    client = ManagementClient(args.url, user, password)
+    wanted = set(controller_ids)
+    tokens = {target["controllerId"]: target.get("securityToken")
+              for target in _all_pages(client, "/targets", {"q": "controllerId==%s*" % prefix})
+              if target["controllerId"] in wanted}
+    missing = [controller_id for controller_id in controller_ids if controller_id not in tokens]
+    for start in range(0, len(missing), 500):
+        created = client.call("POST", "/targets", [
+            {"controllerId": controller_id, "description": "ddi-lite simulate"}
+            for controller_id in missing[start:start + 500]])
+        tokens.update((target["controllerId"], target.get("securityToken"))
+                      for target in created)
+    print("ddi-lite: %d targets created, %d reused" % (
+        len(missing), len(controller_ids) - len(missing)), file=sys.stderr)
+    for controller_id in controller_ids:
+        if not tokens.get(controller_id):
+            raise CommandFailed("the server shows no security token for %s (may %s read "
+                                "tokens?)" % (controller_id, user))
+    return [(controller_id, tokens[controller_id]) for controller_id in controller_ids]
+
+
+def simulate(args):
+    """`ddi-lite simulate`: run the simulation and print its summary. Exit code 0; 1 when the
+    server never answered or --stop-when-done was not reached; 2 for a wrong command line;
+    130 when interrupted (after the summary)."""
+    try:
+        if (args.user is not None or args.password is not None) and not args.create_targets:
+            raise CommandFailed("--user and --password go with --create-targets", 2)
+        if args.range_size is not None and args.download != "ranges":
+            raise CommandFailed("--range-size goes with --download ranges", 2)
+        args.url = _check_simulate_url(args.url)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.tenant):
+            raise CommandFailed("--tenant has 1 to 64 letters, digits or _.-", 2)
+        devices = _simulated_devices(args)
+    except CommandFailed as failure:
+        print("ddi-lite: %s" % failure, file=sys.stderr)
+        return failure.exit_code
+    except (KeyError, IndexError, TypeError, AttributeError) as error:  # --create-targets
+        print("ddi-lite: unexpected answer from %s (%s: %s)" % (
+            args.url, type(error).__name__, error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    settings = SimulationSettings(
+        url=args.url, tenant=args.tenant, poll_interval=args.poll_interval,
+        download=args.download, range_size=args.range_size or 1 << 20,
+        failure_rate=args.failure_rate,
+        seed=args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big"),
+        duration=args.duration, max_requests=args.max_requests,
+        stop_when_done=args.stop_when_done, configdata=args.configdata,
+        connections=args.connections, timeout=args.timeout)
+    simulation = Simulation(settings, devices, progress=sys.stderr)
+    summary = asyncio.run(_until_interrupted(simulation))
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary)
+    if summary["stopped"] == "interrupted":
+        return 130
+    if not summary["answered"] or (settings.stop_when_done and summary["stopped"] != "done"):
+        return 1
+    return 0
+
+
+async def _until_interrupted(simulation):
+    """Run the simulation; Ctrl-C (or SIGTERM) ends it early, with a summary."""
+    loop = asyncio.get_running_loop()
+    handled = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, simulation.stop, "interrupted")
+            handled.append(number)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # Windows, or not the main thread: Ctrl-C stops without a summary
+    try:
+        return await simulation.run()
+    finally:
+        for number in handled:
+            loop.remove_signal_handler(number)
+
+
+###############################################################################
 # Command line ################################################################
 ###############################################################################
 
@@ -2002,7 +2939,10 @@ def main(argv=None):
     passwd_parser.add_argument("user")
     passwd_parser.add_argument("--config", metavar="FILE", help="settings file (./config.ini)")
     _add_operator_commands(commands)
+    _add_simulate_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return simulate(args)
     if getattr(args, "run", None) is not None:
         return run_operator_command(args)
     if args.command == "passwd":
