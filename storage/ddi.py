@@ -18,7 +18,7 @@ from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
 from storage.actions import SERVER_PREFIX, apply_event
-from storage.db import write
+from storage.db import Prepared, write
 from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNotReadable,
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
@@ -41,8 +41,11 @@ def now_ms():
 
 # --- targets and polls ---------------------------------------------------------------------
 
+_TARGET_BY_CONTROLLER_ID = Prepared(Target, 'SELECT * FROM "target" WHERE "controller_id" = ?')
+
+
 def find_target(controller_id):
-    return Target.get_or_none(Target.controller_id == controller_id)
+    return _TARGET_BY_CONTROLLER_ID.first(controller_id)
 
 
 def require_target(target, controller_id):
@@ -126,23 +129,24 @@ def register_poll(target, controller_id, address, now):
 
 # --- action selection and the `c` value ----------------------------------------------------
 
+_CURRENT_ACTION = Prepared(
+    Action, 'SELECT * FROM "action" WHERE "target_id" = ? AND "active" = 1 '
+            'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1')
+_INSTALLED_ACTION = Prepared(
+    Action, 'SELECT * FROM "action" WHERE "target_id" = ? AND "distribution_set_id" = ? '
+            'AND "status" = ? ORDER BY "id" DESC LIMIT 1')
+
+
 def current_action(target):
     """The active action the device is shown: highest weight, then the oldest (§5.3)."""
-    return (Action.select()
-            .where((Action.target == target.id) & (Action.active == True))  # noqa: E712
-            .order_by(peewee.fn.COALESCE(Action.weight, 1000).desc(), Action.id)
-            .first())
+    return _CURRENT_ACTION.first(target.id)
 
 
 def installed_action(target):
     """The newest FINISHED action of the installed set (§4.1.2 step 3)."""
     if target.installed_ds_id is None:
         return None
-    return (Action.select()
-            .where((Action.target == target.id)
-                   & (Action.distribution_set == target.installed_ds_id)
-                   & (Action.status == t.FINISHED))
-            .order_by(Action.id.desc()).first())
+    return _INSTALLED_ACTION.first(target.id, target.installed_ds_id, t.FINISHED)
 
 
 def _int32(value):
