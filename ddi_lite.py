@@ -398,10 +398,34 @@ def read_body(request, max_bytes, required=True):
         return None
     try:
         if media == CBOR:
-            return cbor2.loads(raw)
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError):
+            value = cbor2.loads(raw)
+        else:
+            value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        _check_json_value(value)
+    except (ValueError, UnicodeError, RecursionError, cbor2.CBORDecodeError):
         raise store_errors.BodyNotReadable()
+    return value
+
+
+def _check_json_value(value):
+    """Only what JSON can say, as the store can keep it: text keys, valid UTF-8 text (no lone
+    surrogates from `\\ud800` escapes), finite numbers. CBOR may carry more; it is refused."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("object keys must be text")
+            key.encode("utf-8")
+            _check_json_value(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("numbers must be finite")
+    elif value is not None and not isinstance(value, (bool, int)):
+        raise ValueError("unsupported value %r" % type(value))
 
 
 def int_parameter(text, default=None):
@@ -1177,9 +1201,8 @@ class ManagementApi:
                 if media_type is None:
                     raise HttpProblem(406)
                 origin = Origin(environ, self.public_url, self.trusted_proxies)
-                # Bottle's plain `query` reads percent-encoded bytes as latin-1.
                 context = MgmtRequest(base=origin.base_url, user=user,
-                                      query=request.query.decode(),
+                                      query=_utf8_query(request),
                                       request=request)
                 result = handler(context, **params)
             except HttpProblem as problem:
@@ -1258,6 +1281,17 @@ class ManagementApi:
             {"range": environ.get("HTTP_RANGE"), "if-range": environ.get("HTTP_IF_RANGE"),
              "if-match": environ.get("HTTP_IF_MATCH")})
         return file_response(response, artifact.size)
+
+
+def _utf8_query(request):
+    """Query parameters as UTF-8 (Bottle's plain `query` reads them as latin-1)."""
+    try:
+        query = request.query.decode()
+        for value in query.values():
+            value.encode("utf-8")
+        return query
+    except UnicodeError:
+        raise HttpProblem(400)
 
 
 def _id(text):

@@ -36,6 +36,10 @@ class BadParameter(StoreError):
         self.parameter = parameter
 
 
+# SQLite stores integers in 64 bits; hawkBit's ids and times are Java longs.
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+
+
 def _missing(field):
     return ConstraintViolation("%s must not be null." % field, {"field": field})
 
@@ -104,12 +108,14 @@ def as_int(value, field, required=False, minimum=None, maximum=None):
         number = int(value)
     elif isinstance(value, str):
         text = value.strip()
-        if not _INTEGER.match(text):
+        if not _INTEGER.match(text) or len(text) > 20:
             raise BodyNotReadable("Cannot read an integer for field '%s' from %r."
                                   % (field, value))
         number = int(text)
     else:
         raise _not_readable(field, value, "an integer")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise BodyNotReadable("The value of field '%s' does not fit a 64-bit integer." % field)
     if minimum is not None and number < minimum:
         raise ConstraintViolation("%s must be greater than or equal to %d (got %d)."
                                   % (field, minimum, number), {"field": field})
@@ -184,7 +190,7 @@ def query_int(text, default, name=None):
     word = str(text).strip()
     if not word:
         return default
-    if not _INTEGER.match(word):
+    if not _INTEGER.match(word) or len(word) > 20 or not INT64_MIN <= int(word) <= INT64_MAX:
         raise BadParameter("Failed to convert value '%s'%s to an integer."
                            % (text, " of parameter '%s'" % name if name else ""), name)
     return int(word)

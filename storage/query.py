@@ -384,10 +384,13 @@ class Field:
     def convert(self, text):
         if self.kind == NUMBER:
             try:
-                return int(text.strip())
+                number = int(text.strip())
             except ValueError:
                 raise RsqlSyntax("The value '%s' of field '%s' is not a number."
                                  % (text, self.name))
+            # SQLite binds 64-bit integers; stored values never lie beyond the clamped ones,
+            # so every comparison answers as it would with the unclamped number.
+            return max(-2 ** 63, min(number, 2 ** 63 - 1))
         if self.kind == BOOLEAN:
             word = text.strip().lower()
             if word not in ("true", "false"):

@@ -110,8 +110,8 @@ def _text(value, field, required=False, max_length=None):
 
 def _id_list(body, field):
     """`[{"id": n}, ...]` as a list of integers."""
-    return [as_int(as_object(item, field).get("id"), field + ".id", required=True)
-            for item in as_list(body, field)]
+    return [as_int(as_object(item, field, required=True).get("id"), field + ".id", required=True)
+            for item in as_list(body, field, required=True)]
 
 
 # --- types (§8) -----------------------------------------------------------------------------
@@ -246,7 +246,7 @@ ModuleSpec = collections.namedtuple("ModuleSpec", "type_key name version descrip
 
 
 def _parse_module(item):
-    item = as_object(item, "softwaremodule")
+    item = as_object(item, "softwaremodule", required=True)
     type_key = as_str(item.get("type"), "type", max_length=64)
     if type_key is None or not type_key.strip():
         raise ConstraintViolation("A software module needs a type.")
@@ -262,7 +262,7 @@ def _parse_module(item):
 
 def create_modules(base, body, user):
     """Create software modules from an array: all of them, or none."""
-    specs = [_parse_module(item) for item in as_list(body, "softwaremodules")]
+    specs = [_parse_module(item) for item in as_list(body, "softwaremodules", required=True)]
     now = now_ms()
     with write():
         created = []
@@ -299,7 +299,7 @@ def get_module(base, module_id):
 
 def update_module(base, module_id, body, user):
     """Change description, vendor or the lock; name, version and type are immutable."""
-    body = as_object(body, "softwaremodule")
+    body = as_object(body, "softwaremodule", required=True)
     description = _text(body.get("description"), "description", max_length=MAX_DESCRIPTION)
     vendor = _text(body.get("vendor"), "vendor", max_length=MAX_VENDOR)
     locked = as_bool(body.get("locked"), "locked")
@@ -371,7 +371,7 @@ class _MetadataKind:
         return _clean(document)
 
     def parse_entry(self, item):
-        item = as_object(item, "metadata")
+        item = as_object(item, "metadata", required=True)
         key = _text(item.get("key"), "key", required=True, max_length=MAX_METADATA_KEY)
         value = as_str(item.get("value"), "value", max_length=MAX_METADATA_VALUE)
         visible = as_bool(item.get("targetVisible"), "targetVisible") if self.visible else None
@@ -421,7 +421,7 @@ class _MetadataKind:
 
     def create(self, owner_id, body, user):
         """Upsert an array of entries (hawkBit 1.x overwrites existing keys)."""
-        entries = [self.parse_entry(item) for item in as_list(body, "metadata")]
+        entries = [self.parse_entry(item) for item in as_list(body, "metadata", required=True)]
         with write():
             owner = self._live_owner(owner_id)
             self._check_quota(owner, [key for key, _, _ in entries])
@@ -438,7 +438,7 @@ class _MetadataKind:
 
     def put(self, owner_id, key, body, user):
         """Upsert one entry; either field of the body may be left out."""
-        body = as_object(body, "metadata")
+        body = as_object(body, "metadata", required=True)
         key = _text(key, "key", required=True, max_length=MAX_METADATA_KEY)
         value = as_str(body.get("value"), "value", max_length=MAX_METADATA_VALUE)
         visible = as_bool(body.get("targetVisible"), "targetVisible") if self.visible else None
@@ -722,7 +722,7 @@ SetSpec = collections.namedtuple(
 
 
 def _parse_set(item):
-    item = as_object(item, "distributionset")
+    item = as_object(item, "distributionset", required=True)
     module_ids = []
     if item.get("modules") is not None:
         module_ids.extend(_id_list(item.get("modules"), "modules"))
@@ -752,7 +752,7 @@ def _set_exists(set_type_id, name, version, except_id=None):
 
 def create_sets(base, body, user):
     """Create distribution sets from an array: all of them, or none."""
-    specs = [_parse_set(item) for item in as_list(body, "distributionsets")]
+    specs = [_parse_set(item) for item in as_list(body, "distributionsets", required=True)]
     now = now_ms()
     with write():
         created = []
@@ -805,7 +805,7 @@ def _lock_set(distribution_set):
 
 def update_set(base, set_id, body, user):
     """Change name, description, version, the lock or requiredMigrationStep."""
-    body = as_object(body, "distributionset")
+    body = as_object(body, "distributionset", required=True)
     name = _text(body.get("name"), "name", max_length=MAX_NAME)
     version = _text(body.get("version"), "version", max_length=MAX_VERSION)
     if (name is not None and not name.strip()) or (version is not None and not version.strip()):
@@ -958,7 +958,7 @@ Request = collections.namedtuple(
 
 
 def _parse_request(item, key_is_controller_id):
-    item = as_object(item, "assignment")
+    item = as_object(item, "assignment", required=True)
     if key_is_controller_id:
         key = _text(item.get("id"), "id", required=True)
     else:
@@ -1043,7 +1043,7 @@ def _check_request_count(count):
 
 def assign_targets(base, set_id, body, offline, user):
     """Assign one set to the targets listed in `body` (online, or recorded as installed)."""
-    requests = [_parse_request(item, True) for item in as_list(body, "assignments")]
+    requests = [_parse_request(item, True) for item in as_list(body, "assignments", required=True)]
     _check_request_count(len(requests))
     now = now_ms()
     with write():
@@ -1068,7 +1068,7 @@ def assign_targets(base, set_id, body, offline, user):
 
 def assign_from_target(base, controller_id, body, offline, user):
     """Assign sets to one target (§6.9): `body` is an array or a single object."""
-    items = [body] if isinstance(body, dict) else as_list(body, "assignments")
+    items = [body] if isinstance(body, dict) else as_list(body, "assignments", required=True)
     requests = [_parse_request(item, False) for item in items]
     now = now_ms()
     with write():
