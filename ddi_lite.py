@@ -66,7 +66,7 @@ SETTINGS = (
     Setting("server", "threads", "int", 8, "Worker threads answering requests."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
-    Setting("server", "trusted_proxies", "list", "127.0.0.1, ::1",
+    Setting("server", "trusted_proxies", "networks", "127.0.0.1, ::1",
             "Peers whose X-Forwarded-* and client-certificate headers are believed."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
             "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
@@ -134,8 +134,9 @@ def _convert(setting, value):
         if kind == "duration":
             storage.schedule.parse_duration(text)
             return text
-        if kind == "list":
-            return [part.strip() for part in text.split(",") if part.strip()]
+        if kind == "networks":
+            return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                         for part in text.split(",") if part.strip())
         if kind == "path":
             return os.path.abspath(os.path.expanduser(text))
         return text
@@ -449,13 +450,14 @@ def file_response(response, size):
     return bottle.HTTPResponse(body, response.status, response.headers)
 
 
+@functools.lru_cache(maxsize=1024)
 def _trusted(peer, trusted):
+    """Whether the peer address lies in one of the `trusted` networks."""
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
-    return any(address == ipaddress.ip_address(entry) if "/" not in entry
-               else address in ipaddress.ip_network(entry, strict=False) for entry in trusted)
+    return any(address in network for network in trusted)
 
 
 class Origin:
@@ -620,12 +622,11 @@ class DeviceApi:
             target = ddi.register_poll(target, controller_id, origin.address, now)
         else:
             ddi.require_target(target, controller_id)
+        quoted_id = _quote_segment(controller_id)
         return Device(
             tenant=tenant_name, controller_id=controller_id, target=target,
-            device_url="%s/%s/controller/v1/%s" % (origin.base_url, tenant_name,
-                                                     _quote_segment(controller_id)),
-            artifact_url="%s/%s/controller/v1/%s" % (origin.base_url, DEFAULT_TENANT,
-                                                       _quote_segment(controller_id)),
+            device_url="%s/%s/controller/v1/%s" % (origin.base_url, tenant_name, quoted_id),
+            artifact_url="%s/%s/controller/v1/%s" % (origin.base_url, DEFAULT_TENANT, quoted_id),
             address=origin.address, now=now)
 
     def _guarded(self, handler, media_check=None, registers=False):

@@ -1,0 +1,105 @@
+"""Settings: one schema behind config.ini, DDI_LITE_* variables and flags; operator accounts."""
+
+import configparser
+import io
+import os
+import sys
+
+import pytest
+
+import ddi_lite
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shipped_config():
+    with open(os.path.join(REPO, "config.ini"), encoding="utf-8") as handle:
+        return handle.read().splitlines()
+
+
+def test_shipped_config_lists_every_setting_with_a_comment_and_its_default():
+    lines = shipped_config()
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string("\n".join(lines))
+    for setting in ddi_lite.SETTINGS:
+        assert parser.has_option(setting.section, setting.key), setting
+        line = next(i for i, text in enumerate(lines)
+                    if text.split("=")[0].strip() == setting.key)
+        assert lines[line - 1].startswith("# "), "no comment above %s" % setting.key
+        shipped = ddi_lite._convert(setting, parser.get(setting.section, setting.key))
+        assert shipped == ddi_lite._convert(setting, setting.default), setting.key
+
+
+def test_shipped_config_has_no_setting_outside_the_schema():
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string("\n".join(shipped_config()))
+    known = {(s.section, s.key) for s in ddi_lite.SETTINGS}
+    for section in parser.sections():
+        if section != ddi_lite.ACCOUNTS_SECTION:
+            assert {(section, key) for key in parser.options(section)} <= known
+
+
+def write(tmp_path, text):
+    path = tmp_path / "settings.ini"
+    path.write_text(text)
+    return str(path)
+
+
+def test_environment_overrides_the_file_and_flags_override_the_environment(tmp_path):
+    path = write(tmp_path, "[server]\nport = 1111\n")
+    assert ddi_lite.load_config(path, environ={})["server", "port"] == 1111
+    environ = {"DDI_LITE_SERVER_PORT": "2222"}
+    assert ddi_lite.load_config(path, environ=environ)["server", "port"] == 2222
+    assert ddi_lite.load_config(path, environ=environ,
+                                overrides={"server.port": "3333"})["server", "port"] == 3333
+
+
+def test_every_setting_has_a_flag_and_an_environment_variable():
+    flags = {ddi_lite.flag_name(s) for s in ddi_lite.SETTINGS}
+    assert {"--host", "--port", "--data-dir", "--ddi-min-polling-time"} <= flags
+    assert len(flags) == len(ddi_lite.SETTINGS)
+    assert ddi_lite.env_name(ddi_lite.SETTINGS[0]) == "DDI_LITE_SERVER_HOST"
+
+
+def test_data_dir_is_expanded_to_an_absolute_path(tmp_path):
+    config = ddi_lite.load_config(environ={}, overrides={"server.data_dir": "~/x"})
+    assert config["server", "data_dir"] == os.path.join(os.path.expanduser("~"), "x")
+
+
+@pytest.mark.parametrize("text", ["[server]\nport = eighty\n", "[server]\nnope = 1\n",
+                                  "[ddi]\npolling_time = soon\n",
+                                  "[server]\ntrusted_proxies = everyone\n", "not ini"])
+def test_a_bad_settings_file_is_a_config_error(tmp_path, text):
+    with pytest.raises(ddi_lite.ConfigError):
+        ddi_lite.load_config(write(tmp_path, text), environ={})
+
+
+def test_serve_with_a_bad_flag_value_exits_2_with_a_message(capsys):
+    assert ddi_lite.main(["serve", "--port", "eighty", "--config", os.devnull]) == 2
+    assert "port" in capsys.readouterr().err
+
+
+def test_passwd_stores_a_hash_that_logs_in_and_keeps_the_rest_of_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "# mine\n[server]\nport = 1\n\n[accounts]\nadmin = old\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret\n"))
+    assert ddi_lite.main(["passwd", "operator", "--config", path]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n3w\n"))
+    assert ddi_lite.main(["passwd", "admin", "--config", path]) == 0
+    text = open(path).read()
+    assert text.startswith("# mine\n[server]\nport = 1\n")
+    accounts = ddi_lite.Accounts(ddi_lite.load_config(path, environ={}).accounts)
+    assert accounts.verify("operator", "s3cret")
+    assert accounts.verify("admin", "n3w")
+    assert not accounts.verify("admin", "admin")
+    assert not accounts.verify("operator", "S3cret")
+
+
+def test_password_hashes_are_salted():
+    assert ddi_lite.hash_password("same") != ddi_lite.hash_password("same")
+
+
+def test_the_shipped_admin_password_is_recognised_as_the_default():
+    accounts = ddi_lite.Accounts(ddi_lite.DEFAULT_ACCOUNTS)
+    assert accounts.default_password_in_use()
+    assert not ddi_lite.Accounts({"admin": ddi_lite.hash_password("x")}) \
+        .default_password_in_use()
