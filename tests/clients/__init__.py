@@ -1,0 +1,1 @@
+"""Real device clients (SWUpdate, rauc-hawkbit) against a live ddi-lite process."""
