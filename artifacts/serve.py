@@ -42,6 +42,35 @@ class Response(NamedTuple):
     body: Iterable[bytes]
 
 
+class _BoundedReads:
+    """A file whose reads return at most READ_CHUNK_SIZE bytes.
+
+    Waitress's file wrapper asks for as much as the socket's send buffer holds (about 4 MB on
+    loopback) and its allocator keeps such blocks: with 50 concurrent downloads that alone was
+    30 MiB of RSS. Bounded reads keep a download's memory at one chunk.
+    """
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > READ_CHUNK_SIZE:
+            size = READ_CHUNK_SIZE
+        return self._handle.read(size)
+
+    def seek(self, *args):
+        return self._handle.seek(*args)
+
+    def tell(self):
+        return self._handle.tell()
+
+    def seekable(self):
+        return True
+
+    def close(self):
+        self._handle.close()
+
+
 class FileBody:
     """Streams literal bytes and inclusive byte ranges of one file, in order.
 
@@ -77,7 +106,7 @@ class FileBody:
             return None
         handle = open(self.path, "rb")
         handle.seek(self.ranges[0][0])
-        return handle
+        return _BoundedReads(handle)
 
     def close(self) -> None:
         if self._file is not None:

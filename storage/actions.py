@@ -8,6 +8,7 @@ import collections
 
 from storage import transitions as t
 from storage.errors import EmptyNotFound, NotCancelable, NotForceQuitable, QuotaExceeded
+from storage.db import database, scalar
 from storage.models import Action, ActionStatus, Target
 
 MAX_MESSAGE_LENGTH = 512
@@ -46,9 +47,13 @@ def device_messages(details, code, prefix=""):
     return messages
 
 
+def entry_count(action):
+    return scalar('SELECT COUNT(*) FROM "action_status" WHERE "action_id" = ?', action.id)
+
+
 def check_entry_quota(action):
     quota = limits.status_entries_per_action
-    if quota and ActionStatus.select().where(ActionStatus.action == action).count() + 1 > quota:
+    if quota and entry_count(action) + 1 > quota:
         raise QuotaExceeded(
             "Quota exceeded: Cannot assign 1 more ActionStatus entities to Action '%d'. "
             "The maximum is %d." % (action.id, quota))
@@ -62,10 +67,16 @@ def check_message_quota(messages):
             "The maximum is %d." % (len(messages), quota))
 
 
+_INSERT_ENTRY = (
+    'INSERT INTO "action_status" ("action_id", "status", "timestamp", "reported_at", '
+    '"created_by", "code", "messages") VALUES (?, ?, ?, ?, ?, ?, ?)')
+
+
 def append_entry(action, status, messages, now, by, timestamp=None, code=None):
-    return ActionStatus.create(action=action, status=status, messages=messages,
-                               timestamp=timestamp if timestamp is not None else now,
-                               reported_at=now, created_by=by, code=code)
+    """Append one status entry (a fixed INSERT: feedback is the busiest write)."""
+    database.execute_sql(_INSERT_ENTRY, (
+        action.id, status, timestamp if timestamp is not None else now, now, by, code,
+        ActionStatus.messages.db_value(messages)))
 
 
 def apply_event(action, channel, execution, finished=None, details=(), code=None,
@@ -142,8 +153,7 @@ def _keep_late_report(action, channel, execution, finished, details, code, times
         SERVER_PREFIX + "Late %s feedback '%s' for the closed action (%s) was ignored."
         % (channel, report, action.status)]
     quota = limits.status_entries_per_action
-    over_entries = quota and ActionStatus.select().where(
-        ActionStatus.action == action).count() + 1 > quota
+    over_entries = quota and entry_count(action) + 1 > quota
     over_messages = limits.messages_per_status and len(messages) > limits.messages_per_status
     if not (over_entries or over_messages):
         append_entry(action, t.WARNING, messages, now, by, timestamp, code)

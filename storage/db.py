@@ -20,7 +20,8 @@ PRAGMAS = (
     ("synchronous", "normal"),
     ("foreign_keys", 1),
     ("busy_timeout", 10000),
-    ("cache_size", -16000),
+    # Per connection, and Waitress keeps one per worker thread: 4 MiB each bounds the RSS.
+    ("cache_size", -4000),
 )
 
 
@@ -64,3 +65,9 @@ class Prepared:
         instance.__data__ = {field.name: field.python_value(value)
                              for field, value in zip(self._fields, row)}
         return instance
+
+
+def scalar(sql, *params):
+    """The first column of the first row of a hand-written query, or None."""
+    row = database.execute_sql(sql, params).fetchone()
+    return row[0] if row else None

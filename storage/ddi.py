@@ -18,12 +18,12 @@ from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
 from storage.actions import SERVER_PREFIX, apply_event
-from storage.db import Prepared, write
+from storage.db import Prepared, database, scalar, write
 from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNotReadable,
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
                             InvalidTargetAttributes, ModuleNotAssigned, QuotaExceeded)
-from storage.models import (get_existing, Action, ActionStatus, Artifact, DistributionSet,
+from storage.models import (Action, ActionStatus, Artifact, DistributionSet,
                             DistributionSetModule, SoftwareModule, SoftwareModuleMetadata,
                             SoftwareModuleType, Target)
 
@@ -90,11 +90,10 @@ class PollLog:
             self._last_flush = when or now_ms()
         if pending:
             with write():
-                for target_id, polled_at in pending.items():
-                    Target.update(last_target_query=polled_at).where(
-                        (Target.id == target_id)
-                        & ((Target.last_target_query.is_null())
-                           | (Target.last_target_query < polled_at))).execute()
+                database.cursor().executemany(
+                    'UPDATE "target" SET "last_target_query" = ? WHERE "id" = ? AND '
+                    '("last_target_query" IS NULL OR "last_target_query" < ?)',
+                    [(polled_at, target_id, polled_at) for target_id, polled_at in pending.items()])
 
 
 poll_log = PollLog()
@@ -291,8 +290,13 @@ def update_attributes(target, data, mode, now):
 
 # --- one action, as the device sees it -----------------------------------------------------
 
+_ACTION_BY_ID = Prepared(Action, 'SELECT * FROM "action" WHERE "id" = ?')
+
+
 def require_action(target, action_id):
-    action = get_existing(Action, Action.id == action_id, "Action", action_id)
+    action = _ACTION_BY_ID.first(action_id)
+    if action is None:
+        raise EntityNotFound("Action", action_id)
     if action.target_id != target.id:
         raise ActionNotOfTarget(action_id, target.controller_id)
     return action
@@ -397,9 +401,8 @@ def _action_document(action, inner_name, history_count, artifact_url, now, windo
 
 
 def newest_entry_status(action):
-    entry = (ActionStatus.select(ActionStatus.status).where(ActionStatus.action == action.id)
-             .order_by(ActionStatus.id.desc()).first())
-    return entry.status if entry else None
+    return scalar('SELECT "status" FROM "action_status" WHERE "action_id" = ? '
+                  'ORDER BY "id" DESC LIMIT 1', action.id)
 
 
 def _note_retrieved(action, now):
@@ -559,25 +562,29 @@ def deactivate_auto_confirm(target):
 
 # --- artifacts (§4.14 - §4.16) -------------------------------------------------------------
 
-def _module(module_id):
-    module = get_existing(SoftwareModule, SoftwareModule.id == module_id, "SoftwareModule", module_id)
-    return module
+def _require_module(module_id):
+    if scalar('SELECT 1 FROM "software_module" WHERE "id" = ?', module_id) is None:
+        raise EntityNotFound("SoftwareModule", module_id)
+
+
+# The shown-first active, non-cancelling action of the target that contains the module.
+_OPEN_ACTION_WITH_MODULE = Prepared(
+    Action, 'SELECT "action".* FROM "action" JOIN "distribution_set_module" AS "m" '
+            'ON "m"."distribution_set_id" = "action"."distribution_set_id" '
+            'WHERE "action"."target_id" = ? AND "action"."active" = 1 '
+            'AND "action"."status" NOT IN (\'%s\', \'%s\') AND "m"."module_id" = ? '
+            'ORDER BY COALESCE("action"."weight", 1000) DESC, "action"."id" LIMIT 1'
+            % (t.CANCELING, t.CANCELED))
+_ARTIFACT_BY_NAME = Prepared(
+    Artifact, 'SELECT * FROM "artifact" WHERE "module_id" = ? AND "filename" = ?')
 
 
 def _open_action_with_module(target, module_id):
-    """The shown-first active, non-cancelling action of the target that contains the module."""
-    return (Action.select()
-            .join(DistributionSetModule,
-                  on=(DistributionSetModule.distribution_set == Action.distribution_set))
-            .where((Action.target == target.id) & (Action.active == True)  # noqa: E712
-                   & Action.status.not_in(tuple(t.CANCEL_STATUSES))
-                   & (DistributionSetModule.module == module_id))
-            .order_by(peewee.fn.COALESCE(Action.weight, 1000).desc(), Action.id)
-            .first())
+    return _OPEN_ACTION_WITH_MODULE.first(target.id, module_id)
 
 
 def artifact_list(target, module_id, artifact_url):
-    module = _module(module_id)
+    _require_module(module_id)
     allowed = _open_action_with_module(target, module_id) is not None or (
         target.installed_ds_id is not None and DistributionSetModule.select().where(
             (DistributionSetModule.distribution_set == target.installed_ds_id)
@@ -585,18 +592,16 @@ def artifact_list(target, module_id, artifact_url):
     if not allowed:
         raise ModuleNotAssigned(module_id, target.controller_id)
     return [_artifact_document(a, artifact_url)
-            for a in Artifact.select().where(Artifact.module == module).order_by(Artifact.id)]
+            for a in Artifact.select().where(Artifact.module == module_id).order_by(Artifact.id)]
 
 
 def artifact_for_download(target, module_id, filename):
     """The artifact a device may download and the action it downloads for."""
-    _module(module_id)
-    artifact = Artifact.get_or_none((Artifact.module == module_id)
-                                    & (Artifact.filename == filename))
+    _require_module(module_id)
+    artifact = _ARTIFACT_BY_NAME.first(module_id, filename)
     if artifact is None and "+" in filename:
         # hawkBit form-encodes spaces as '+' in its links; accept those links too.
-        artifact = Artifact.get_or_none((Artifact.module == module_id)
-                                        & (Artifact.filename == filename.replace("+", " ")))
+        artifact = _ARTIFACT_BY_NAME.first(module_id, filename.replace("+", " "))
     if artifact is None:
         raise EmptyNotFound()
     action = _open_action_with_module(target, module_id)
