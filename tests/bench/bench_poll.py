@@ -1,0 +1,63 @@
+"""Poll throughput: a registered target with a running action polls its root resource over
+keep-alive connections, against a bare Bottle + Waitress endpoint that answers a constant
+document of the same size. Then the same with If-None-Match carrying the ETag (304 path).
+"""
+
+import os
+
+from bench_support import (DEVICE, Row, alternate, baseline_process, checked,
+                           ddi_lite_process, device_headers, expect, median, open_data_dir,
+                           request, run_load, scratch_dir, seed_assigned_target, Load)
+
+CONTROLLER = "poll-1"
+CONNECTIONS = 8
+TARGET_RATIO = 0.5
+
+
+def run(plan):
+    rows, notes = [], []
+    with scratch_dir(plan.scratch, "poll") as work:
+        data_dir = os.path.join(work, "data")
+        with open_data_dir(data_dir):
+            seed_assigned_target(CONTROLLER, "poll-fw")
+        path = "%s/%s" % (DEVICE, CONTROLLER)
+        headers = device_headers(CONTROLLER)
+        with ddi_lite_process(data_dir, work, plan.threads) as ddi:
+            ddi.wait_listening()
+            expect(request(ddi.port, path, headers=headers), 200, "first poll")
+            reply = expect(request(ddi.port, path, headers=headers), 200, "ddi-lite poll")
+            if b"deploymentBase" not in reply.body:
+                raise RuntimeError("the poll offers no deployment: %r" % reply.body)
+            with baseline_process("bare", work, plan.threads,
+                                  "--body-size", str(len(reply.body))) as bare:
+                bare.wait_listening()
+                bare_reply = expect(request(bare.port, path, headers=headers), 200, "bare poll")
+                if len(bare_reply.body) != len(reply.body):
+                    raise RuntimeError("baseline body %d bytes, ddi-lite %d"
+                                       % (len(bare_reply.body), len(reply.body)))
+                notes.append("Poll: %d-byte reply, %d keep-alive connections, Waitress %d "
+                             "threads for both servers." % (len(reply.body), CONNECTIONS,
+                                                           plan.threads))
+                for label, conditional in (("200", False), ("ETag/304", True)):
+                    loads = {}
+                    for server, answer in ((ddi, reply), (bare, bare_reply)):
+                        extra = {"If-None-Match": answer.headers["etag"]} if conditional else {}
+                        loads[server] = Load(path, dict(headers, **extra))
+                        status = 304 if conditional else 200
+                        expect(request(server.port, path, headers=loads[server].headers),
+                               status, "%s %s poll" % (server.name, label))
+                        run_load(server.port, loads[server], CONNECTIONS, 1, work)  # warm up
+
+                    def measure(server):
+                        return lambda: checked(run_load(server.port, loads[server], CONNECTIONS,
+                                                        plan.seconds, work),
+                                               "%s %s poll" % (server.name, label)).rate
+                    ddi_rates, bare_rates = alternate(plan.rounds, measure(ddi), measure(bare))
+                    ratio = median(ddi_rates) / median(bare_rates)
+                    rows.append(Row("Poll throughput, %s (req/s)" % label,
+                                    "%.0f" % median(ddi_rates), "%.0f" % median(bare_rates),
+                                    ratio, ">= %.1fx" % TARGET_RATIO, ratio >= TARGET_RATIO))
+                    notes.append("Poll %s rounds (req/s): ddi-lite %s, bare %s." % (
+                        label, ", ".join("%.0f" % r for r in ddi_rates),
+                        ", ".join("%.0f" % r for r in bare_rates)))
+    return rows, notes
