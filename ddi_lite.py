@@ -2375,6 +2375,7 @@ def passwd(args):
 def serve(config):
     import waitress
     app = create_app(config)
+    ddi.poll_log.start_writer()
     host, port = config["server", "host"], config["server", "port"]
     if Accounts(config.accounts).default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "

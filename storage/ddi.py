@@ -6,6 +6,7 @@ stays in `ddi_lite.py`. Section numbers refer to `ddi-contract.md`.
 """
 
 import collections
+import logging
 import secrets
 import threading
 import time
@@ -67,7 +68,9 @@ class PollLog:
 
     A poll that changes nothing but the time is not worth a write of its own: times are
     collected here and written in one transaction at most once a second (hawkBit does the
-    same every ~10 s), or whenever someone is about to read them.
+    same every ~10 s), or whenever someone is about to read them. By default the request
+    that finds the interval over writes them; a server starts a writer thread instead
+    (`start_writer`), so that no device waits for that write or the checkpoint after it.
     """
 
     interval_ms = 1000
@@ -76,13 +79,28 @@ class PollLog:
         self._pending = {}
         self._lock = threading.Lock()
         self._last_flush = 0
+        self._writer = None
 
     def record(self, target_id, when):
         with self._lock:
             self._pending[target_id] = when
-            due = when - self._last_flush >= self.interval_ms
+            due = self._writer is None and when - self._last_flush >= self.interval_ms
         if due:
             self.flush(when)
+
+    def start_writer(self):
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_forever, name="poll-log",
+                                            daemon=True)
+            self._writer.start()
+
+    def _write_forever(self):
+        while True:
+            time.sleep(self.interval_ms / 1000)
+            try:
+                self.flush()
+            except Exception:  # a failed write must not end the writer; it retries next time
+                logging.getLogger("ddi-lite").exception("writing poll times failed")
 
     def flush(self, when=None):
         with self._lock:
