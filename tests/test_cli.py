@@ -9,71 +9,32 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+import live
+
 ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_environment(**extra):
-    """This process's environment without any DDI_LITE_* setting of the person running it."""
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("DDI_LITE_")}
-    environment.update(extra)
-    return environment
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    config = root / "config.ini"
-    config.write_text("[server]\nthreads = 4\n", encoding="utf-8")
-    port = free_port()
-    log_path = root / "server.log"
-    with open(str(log_path), "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ddi_lite", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(root / "data"), "--config", str(config)],
-            cwd=str(root), env=clean_environment(), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d" % port
+    server = live.DdiLite(tmp_path_factory.mktemp("cli"))
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/", timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("ddi-lite did not start:\n" + log_path.read_text("utf-8"))
-                time.sleep(0.05)
-        yield base
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 def cli(url, *words, password="admin"):
     """`ddi-lite --url URL WORDS...` with DDI_LITE_PASSWORD set (None: unset), no terminal."""
     extra = {} if password is None else {"DDI_LITE_PASSWORD": password}
     result = subprocess.run([sys.executable, "-m", "ddi_lite", "--url", url] + list(words),
-                            env=clean_environment(**extra), stdin=subprocess.DEVNULL,
+                            env=live.clean_environment(**extra), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True, timeout=30)
     assert "Traceback" not in result.stderr
@@ -286,7 +247,7 @@ def test_no_password_and_no_terminal_is_a_usage_error(url):
 
 
 def test_an_unreachable_server_is_reported_as_such():
-    closed = "http://127.0.0.1:%d" % free_port()
+    closed = "http://127.0.0.1:%d" % live.free_port()
     result = cli(closed, "targets", "list")
     assert result.returncode == 1
     assert result.stderr.startswith("ddi-lite: cannot reach ddi-lite at %s: " % closed)

@@ -10,8 +10,6 @@ import base64
 import hashlib
 import http.server
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +18,8 @@ import urllib.request
 
 import pytest
 
+import live
+
 import ddi_lite
 
 ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
@@ -27,51 +27,15 @@ GATEWAY_TOKEN = "gateway-secret"
 ARTIFACT = hashlib.sha256(b"seed").digest() * 312 + b"tail"  # 9988 bytes
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_environment():
-    """This process's environment without any DDI_LITE_* setting of the person running it."""
-    return {name: value for name, value in os.environ.items()
-            if not name.startswith("DDI_LITE_")}
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("simulate")
-    port = free_port()
-    log_path = root / "server.log"
-    with open(str(log_path), "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ddi_lite", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(root / "data"),
-             "--ddi-min-polling-time", "00:00:01", "--ddi-gateway-token-auth", "true",
-             "--ddi-gateway-token", GATEWAY_TOKEN],
-            cwd=str(root), env=clean_environment(), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT)
-    base = "http://127.0.0.1:%d" % port
+    server = live.DdiLite(tmp_path_factory.mktemp("simulate"), [
+        "[ddi]", "gateway_token_auth = true", "gateway_token = " + GATEWAY_TOKEN])
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/", timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("ddi-lite did not start:\n" + log_path.read_text("utf-8"))
-                time.sleep(0.05)
-        api(base, "PUT", "/system/configs/pollingTime", {"value": "00:00:01"})
-        yield base
+        api(server.url, "PUT", "/system/configs/pollingTime", {"value": "00:00:01"})
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 def api(url, method, path, document=None):
@@ -269,7 +233,7 @@ class StandIn(http.server.BaseHTTPRequestHandler):
             document = {"config": {"polling": {"sleep": "00:00:01"}}, "_links": {
                 "deploymentBase": {"href": device + "other-00002/deploymentBase/8?c=1"}}}
         else:
-            link = {"href": "http://%s:%d/fw.swu" % (host, free_port())}
+            link = {"href": "http://%s:%d/fw.swu" % (host, live.free_port())}
             document = {"id": "8", "deployment": {"download": "forced", "update": "forced",
                         "chunks": [{"part": "os", "name": "fw", "version": "1", "artifacts": [
                             {"filename": "fw.swu", "size": 4, "hashes": {"sha256": "0" * 64},
@@ -377,14 +341,14 @@ def test_the_command_line_reports_a_wrong_argument_without_a_traceback():
     result = subprocess.run(
         [sys.executable, "-m", "ddi_lite", "simulate", "--url", "http://127.0.0.1:1",
          "--gateway-token", "x", "--max-requests", "-1"],
-        env=clean_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        env=live.clean_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "argument --max-requests: must be between 1 and" in result.stderr
 
 
 def test_an_unreachable_server_is_counted_and_exits_1(capsys):
-    code, summary, _ = simulate(capsys, "http://127.0.0.1:%d" % free_port(),
+    code, summary, _ = simulate(capsys, "http://127.0.0.1:%d" % live.free_port(),
                                 "--gateway-token", "x", "--devices", "2",
                                 "--poll-interval", "0.1", "--duration", "0.5")
     assert code == 1 and summary["answered"] == 0

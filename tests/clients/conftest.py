@@ -9,9 +9,10 @@ import os
 import shutil
 
 import pytest
+from live import DdiLite
 
 from . import rauc, swupdate
-from .harness import DdiLite, Operator
+from .harness import Operator
 from .proxy import RecordingProxy
 from .swu import SigningKey
 

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 
-from .harness import exited, stop_process
+from live import exited, stop_process
 
 BOARD = "board"
 REVISION = "1.0"

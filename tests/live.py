@@ -1,0 +1,140 @@
+"""Real ddi-lite processes for tests that need one: start on a free loopback port with its own
+config.ini and data directory, wait for readiness, stop for sure. Waits poll a condition
+with a deadline instead of sleeping a fixed time.
+"""
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STARTUP_TIMEOUT = 15.0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout, what, interval=0.05, on_timeout=None):
+    """Call `condition` until it returns something truthy (returned); AssertionError after
+    `timeout` seconds, with `on_timeout()` (e.g. a client log) in the message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = on_timeout() if on_timeout else ""
+            raise AssertionError("%s did not happen within %.0f s%s"
+                                 % (what, timeout, "\n" + extra if extra else ""))
+        time.sleep(interval)
+
+
+def stop_process(process, timeout=5.0, group=False):
+    """SIGTERM, a bounded wait, then SIGKILL. With `group`, the signals go to the process
+    group the process leads (it was started with start_new_session=True), so the helpers it
+    forked stop with it. The leader is only reaped after the group's SIGKILL: while it is
+    unreaped its id cannot name anyone else's process group."""
+    if not group:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.wait(timeout)
+        return
+    _kill_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while not exited(process) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _kill_group(process, signal.SIGKILL)
+    process.wait(timeout)
+
+
+def exited(process):
+    """Whether the process has exited, without reaping it."""
+    if process.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) \
+            is not None
+    except ChildProcessError:
+        return True
+
+
+def _kill_group(process, signum):
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class HttpError(Exception):
+    def __init__(self, status, body):
+        super().__init__("HTTP %d: %s" % (status, body[:500]))
+        self.status = status
+        self.body = body
+
+
+class DdiLite:
+    """`ddi-lite serve` on a free loopback port with its own config.ini and data directory."""
+
+    def __init__(self, directory, config_lines=(), min_polling_time="00:00:01"):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = directory / "server.log"
+        self.config_path = directory / "config.ini"
+        self.config_path.write_text("\n".join(["[server]", "threads = 8"] + list(config_lines))
+                                    + "\n", encoding="utf-8")
+        environment = clean_environment()
+        with open(str(self.log_path), "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ddi_lite", "serve", "--config", str(self.config_path),
+                 "--host", "127.0.0.1", "--port", str(self.port),
+                 "--data-dir", str(directory / "data"),
+                 "--ddi-min-polling-time", min_polling_time],
+                cwd=PROJECT_DIR, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._ready, STARTUP_TIMEOUT, "ddi-lite start-up", on_timeout=self.log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError("ddi-lite exited with %s:\n%s"
+                                 % (self.process.returncode, self.log()))
+        try:
+            with urllib.request.urlopen(self.url + "/", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def log(self):
+        try:
+            return self.log_path.read_text("utf-8", errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        stop_process(self.process)
+
+
+def clean_environment(**extra):
+    """This process's environment without any DDI_LITE_* setting of the person running it."""
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("DDI_LITE_")}
+    environment.update(extra)
+    return environment
