@@ -957,23 +957,10 @@ class MultipartUpload:
 
     def open_file(self):
         """Skip to the `file` part, keeping the fields before it."""
-        field = None
-        for event in self._events:
-            if isinstance(event, multipart.MultipartSegment):
-                if event.name == "file":
-                    self.filename = event.filename or ""
-                    self._in_file = True
-                    return self
-                field = (event.name, bytearray())
-            elif event is None:
-                if field is not None:
-                    self.fields[field[0]] = field[1].decode("utf-8", "replace").strip()
-                field = None
-            elif field is not None:
-                field[1].extend(event)
-                if len(field[1]) > self.max_field_bytes:
-                    raise UploadRejected("The form field '%s' is too large." % field[0])
-        raise UploadRejected("The request has no part named 'file'.")
+        if not self._collect_fields(until_file=True):
+            raise UploadRejected("The request has no part named 'file'.")
+        self._in_file = True
+        return self
 
     def read(self, size=-1):
         while self._in_file and (size < 0 or len(self._pending) < size):
@@ -990,9 +977,16 @@ class MultipartUpload:
     def finish(self):
         """Read what follows the file part (more fields may come after it)."""
         self._in_file = False
+        self._collect_fields(until_file=False)
+
+    def _collect_fields(self, until_file):
+        """Keep small form fields; True when stopped at the start of the `file` part."""
         field = None
         for event in self._events:
             if isinstance(event, multipart.MultipartSegment):
+                if until_file and event.name == "file":
+                    self.filename = event.filename or ""
+                    return True
                 field = (event.name, bytearray())
             elif event is None:
                 if field is not None:
@@ -1002,6 +996,7 @@ class MultipartUpload:
                 field[1].extend(event)
                 if len(field[1]) > self.max_field_bytes:
                     raise UploadRejected("The form field '%s' is too large." % field[0])
+        return False
 
 
 CHECKSUM_ERRORS = {"md5": store_errors.Md5Mismatch, "sha1": store_errors.Sha1Mismatch,
