@@ -508,8 +508,9 @@ def _host_without_port(host):
 # Device API (DDI) ############################################################
 ###############################################################################
 
+# `action` is the target's current action, read with it, on the resources that register.
 Device = collections.namedtuple(
-    "Device", "tenant controller_id target device_url artifact_url address now")
+    "Device", "tenant controller_id target action device_url artifact_url address now")
 
 DEVICE_ROOT = "/<tenant>/controller/v1/<controller_id>"
 
@@ -613,7 +614,11 @@ class DeviceApi:
             raise HttpProblem(401, empty=True)
         environ = request.environ
         origin = Origin(environ, self.public_url, self.trusted_proxies)
-        target = ddi.find_target(controller_id)
+        action = None
+        if registers:
+            target, action = ddi.find_target_and_current_action(controller_id)
+        else:
+            target = ddi.find_target(controller_id)
         if not authenticated(environ, controller_id, target, tenant.settings(), origin,
                              CERTIFICATE_HEADERS):
             raise HttpProblem(401, empty=True)
@@ -624,7 +629,7 @@ class DeviceApi:
             ddi.require_target(target, controller_id)
         quoted_id = _quote_segment(controller_id)
         return Device(
-            tenant=tenant_name, controller_id=controller_id, target=target,
+            tenant=tenant_name, controller_id=controller_id, target=target, action=action,
             device_url="%s/%s/controller/v1/%s" % (origin.base_url, tenant_name, quoted_id),
             artifact_url="%s/%s/controller/v1/%s" % (origin.base_url, DEFAULT_TENANT, quoted_id),
             address=origin.address, now=now)
@@ -664,7 +669,7 @@ class DeviceApi:
     # --- resources ---------------------------------------------------------------------------
 
     def root_poll(self, device):
-        return ddi.root_poll(device.target, device.device_url, device.now)
+        return ddi.root_poll(device.target, device.device_url, device.now, device.action)
 
     def config_data(self, device):
         body = read_body(bottle.request, self.max_body)

@@ -42,29 +42,54 @@ def write():
 
 
 class Prepared:
-    """A hand-written SELECT of whole rows of one model, run with new parameters each time.
+    """A hand-written SELECT of whole rows, run with new parameters each time.
 
     Generating SQL is most of what Peewee spends on a small query, and the device poll path
-    asks the same few questions thousands of times a second.
+    asks the same few questions thousands of times a second. The SELECT lists all columns of
+    each of `models`, in that order (`SELECT "a".*, "b".* ...`).
     """
 
-    def __init__(self, model, sql):
-        self.model = model
+    def __init__(self, sql, *models):
         self.sql = sql
+        self.models = models
         self._fields = None
 
     def first(self, *params):
+        """The first row as an instance of the (single) model, or None."""
+        row = self.first_joined(*params)
+        return None if row is None else row[0]
+
+    def first_joined(self, *params):
+        """The first row as one instance per model (None for a model whose columns are all
+        NULL, as after a LEFT JOIN that found nothing), or None when there is no row."""
         cursor = database.execute_sql(self.sql, params)
         row = cursor.fetchone()
         if row is None:
             return None
         if self._fields is None:
-            by_column = self.model._meta.columns
-            self._fields = [by_column[column[0]] for column in cursor.description]
-        instance = self.model(__no_default__=1)
-        instance.__data__ = {field.name: field.python_value(value)
-                             for field, value in zip(self._fields, row)}
-        return instance
+            self._fields = self._resolve(cursor.description)
+        instances = []
+        start = 0
+        for model, fields in zip(self.models, self._fields):
+            values = row[start:start + len(fields)]
+            start += len(fields)
+            if all(value is None for value in values):
+                instances.append(None)
+                continue
+            instance = model(__no_default__=1)
+            instance.__data__ = {field.name: field.python_value(value)
+                                 for field, value in zip(fields, values)}
+            instances.append(instance)
+        return tuple(instances)
+
+    def _resolve(self, description):
+        groups, start = [], 0
+        for model in self.models:
+            by_column = model._meta.columns
+            count = len(by_column)
+            groups.append([by_column[column[0]] for column in description[start:start + count]])
+            start += count
+        return groups
 
 
 def scalar(sql, *params):

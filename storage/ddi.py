@@ -42,11 +42,23 @@ def now_ms():
 
 # --- targets and polls ---------------------------------------------------------------------
 
-_TARGET_BY_CONTROLLER_ID = Prepared(Target, 'SELECT * FROM "target" WHERE "controller_id" = ?')
+_TARGET_BY_CONTROLLER_ID = Prepared(
+    'SELECT * FROM "target" WHERE "controller_id" = ?', Target)
+# A poll needs the target and the action it is shown: one statement instead of two.
+_TARGET_AND_CURRENT_ACTION = Prepared(
+    'SELECT "t".*, "a".* FROM "target" AS "t" LEFT JOIN "action" AS "a" ON "a"."id" = '
+    '(SELECT "id" FROM "action" WHERE "target_id" = "t"."id" AND "active" = 1 '
+    'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1) '
+    'WHERE "t"."controller_id" = ?', Target, Action)
 
 
 def find_target(controller_id):
     return _TARGET_BY_CONTROLLER_ID.first(controller_id)
+
+
+def find_target_and_current_action(controller_id):
+    """(target, the action it is shown or None); (None, None) for an unknown controller."""
+    return _TARGET_AND_CURRENT_ACTION.first_joined(controller_id) or (None, None)
 
 
 def require_target(target, controller_id):
@@ -147,11 +159,11 @@ def register_poll(target, controller_id, address, now):
 # --- action selection and the `c` value ----------------------------------------------------
 
 _CURRENT_ACTION = Prepared(
-    Action, 'SELECT * FROM "action" WHERE "target_id" = ? AND "active" = 1 '
-            'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1')
+    'SELECT * FROM "action" WHERE "target_id" = ? AND "active" = 1 '
+    'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1', Action)
 _INSTALLED_ACTION = Prepared(
-    Action, 'SELECT * FROM "action" WHERE "target_id" = ? AND "distribution_set_id" = ? '
-            'AND "status" = ? ORDER BY "id" DESC LIMIT 1')
+    'SELECT * FROM "action" WHERE "target_id" = ? AND "distribution_set_id" = ? '
+    'AND "status" = ? ORDER BY "id" DESC LIMIT 1', Action)
 
 
 def current_action(target):
@@ -203,9 +215,9 @@ def _cancel_if_window_lapsed(action, now):
 
 # --- root poll (§4.1) ----------------------------------------------------------------------
 
-def root_poll(target, device_url, now):
+def root_poll(target, device_url, now, action):
+    """The root poll document; `action` is `current_action(target)`, read with the target."""
     settings = tenant.settings()
-    action = current_action(target)
     window = None
     if action is not None:
         action = _cancel_if_window_lapsed(action, now)
@@ -308,7 +320,7 @@ def update_attributes(target, data, mode, now):
 
 # --- one action, as the device sees it -----------------------------------------------------
 
-_ACTION_BY_ID = Prepared(Action, 'SELECT * FROM "action" WHERE "id" = ?')
+_ACTION_BY_ID = Prepared('SELECT * FROM "action" WHERE "id" = ?', Action)
 
 
 def require_action(target, action_id):
@@ -587,14 +599,14 @@ def _require_module(module_id):
 
 # The shown-first active, non-cancelling action of the target that contains the module.
 _OPEN_ACTION_WITH_MODULE = Prepared(
-    Action, 'SELECT "action".* FROM "action" JOIN "distribution_set_module" AS "m" '
-            'ON "m"."distribution_set_id" = "action"."distribution_set_id" '
-            'WHERE "action"."target_id" = ? AND "action"."active" = 1 '
-            'AND "action"."status" NOT IN (\'%s\', \'%s\') AND "m"."module_id" = ? '
-            'ORDER BY COALESCE("action"."weight", 1000) DESC, "action"."id" LIMIT 1'
-            % (t.CANCELING, t.CANCELED))
+    'SELECT "action".* FROM "action" JOIN "distribution_set_module" AS "m" '
+    'ON "m"."distribution_set_id" = "action"."distribution_set_id" '
+    'WHERE "action"."target_id" = ? AND "action"."active" = 1 '
+    'AND "action"."status" NOT IN (\'%s\', \'%s\') AND "m"."module_id" = ? '
+    'ORDER BY COALESCE("action"."weight", 1000) DESC, "action"."id" LIMIT 1'
+    % (t.CANCELING, t.CANCELED), Action)
 _ARTIFACT_BY_NAME = Prepared(
-    Artifact, 'SELECT * FROM "artifact" WHERE "module_id" = ? AND "filename" = ?')
+    'SELECT * FROM "artifact" WHERE "module_id" = ? AND "filename" = ?', Artifact)
 
 
 def _open_action_with_module(target, module_id):

@@ -523,6 +523,10 @@ def test_rejected_on_deployment_keeps_the_action_open_with_a_warning(world):
     assert entries(action)[-1].status == "WARNING"
 
 
+def poll_links(target):
+    return ddi.root_poll(target, DEVICE_URL, NOW, ddi.current_action(target))["_links"]
+
+
 @pytest.mark.parametrize("execution, finished, entry", [
     ("rejected", "none", "CANCEL_REJECTED"),
     ("closed", "failure", ERROR),
@@ -530,7 +534,7 @@ def test_rejected_on_deployment_keeps_the_action_open_with_a_warning(world):
 def test_cancel_refused_by_the_device_puts_the_deployment_back_on_offer(world, execution,
                                                                         finished, entry):
     action = world.action(CANCELING)
-    links = ddi.root_poll(action.target, DEVICE_URL, NOW)["_links"]
+    links = poll_links(action.target)
     assert "cancelAction" in links and "deploymentBase" not in links
 
     report(action, t.CANCEL, execution, finished)
@@ -538,7 +542,7 @@ def test_cancel_refused_by_the_device_puts_the_deployment_back_on_offer(world, e
     stored = Action.get_by_id(action.id)
     assert (stored.status, stored.active) == (RUNNING, True)
     assert entries(action)[-1].status == entry
-    links = ddi.root_poll(Target.get_by_id(action.target_id), DEVICE_URL, NOW)["_links"]
+    links = poll_links(Target.get_by_id(action.target_id))
     assert "cancelAction" not in links
     assert links["deploymentBase"]["href"].startswith(
         "%s/deploymentBase/%d?c=" % (DEVICE_URL, action.id))
