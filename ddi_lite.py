@@ -97,8 +97,8 @@ SETTINGS = (
 
 ACCOUNTS_SECTION = "accounts"
 # hawkBit's admin/admin, for drop-in compatibility; the server warns while it is unchanged.
-DEFAULT_ACCOUNTS = {
-    "admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
+DEFAULT_ACCOUNTS = {"admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$"
+                             "XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {

@@ -7,9 +7,9 @@ import secrets
 from storage.db import write
 from storage.ddi import validate_controller_id
 from storage.errors import EntityAlreadyExists
-from storage.models import (get_existing, Artifact, DistributionSet, DistributionSetModule,
+from storage.models import (Artifact, DistributionSet, DistributionSetModule,
                             DistributionSetType, DistributionSetTypeModule, SoftwareModule,
-                            SoftwareModuleType, Target)
+                            SoftwareModuleType, Target, get_existing)
 
 SYSTEM = "system"
 
@@ -68,12 +68,14 @@ def create_target(controller_id, now, user, name=None, security_token=None, desc
 
 
 def module_type_by_key(key):
-    module_type = get_existing(SoftwareModuleType, SoftwareModuleType.key == key, "SoftwareModuleType", key)
+    module_type = get_existing(SoftwareModuleType, SoftwareModuleType.key == key,
+                               "SoftwareModuleType", key)
     return module_type
 
 
 def set_type_by_key(key):
-    set_type = get_existing(DistributionSetType, DistributionSetType.key == key, "DistributionSetType", key)
+    set_type = get_existing(DistributionSetType, DistributionSetType.key == key,
+                            "DistributionSetType", key)
     return set_type
 
 
@@ -108,7 +110,8 @@ def create_distribution_set(name, version, module_ids, now, user, type_key="os_a
     set_type = set_type_by_key(type_key)
     modules = []
     for module_id in module_ids:
-        module = get_existing(SoftwareModule, SoftwareModule.id == module_id, "SoftwareModule", module_id)
+        module = get_existing(SoftwareModule, SoftwareModule.id == module_id,
+                              "SoftwareModule", module_id)
         modules.append(module)
     with write():
         if DistributionSet.select().where((DistributionSet.name == name)

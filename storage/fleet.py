@@ -20,8 +20,8 @@ from storage.db import write
 from storage.errors import (ActionOfOtherTarget, BodyNotReadable, ConstraintViolation,
                             EmptyBadRequest, EmptyGone, EntityAlreadyExists, EntityNotFound,
                             NotDeletable, QuotaExceeded)
-from storage.models import (get_existing, Action, ActionStatus, DistributionSet, DistributionSetType,
-                            TenantConfig, Target, TargetMetadata)
+from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetType,
+                            TenantConfig, Target, TargetMetadata, get_existing)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 API = "/rest/v1/"

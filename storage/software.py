@@ -23,9 +23,10 @@ from storage.errors import (BinaryDeleted, BodyNotReadable, ConstraintViolation,
                             EncryptionNotSupported, EntityAlreadyExists, EntityNotFound,
                             InvalidMaintenanceSchedule, Locked, ModulesUnsupported,
                             MultiAssignment, QuotaExceeded)
-from storage.models import (get_existing, Action, Artifact, DistributionSet, DistributionSetMetadata,
+from storage.models import (Action, Artifact, DistributionSet, DistributionSetMetadata,
                             DistributionSetModule, DistributionSetType, DistributionSetTypeModule,
-                            SoftwareModule, SoftwareModuleMetadata, SoftwareModuleType, Target)
+                            SoftwareModule, SoftwareModuleMetadata, SoftwareModuleType, Target,
+                            get_existing)
 
 API = "/rest/v1/"
 
@@ -144,12 +145,14 @@ def set_type_document(base, set_type, full=False):
 
 
 def _module_type(type_id):
-    module_type = get_existing(SoftwareModuleType, SoftwareModuleType.id == type_id, "SoftwareModuleType", type_id)
+    module_type = get_existing(SoftwareModuleType, SoftwareModuleType.id == type_id,
+                               "SoftwareModuleType", type_id)
     return module_type
 
 
 def _set_type(type_id):
-    set_type = get_existing(DistributionSetType, DistributionSetType.id == type_id, "DistributionSetType", type_id)
+    set_type = get_existing(DistributionSetType, DistributionSetType.id == type_id,
+                            "DistributionSetType", type_id)
     return set_type
 
 
@@ -230,7 +233,8 @@ def module_document(base, module, full=False):
 
 
 def _module(module_id):
-    module = get_existing(SoftwareModule, SoftwareModule.id == module_id, "SoftwareModule", module_id)
+    module = get_existing(SoftwareModule, SoftwareModule.id == module_id,
+                          "SoftwareModule", module_id)
     return module
 
 
@@ -267,7 +271,8 @@ def create_modules(base, body, user):
     with write():
         created = []
         for spec in specs:
-            module_type = get_existing(SoftwareModuleType, SoftwareModuleType.key == spec.type_key, "SoftwareModuleType", spec.type_key)
+            module_type = get_existing(SoftwareModuleType, SoftwareModuleType.key == spec.type_key,
+                                       "SoftwareModuleType", spec.type_key)
             if module_type.deleted:
                 raise ConstraintViolation("Software module type '%s' is deleted."
                                           % spec.type_key)
@@ -645,7 +650,8 @@ def distribution_set_document(base, ds, full=False):
 
 
 def _distribution_set(set_id):
-    distribution_set = get_existing(DistributionSet, DistributionSet.id == set_id, "DistributionSet", set_id)
+    distribution_set = get_existing(DistributionSet, DistributionSet.id == set_id,
+                                    "DistributionSet", set_id)
     return distribution_set
 
 
@@ -670,7 +676,8 @@ def _default_set_type():
             set_type = DistributionSetType.get_or_none(DistributionSetType.key == text)
         if set_type is not None and not set_type.deleted:
             return set_type
-    set_type = get_existing(DistributionSetType, DistributionSetType.key == DEFAULT_SET_TYPE_KEY, "DistributionSetType", DEFAULT_SET_TYPE_KEY)
+    set_type = get_existing(DistributionSetType, DistributionSetType.key == DEFAULT_SET_TYPE_KEY,
+                            "DistributionSetType", DEFAULT_SET_TYPE_KEY)
     return set_type
 
 
