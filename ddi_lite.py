@@ -970,7 +970,8 @@ class MultipartUpload:
     def read(self, size=-1):
         while self._in_file and (size < 0 or len(self._pending) < size):
             event = next(self._events, None)
-            if isinstance(event, bytes):
+            # multipart 1.x (the last for Python 3.9) yields bytearray chunks, 2.x bytes.
+            if isinstance(event, (bytes, bytearray)):
                 self._pending += event
             else:
                 self._in_file = False

@@ -1607,3 +1607,21 @@ def test_deleting_set_and_module_during_a_deployment_keeps_the_device_going(serv
     assert href.startswith(BASE)
     response = server.http.get(href[len(BASE):], headers=token(TOKEN), status=200)
     assert response.body == PAYLOAD
+
+
+def test_upload_works_with_the_multipart_release_python_3_9_gets(server, monkeypatch):
+    """multipart 1.x, the last release for Python 3.9, hands out bytearray chunks."""
+    import multipart
+    parse = multipart.PushMultipartParser.parse
+
+    def parse_as_1_x(self, chunk):
+        for event in parse(self, chunk):
+            yield bytearray(event) if isinstance(event, bytes) else event
+    monkeypatch.setattr(multipart.PushMultipartParser, "parse", parse_as_1_x)
+    server.http.set_authorization(("Basic", ("admin", "admin")))
+    module = server.http.post_json("/rest/v1/softwaremodules",
+                                   [{"name": "m", "version": "1", "type": "os"}]).json[0]
+    artifact = server.http.post("/rest/v1/softwaremodules/%d/artifacts" % module["id"],
+                                upload_files=[("file", "fw.bin", b"firmware")]).json
+    assert artifact["size"] == 8
+    assert artifact["hashes"]["sha1"] == hashlib.sha1(b"firmware").hexdigest()
