@@ -4,6 +4,7 @@ with a deadline instead of sleeping a fixed time.
 """
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -130,6 +131,17 @@ class DdiLite:
 
     def stop(self):
         stop_process(self.process)
+
+
+def api(url, method, path, document=None):
+    """One Management API call as admin/admin; the JSON answer, or None for an empty one."""
+    body = None if document is None else json.dumps(document).encode("utf-8")
+    request = urllib.request.Request(url + "/rest/v1" + path, data=body, method=method,
+                                     headers={"Authorization": ADMIN,
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data = response.read()
+    return json.loads(data.decode("utf-8")) if data else None
 
 
 def clean_environment(**extra):

@@ -5,7 +5,6 @@ One server serves the whole module; every test uses its own target and set names
 is not under test goes straight to the Management API with urllib.
 """
 
-import base64
 import hashlib
 import json
 import os
@@ -18,7 +17,6 @@ import pytest
 
 import live
 
-ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +39,16 @@ def cli(url, *words, password="admin"):
     return result
 
 
-def api(url, method, path, document=None):
-    body = None if document is None else json.dumps(document).encode("utf-8")
-    request = urllib.request.Request(url + "/rest/v1" + path, data=body, method=method,
-                                     headers={"Authorization": ADMIN,
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        data = response.read()
-    return json.loads(data.decode("utf-8")) if data else None
-
-
 def deployment(url, controller_id, name):
     """A target with token `token-<id>`, a set with one empty os module, assigned: the
     action id."""
-    api(url, "POST", "/targets", [{"controllerId": controller_id,
+    live.api(url, "POST", "/targets", [{"controllerId": controller_id,
                                    "securityToken": "token-" + controller_id}])
-    module = api(url, "POST", "/softwaremodules",
+    module = live.api(url, "POST", "/softwaremodules",
                  [{"name": name, "version": "1.0", "type": "os"}])[0]
-    distribution_set = api(url, "POST", "/distributionsets", [
+    distribution_set = live.api(url, "POST", "/distributionsets", [
         {"name": name, "version": "1.0", "type": "os", "modules": [{"id": module["id"]}]}])[0]
-    result = api(url, "POST", "/distributionsets/%d/assignedTargets" % distribution_set["id"],
+    result = live.api(url, "POST", "/distributionsets/%d/assignedTargets" % distribution_set["id"],
                  [{"id": controller_id}])
     return result["assignedActions"][0]["id"]
 
@@ -91,7 +79,7 @@ def test_targets_add_prints_the_token_and_list_and_show_display_the_target(url):
 
 
 def test_targets_list_pages_through_more_targets_than_one_page(url):
-    api(url, "POST", "/targets", [{"controllerId": "page-%03d" % n} for n in range(501)])
+    live.api(url, "POST", "/targets", [{"controllerId": "page-%03d" % n} for n in range(501)])
     listed = cli(url, "--json", "targets", "list", "--query", "controllerId==page-*")
     assert listed.returncode == 0
     targets = json.loads(listed.stdout)
@@ -100,7 +88,7 @@ def test_targets_list_pages_through_more_targets_than_one_page(url):
 
 
 def test_targets_delete_removes_the_target_and_show_then_reports_the_servers_message(url):
-    api(url, "POST", "/targets", [{"controllerId": "cli-gone"}])
+    live.api(url, "POST", "/targets", [{"controllerId": "cli-gone"}])
     deleted = cli(url, "targets", "delete", "cli-gone")
     assert (deleted.returncode, deleted.stdout) == (0, "target cli-gone deleted\n")
 
@@ -118,12 +106,12 @@ def test_upload_creates_one_module_with_every_file_and_prints_the_set_id(url, tm
     assert uploaded.returncode == 0, uploaded.stderr
     set_id = int(uploaded.stdout)
 
-    distribution_set = api(url, "GET", "/distributionsets/%d" % set_id)
+    distribution_set = live.api(url, "GET", "/distributionsets/%d" % set_id)
     assert (distribution_set["name"], distribution_set["version"],
             distribution_set["type"]) == ("cli-fw", "2.0", "os")
     [module] = distribution_set["modules"]
     assert module["type"] == "os"
-    artifacts = api(url, "GET", "/softwaremodules/%d/artifacts" % module["id"])
+    artifacts = live.api(url, "GET", "/softwaremodules/%d/artifacts" % module["id"])
     assert {(a["providedFilename"], a["size"], a["hashes"]["sha256"]) for a in artifacts} == {
         ("rootfs.img", 300 * 1024, hashlib.sha256(first.read_bytes()).hexdigest()),
         ("notes.txt", 14, hashlib.sha256(b"release notes\n").hexdigest())}
@@ -150,7 +138,7 @@ def test_upload_of_a_missing_file_is_a_usage_error_and_creates_nothing(url, tmp_
     assert uploaded.returncode == 2
     assert uploaded.stderr == "ddi-lite: cannot read %s: No such file or directory\n" \
         % (tmp_path / "missing.bin")
-    assert api(url, "GET", "/softwaremodules?q=name==cli-missing")["total"] == 0
+    assert live.api(url, "GET", "/softwaremodules?q=name==cli-missing")["total"] == 0
 
 
 def test_upload_refused_by_the_server_leaves_no_module_behind(url, tmp_path):
@@ -160,14 +148,14 @@ def test_upload_refused_by_the_server_leaves_no_module_behind(url, tmp_path):
                    "--set-type", "no-such-type")
     assert uploaded.returncode == 1
     assert "no-such-type" in uploaded.stderr
-    assert api(url, "GET", "/softwaremodules?q=name==cli-rollback")["total"] == 0
+    assert live.api(url, "GET", "/softwaremodules?q=name==cli-rollback")["total"] == 0
 
 
 def test_assign_then_actions_show_the_running_action_that_the_device_is_offered(url):
-    api(url, "POST", "/targets", [{"controllerId": "cli-dev", "securityToken": "tok-dev"}])
-    module = api(url, "POST", "/softwaremodules",
+    live.api(url, "POST", "/targets", [{"controllerId": "cli-dev", "securityToken": "tok-dev"}])
+    module = live.api(url, "POST", "/softwaremodules",
                  [{"name": "cli-assign", "version": "3.1", "type": "os"}])[0]
-    set_id = api(url, "POST", "/distributionsets", [
+    set_id = live.api(url, "POST", "/distributionsets", [
         {"name": "cli-assign", "version": "3.1", "type": "os",
          "modules": [{"id": module["id"]}]}])[0]["id"]
 
@@ -194,7 +182,7 @@ def test_assign_then_actions_show_the_running_action_that_the_device_is_offered(
 
 def test_assign_to_an_unknown_target_assigns_nothing(url):
     action_id = deployment(url, "cli-known", "cli-unknown-set")
-    set_href = api(url, "GET", "/targets/cli-known/actions/%d" % action_id)[
+    set_href = live.api(url, "GET", "/targets/cli-known/actions/%d" % action_id)[
         "_links"]["distributionset"]["href"]
     assigned = cli(url, "assign", set_href.rsplit("/", 1)[1], "cli-nobody")
     assert assigned.returncode == 1
@@ -207,7 +195,7 @@ def test_cancel_asks_the_device_to_cancel(url):
     canceled = cli(url, "cancel", "cli-cancel", str(action_id))
     assert canceled.returncode == 0, canceled.stderr
     assert canceled.stdout == "action %d of cli-cancel: canceling\n" % action_id
-    action = api(url, "GET", "/targets/cli-cancel/actions/%d" % action_id)
+    action = live.api(url, "GET", "/targets/cli-cancel/actions/%d" % action_id)
     assert (action["status"], action["active"]) == ("canceling", True)
 
 

@@ -6,7 +6,6 @@ One server serves the whole module; every test names its devices with its own pr
 Setup that is not under test goes straight to the Management API.
 """
 
-import base64
 import hashlib
 import http.server
 import json
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -22,7 +20,6 @@ import live
 
 import ddi_lite
 
-ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
 GATEWAY_TOKEN = "gateway-secret"
 ARTIFACT = hashlib.sha256(b"seed").digest() * 312 + b"tail"  # 9988 bytes
 
@@ -32,26 +29,16 @@ def url(tmp_path_factory):
     server = live.DdiLite(tmp_path_factory.mktemp("simulate"), [
         "[ddi]", "gateway_token_auth = true", "gateway_token = " + GATEWAY_TOKEN])
     try:
-        api(server.url, "PUT", "/system/configs/pollingTime", {"value": "00:00:01"})
+        live.api(server.url, "PUT", "/system/configs/pollingTime", {"value": "00:00:01"})
         yield server.url
     finally:
         server.stop()
 
 
-def api(url, method, path, document=None):
-    body = None if document is None else json.dumps(document).encode("utf-8")
-    request = urllib.request.Request(url + "/rest/v1" + path, data=body, method=method,
-                                     headers={"Authorization": ADMIN,
-                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        data = response.read()
-    return json.loads(data.decode("utf-8")) if data else None
-
-
 def targets(url, prefix, count, tokens=False):
     """Targets PREFIX00001...; with `tokens`, each with token `token-<id>`."""
     ids = ["%s%05d" % (prefix, n) for n in range(1, count + 1)]
-    api(url, "POST", "/targets", [dict({"controllerId": controller_id},
+    live.api(url, "POST", "/targets", [dict({"controllerId": controller_id},
                                        **({"securityToken": "token-" + controller_id}
                                           if tokens else {})) for controller_id in ids])
     return ids
@@ -74,7 +61,7 @@ def rollout(url, tmp_path, name, controller_ids):
 
 
 def action_status(url, controller_id, action_id):
-    return api(url, "GET", "/targets/%s/actions/%d" % (controller_id, action_id))["status"]
+    return live.api(url, "GET", "/targets/%s/actions/%d" % (controller_id, action_id))["status"]
 
 
 def simulate(capsys, url, *words):
@@ -115,7 +102,7 @@ def test_rollout_ends_with_every_assigned_device_done_and_its_action_finished(
     assert summary["answered"] <= summary["requests"] <= summary["answered"] + 20
     for controller_id, action_id in actions.items():
         assert action_status(url, controller_id, action_id) == "finished"
-    assert api(url, "GET", "/targets/roll-00020/attributes")["serial"] == "roll-00020"
+    assert live.api(url, "GET", "/targets/roll-00020/attributes")["serial"] == "roll-00020"
 
 
 def test_failure_rate_one_fails_every_installation_and_ranges_download_in_pieces(
@@ -139,7 +126,7 @@ def test_failure_rate_one_fails_every_installation_and_ranges_download_in_pieces
 def test_cancel_is_confirmed_with_closed_feedback(url, capsys, tmp_path):
     ids = targets(url, "cancel-", 2, tokens=True)
     actions = rollout(url, tmp_path, "cancel", ids[:1])
-    api(url, "DELETE", "/targets/cancel-00001/actions/%d" % actions["cancel-00001"])
+    live.api(url, "DELETE", "/targets/cancel-00001/actions/%d" % actions["cancel-00001"])
     token_file = tmp_path / "tokens.txt"
     token_file.write_text("cancel-00001 token-cancel-00001\ncancel-00002 token-cancel-00002\n")
 
@@ -155,7 +142,7 @@ def test_cancel_is_confirmed_with_closed_feedback(url, capsys, tmp_path):
 
 def test_create_targets_creates_the_missing_ones_and_reuses_the_existing_with_their_token(
         url, capsys, monkeypatch):
-    api(url, "POST", "/targets", [{"controllerId": "new-00001", "securityToken": "kept"}])
+    live.api(url, "POST", "/targets", [{"controllerId": "new-00001", "securityToken": "kept"}])
     monkeypatch.setenv("DDI_LITE_PASSWORD", "admin")
 
     code, summary, err = simulate(capsys, url, "--create-targets", "--prefix", "new-",
@@ -164,10 +151,10 @@ def test_create_targets_creates_the_missing_ones_and_reuses_the_existing_with_th
 
     assert "2 targets created, 1 reused" in err
     assert (code, summary["requests"], summary["non_2xx"]) == (0, 6, {})
-    listed = api(url, "GET", "/targets?q=controllerId==new-*")["content"]
+    listed = live.api(url, "GET", "/targets?q=controllerId==new-*")["content"]
     assert sorted(target["controllerId"] for target in listed) == \
         ["new-00001", "new-00002", "new-00003"]
-    assert api(url, "GET", "/targets/new-00001")["securityToken"] == "kept"
+    assert live.api(url, "GET", "/targets/new-00001")["securityToken"] == "kept"
 
 
 def test_duration_ends_a_run_that_is_never_done(url, capsys):
