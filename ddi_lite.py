@@ -2381,7 +2381,7 @@ def serve(config):
     if Accounts(config.accounts).default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "
                     "ddi-lite passwd admin ***")
-    log.info("ddi-lite listening on http://%s:%d (config: %s, data: %s)", host, port,
+    log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])
     waitress.serve(app, host=host, port=port, threads=config["server", "threads"],
                    ident="ddi-lite", _quiet=True,

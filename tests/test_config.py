@@ -103,3 +103,15 @@ def test_the_shipped_admin_password_is_recognised_as_the_default():
     assert accounts.default_password_in_use()
     assert not ddi_lite.Accounts({"admin": ddi_lite.hash_password("x")}) \
         .default_password_in_use()
+
+
+def test_serve_logs_where_it_listens_and_which_config_and_data_it_uses(tmp_path):
+    import live
+    server = live.DdiLite(tmp_path)
+    try:
+        lines = [line for line in server.log().splitlines() if "listening on" in line]
+    finally:
+        server.stop()
+    assert len(lines) == 1
+    assert lines[0].endswith("ddi-lite listening on http://127.0.0.1:%d (config: %s, data: %s)"
+                             % (server.port, server.config_path, tmp_path / "data"))
