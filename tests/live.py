@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -150,3 +151,52 @@ def clean_environment(**extra):
                    if not name.startswith("DDI_LITE_")}
     environment.update(extra)
     return environment
+
+
+def rss_bytes(pid, field="VmRSS"):
+    """A memory figure of a process from /proc (VmRSS, or VmHWM for the peak)."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no %s in /proc/%d/status" % (field, pid))
+
+
+def reset_peak_rss(pid):
+    """Reset VmHWM (Linux >= 4.0); False when the kernel does not allow it."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 20 ms in a background thread, until the block ends."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def peak(self):
+        return max(self.samples, default=0)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.samples.append(rss_bytes(self.pid))
+            except OSError:
+                return
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(5)

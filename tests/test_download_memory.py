@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 import artifacts
 import ddi_lite
+import live
 import storage
 from storage import assignments, catalog, tenant
 from storage.db import write
@@ -38,7 +38,6 @@ CONTROLLER = "mem-1"
 TOKEN = "mem-token"
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STARTUP_TIMEOUT = 10.0
-SAMPLE_INTERVAL = 0.02
 
 
 class GeneratedStream:
@@ -67,56 +66,6 @@ def pseudo_random_chunks(size, seed, chunk_size=MiB):
         length = min(chunk_size, remaining)
         yield generator.randbytes(length)
         remaining -= length
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def rss_bytes(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-def reset_peak_rss(pid):
-    """Reset VmHWM (Linux >= 4.0); False when the kernel does not allow it."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-class RssSampler:
-    """Samples a process's VmRSS every 20 ms in a background thread."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.samples = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.samples.append(rss_bytes(self.pid))
-            except (OSError, AssertionError):
-                return
-            self._stop.wait(SAMPLE_INTERVAL)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join(5)
 
 
 def seed(config_path):
@@ -185,7 +134,7 @@ def wait_until_listening(process, port, log_path):
 def running(tmp_path_factory):
     base = tmp_path_factory.mktemp("download-memory")
     data_dir = str(base / "data")
-    port = free_port()
+    port = live.free_port()
     config_path = str(base / "config.ini")
     with open(config_path, "w") as config_file:
         config_file.write("[server]\nhost = 127.0.0.1\nport = %d\ndata_dir = %s\nthreads = 2\n"
@@ -271,17 +220,17 @@ def transfers(running):
         warm_up.append(fetch(connection, running.path("small.bin"), sockets,
                              Range="bytes=-4096"))
         time.sleep(0.2)
-        baseline = rss_bytes(running.pid)
-        hwm_reset = reset_peak_rss(running.pid)
-        with RssSampler(running.pid) as sampler:
+        baseline = live.rss_bytes(running.pid)
+        hwm_reset = live.reset_peak_rss(running.pid)
+        with live.RssSampler(running.pid) as sampler:
             full = fetch(connection, running.path("large.bin"), sockets)
             tail = fetch(connection, running.path("large.bin"), sockets,
                          Range="bytes=%d-" % TAIL_START)
             suffix = fetch(connection, running.path("large.bin"), sockets,
                            Range="bytes=-%d" % SUFFIX_LENGTH)
         time.sleep(0.2)
-        after = rss_bytes(running.pid)
-        peak_hwm = rss_bytes(running.pid, "VmHWM") if hwm_reset else None
+        after = live.rss_bytes(running.pid)
+        peak_hwm = live.rss_bytes(running.pid, "VmHWM") if hwm_reset else None
     finally:
         connection.close()
     return {"warm_up": warm_up, "full": full, "tail": tail, "suffix": suffix,

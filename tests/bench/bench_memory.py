@@ -7,10 +7,11 @@ Bottle's static_file under the same downloads.
 import os
 import time
 
-from bench_support import (DEVICE, MiB, Row, RssSampler, baseline_process, checked,
+from bench_support import (DEVICE, MiB, Row, baseline_process, checked,
                            ddi_lite_process, device_headers, expect, open_data_dir,
-                           request, reset_peak_rss, rss_bytes, run_load, scratch_dir,
+                           request, run_load, scratch_dir,
                            seed_assigned_target, seed_fleet, Load, token_of)
+from live import RssSampler, reset_peak_rss, rss_bytes
 import artifacts
 
 NEEDS_ARTIFACT = True

@@ -27,13 +27,15 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(os.path.dirname(BENCH_DIR))
-if PROJECT_DIR not in sys.path:
-    sys.path.insert(0, PROJECT_DIR)
+for path in (PROJECT_DIR, os.path.dirname(BENCH_DIR)):  # the project, and tests/ (live.py)
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import peewee  # noqa: E402
 
 import artifacts  # noqa: E402
 import ddi_lite  # noqa: E402
+from live import free_port  # noqa: E402
 import storage  # noqa: E402
 from storage import assignments, catalog  # noqa: E402
 from storage import transitions as t  # noqa: E402
@@ -74,12 +76,6 @@ def scratch_dir(parent, name):
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def _environment():
@@ -162,50 +158,6 @@ def baseline_process(kind, workdir, threads, *options, port=None):
 
 
 # --- memory --------------------------------------------------------------------------------
-
-def rss_bytes(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no %s in /proc/%d/status" % (field, pid))
-
-
-def reset_peak_rss(pid):
-    """Reset VmHWM (Linux >= 4.0); False when the kernel does not allow it."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-class RssSampler:
-    """The highest VmRSS of a process, sampled every 20 ms in a background thread."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_bytes(self.pid))
-            except (OSError, RuntimeError):
-                return
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join(5)
-
 
 # --- seeding (no server runs while a data directory is seeded) -----------------------------
 
