@@ -14,7 +14,7 @@ import urllib.parse
 
 import peewee
 
-from storage import query, schedule
+from storage import assignments, query, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -505,7 +505,6 @@ def feedback(target, action_id, channel, report, now):
 
 def report_installed(target, name, version, now):
     """Record a set the device says it runs; True when a new offline assignment was made."""
-    from storage import assignments  # the operator-side rules own offline assignments
     distribution_set = (DistributionSet.select()
                         .where((peewee.fn.LOWER(DistributionSet.name) == name.lower())
                                & (peewee.fn.LOWER(DistributionSet.version) == version.lower())

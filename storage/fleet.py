@@ -11,7 +11,8 @@ every change of an action's state goes through `storage.actions.apply_event`.
 import collections
 import urllib.parse
 
-from storage import assignments, ddi, query, schedule, tenant
+from storage import assignments, ddi, query, schedule, software, tenant
+from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
 from storage.actions import apply_event, touch
 from storage.catalog import create_target
@@ -24,7 +25,6 @@ from storage.models import (Action, ActionStatus, DistributionSet, DistributionS
                             TenantConfig, Target, TargetMetadata, get_existing)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
-API = "/rest/v1/"
 
 # Accept the tenant configuration keys of hawkBit <= 0.9 (mgmt-contract §11.3, §13).
 LEGACY_CONFIG_KEYS = True
@@ -56,32 +56,6 @@ PERMISSIONS = (
 
 
 # --- small helpers --------------------------------------------------------------------------
-
-def _segment(text):
-    """A path segment as Spring writes it: pchar characters stay, the rest is %-encoded."""
-    return urllib.parse.quote(str(text), safe="-._~!$&'()*+,;=:@")
-
-
-def _href(base, path, name=None):
-    link = {"href": base + API + path}
-    if name is not None:
-        link["name"] = name
-    return link
-
-
-def _clean(document):
-    return collections.OrderedDict((k, v) for k, v in document.items() if v is not None)
-
-
-def _audit_fields(row):
-    return [("createdBy", row.created_by), ("createdAt", row.created_at),
-            ("lastModifiedBy", row.last_modified_by), ("lastModifiedAt", row.last_modified_at)]
-
-
-def _paged(content, total):
-    return collections.OrderedDict((("content", content), ("total", total),
-                                    ("size", len(content))))
-
 
 def _target(controller_id):
     target = ddi.find_target(controller_id)
@@ -158,8 +132,8 @@ def target_document(base, target, full=False, settings=None, now=None, with_poll
     """A target as §6.1 shows it; `full` adds the links of a single-target response."""
     settings = settings if settings is not None else tenant.settings()
     flow = bool(settings["user.confirmation.flow.enabled"])
-    self_path = "targets/" + _segment(target.controller_id)
-    doc = collections.OrderedDict(_audit_fields(target))
+    self_path = "targets/" + segment(target.controller_id)
+    doc = collections.OrderedDict(audit_fields(target))
     doc["name"] = target.name
     doc["description"] = target.description
     doc["controllerId"] = target.controller_id
@@ -176,17 +150,17 @@ def target_document(base, target, full=False, settings=None, now=None, with_poll
     doc["group"] = target.group
     if flow:
         doc["autoConfirmActive"] = bool(target.auto_confirm_active)
-    links = collections.OrderedDict((("self", _href(base, self_path)),))
+    links = collections.OrderedDict((("self", link(base, self_path)),))
     if full:
-        links["assignedDS"] = _href(base, self_path + "/assignedDS")
-        links["installedDS"] = _href(base, self_path + "/installedDS")
-        links["attributes"] = _href(base, self_path + "/attributes")
-        links["actions"] = _href(base, self_path + "/actions" + ACTION_LINK_QUERY)
-        links["metadata"] = _href(base, self_path + "/metadata")
+        links["assignedDS"] = link(base, self_path + "/assignedDS")
+        links["installedDS"] = link(base, self_path + "/installedDS")
+        links["attributes"] = link(base, self_path + "/attributes")
+        links["actions"] = link(base, self_path + "/actions" + ACTION_LINK_QUERY)
+        links["metadata"] = link(base, self_path + "/metadata")
         if flow:
-            links["autoConfirm"] = _href(base, self_path + "/autoConfirm")
+            links["autoConfirm"] = link(base, self_path + "/autoConfirm")
     doc["_links"] = links
-    return _clean(doc)
+    return clean(doc)
 
 
 def list_targets(base, q=None, sort=None, offset=None, limit=None):
@@ -195,8 +169,31 @@ def list_targets(base, q=None, sort=None, offset=None, limit=None):
     rows, total = query.page(Target.select(), "targets", q=q, sort=sort, offset=offset,
                              limit=limit, now=now)
     settings = tenant.settings()
-    return _paged([target_document(base, row, settings=settings, now=now) for row in rows],
+    return paged([target_document(base, row, settings=settings, now=now) for row in rows],
                   total)
+
+
+def _targets_with_set(base, field, set_id, q, sort, offset, limit):
+    distribution_set = get_existing(DistributionSet, DistributionSet.id == set_id,
+                                    "DistributionSet", set_id)
+    ddi.poll_log.flush()
+    select = Target.select().where(field == distribution_set.id)
+    now = ddi.now_ms()
+    rows, total = query.page(select, "targets", q=q, sort=sort, offset=offset, limit=limit,
+                             default_order=[Target.id], now=now)
+    settings = tenant.settings()
+    return paged([target_document(base, row, settings=settings, now=now) for row in rows],
+                 total)
+
+
+def targets_assigned_set(base, set_id, q=None, sort=None, offset=None, limit=None):
+    """The targets a distribution set is assigned to (§9.8, `assignedTargets`)."""
+    return _targets_with_set(base, Target.assigned_ds, set_id, q, sort, offset, limit)
+
+
+def targets_installed_set(base, set_id, q=None, sort=None, offset=None, limit=None):
+    """The targets that run a distribution set (§9.8, `installedTargets`)."""
+    return _targets_with_set(base, Target.installed_ds, set_id, q, sort, offset, limit)
 
 
 def get_target(base, controller_id):
@@ -320,7 +317,6 @@ def target_attributes(controller_id):
 def _set_document(base, set_id):
     if set_id is None:
         return None
-    from storage import software  # the colleague's module; imported late on purpose
     distribution_set = DistributionSet.get_or_none(DistributionSet.id == set_id)
     if distribution_set is None:
         return None
@@ -339,16 +335,16 @@ def target_installed_ds(base, controller_id):
 
 def auto_confirm_state(base, controller_id):
     target = _target(controller_id)
-    path = "targets/%s/autoConfirm/" % _segment(target.controller_id)
+    path = "targets/%s/autoConfirm/" % segment(target.controller_id)
     doc = collections.OrderedDict((("active", bool(target.auto_confirm_active)),))
     if target.auto_confirm_active:
         doc["initiator"] = target.auto_confirm_initiator
         doc["remark"] = target.auto_confirm_remark
         doc["activatedAt"] = target.auto_confirm_activated_at
-        doc["_links"] = {"deactivate": _href(base, path + "deactivate")}
+        doc["_links"] = {"deactivate": link(base, path + "deactivate")}
     else:
-        doc["_links"] = {"activate": _href(base, path + "activate")}
-    return _clean(doc)
+        doc["_links"] = {"activate": link(base, path + "activate")}
+    return clean(doc)
 
 
 def activate_auto_confirm(controller_id, body, user):
@@ -366,7 +362,7 @@ def deactivate_auto_confirm(controller_id):
 # --- target metadata (§6.11) ----------------------------------------------------------------
 
 def _metadata_document(entry):
-    return _clean(collections.OrderedDict((("key", entry.key), ("value", entry.value))))
+    return clean(collections.OrderedDict((("key", entry.key), ("value", entry.value))))
 
 
 def _metadata_entry(target, key):
@@ -393,7 +389,7 @@ def list_target_metadata(controller_id):
     target = _target(controller_id)
     entries = list(TargetMetadata.select().where(TargetMetadata.target == target.id)
                    .order_by(TargetMetadata.key))
-    return _paged([_metadata_document(entry) for entry in entries], len(entries))
+    return paged([_metadata_document(entry) for entry in entries], len(entries))
 
 
 def create_target_metadata(controller_id, body, user):
@@ -464,14 +460,14 @@ def _maintenance_window(action, now):
         window["nextStartAt"] = state.start_ms
     except ValueError:
         pass
-    return _clean(window)
+    return clean(window)
 
 
 def _action_document(base, action, target, distribution_set, full, now):
-    path = "targets/%s/actions/%d" % (_segment(target.controller_id), action.id)
+    path = "targets/%s/actions/%d" % (segment(target.controller_id), action.id)
     status = _lower(action.status)
     is_cancel = action.status in t.CANCEL_STATUSES
-    doc = collections.OrderedDict(_audit_fields(action))
+    doc = collections.OrderedDict(audit_fields(action))
     doc["id"] = action.id
     doc["type"] = "cancel" if is_cancel else "update"
     doc["active"] = bool(action.active)
@@ -483,18 +479,18 @@ def _action_document(base, action, target, distribution_set, full, now):
     doc["weight"] = action.priority_weight
     doc["lastStatusCode"] = action.last_status_code
     doc["maintenanceWindow"] = _maintenance_window(action, now)
-    links = collections.OrderedDict((("self", _href(base, path)),))
+    links = collections.OrderedDict((("self", link(base, path)),))
     if full:
         if is_cancel:
-            links["canceledaction"] = _href(base, path)
-        links["target"] = _href(base, "targets/" + _segment(target.controller_id),
+            links["canceledaction"] = link(base, path)
+        links["target"] = link(base, "targets/" + segment(target.controller_id),
                                 name=target.name)
-        links["distributionset"] = _href(
+        links["distributionset"] = link(
             base, "distributionsets/%d" % distribution_set.id,
             name="%s:%s" % (distribution_set.name, distribution_set.version))
-        links["status"] = _href(base, path + "/status" + ACTION_LINK_QUERY)
+        links["status"] = link(base, path + "/status" + ACTION_LINK_QUERY)
     doc["_links"] = links
-    return _clean(doc)
+    return clean(doc)
 
 
 def action_document(base, action, full=False):
@@ -524,7 +520,7 @@ def list_target_actions(base, controller_id, q=None, sort=None, offset=None, lim
     target = _target(controller_id)
     rows, total = query.page(Action.select().where(Action.target == target.id), "actions",
                              q=q, sort=sort, offset=offset, limit=limit)
-    return _paged(_action_documents(base, rows, False), total)
+    return paged(_action_documents(base, rows, False), total)
 
 
 def get_target_action(base, controller_id, action_id):
@@ -533,7 +529,7 @@ def get_target_action(base, controller_id, action_id):
 
 
 def status_entry_document(entry):
-    return _clean(collections.OrderedDict((
+    return clean(collections.OrderedDict((
         ("id", entry.id),
         ("type", _lower(entry.status)),
         ("messages", list(entry.messages or [])),
@@ -548,7 +544,7 @@ def action_status_list(controller_id, action_id, sort=None, offset=None, limit=N
     _, action = _target_action(controller_id, action_id)
     rows, total = query.page(ActionStatus.select().where(ActionStatus.action == action.id),
                              "actionstatus", sort=sort, offset=offset, limit=limit)
-    return _paged([status_entry_document(row) for row in rows], total)
+    return paged([status_entry_document(row) for row in rows], total)
 
 
 def cancel_target_action(controller_id, action_id, force, user):
@@ -603,7 +599,7 @@ def confirm_target_action(controller_id, action_id, body, user):
 def list_actions(base, q=None, sort=None, offset=None, limit=None, full=False):
     rows, total = query.page(Action.select(), "actions", q=q, sort=sort, offset=offset,
                              limit=limit)
-    return _paged(_action_documents(base, rows, bool(full)), total)
+    return paged(_action_documents(base, rows, bool(full)), total)
 
 
 def get_action(base, action_id):
@@ -796,8 +792,8 @@ def _value_object(base, key):
     doc["value"] = _value(key)
     doc["global"] = row is None and key != DEFAULT_SET_TYPE
     if row is not None:
-        doc.update(_audit_fields(row))
-    doc["_links"] = {"self": _href(base, "system/configs/" + _segment(key))}
+        doc.update(audit_fields(row))
+    doc["_links"] = {"self": link(base, "system/configs/" + segment(key))}
     return doc
 
 

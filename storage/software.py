@@ -11,14 +11,14 @@ in epoch milliseconds, enums in lower case. Writes run inside `storage.db.write(
 
 import collections
 import unicodedata
-import urllib.parse
 
 from storage import assignments, query, tenant
+from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
 from storage.catalog import unreferenced_blobs
 from storage.coerce import as_bool, as_int, as_list, as_object, as_str
 from storage.db import write
-from storage.ddi import now_ms, poll_log
+from storage.ddi import now_ms
 from storage.errors import (BinaryDeleted, BodyNotReadable, ConstraintViolation, Deleted,
                             EncryptionNotSupported, EntityAlreadyExists, EntityNotFound,
                             InvalidMaintenanceSchedule, Locked, ModulesUnsupported,
@@ -28,7 +28,6 @@ from storage.models import (Action, Artifact, DistributionSet, DistributionSetMe
                             SoftwareModule, SoftwareModuleMetadata, SoftwareModuleType, Target,
                             get_existing)
 
-API = "/rest/v1/"
 
 # Quotas (mgmt contract §15 item 10).
 MAX_METADATA_ENTRIES = 100
@@ -59,24 +58,6 @@ ACTION_TYPES = {"soft": t.SOFT, "forced": t.FORCED, "timeforced": t.TIMEFORCED,
 
 # --- small helpers --------------------------------------------------------------------------
 
-def _link(base, path):
-    return {"href": base + API + path}
-
-
-def _segment(text):
-    """A path segment as Spring writes it: pchar characters stay, the rest is %-encoded."""
-    return urllib.parse.quote(str(text), safe="-._~!$&'()*+,;=:@")
-
-
-def _clean(document):
-    return {key: value for key, value in document.items() if value is not None}
-
-
-def _audit_fields(row):
-    return {"createdBy": row.created_by, "createdAt": row.created_at,
-            "lastModifiedBy": row.last_modified_by, "lastModifiedAt": row.last_modified_at}
-
-
 def _audit(now, user):
     return dict(created_at=now, created_by=user, last_modified_at=now, last_modified_by=user)
 
@@ -86,8 +67,6 @@ def _touch(row, now, user):
     row.last_modified_by = user
 
 
-def _paged(content, total):
-    return {"content": content, "total": total, "size": len(content)}
 
 
 def _deleted_filter(select, field, mode):
@@ -118,30 +97,30 @@ def _id_list(body, field):
 # --- types (§8) -----------------------------------------------------------------------------
 
 def module_type_document(base, module_type):
-    document = _audit_fields(module_type)
+    document = audit_fields(module_type)
     document.update({
         "id": module_type.id, "key": module_type.key, "name": module_type.name,
         "description": module_type.description, "colour": module_type.colour,
         "maxAssignments": module_type.max_assignments,
         "minArtifacts": module_type.min_artifacts, "deleted": module_type.deleted,
-        "_links": {"self": _link(base, "softwaremoduletypes/%d" % module_type.id)},
+        "_links": {"self": link(base, "softwaremoduletypes/%d" % module_type.id)},
     })
-    return _clean(document)
+    return clean(document)
 
 
 def set_type_document(base, set_type, full=False):
     path = "distributionsettypes/%d" % set_type.id
-    links = {"self": _link(base, path)}
+    links = {"self": link(base, path)}
     if full:
-        links["mandatorymodules"] = _link(base, path + "/mandatorymoduletypes")
-        links["optionalmodules"] = _link(base, path + "/optionalmoduletypes")
-    document = _audit_fields(set_type)
+        links["mandatorymodules"] = link(base, path + "/mandatorymoduletypes")
+        links["optionalmodules"] = link(base, path + "/optionalmoduletypes")
+    document = audit_fields(set_type)
     document.update({
         "id": set_type.id, "key": set_type.key, "name": set_type.name,
         "description": set_type.description, "colour": set_type.colour,
         "deleted": set_type.deleted, "_links": links,
     })
-    return _clean(document)
+    return clean(document)
 
 
 def _module_type(type_id):
@@ -161,7 +140,7 @@ def list_module_types(base, q=None, sort=None, offset=None, limit=None):
         SoftwareModuleType.deleted == False)  # noqa: E712
     rows, total = query.page(select, "softwaremoduletypes", q=q, sort=sort, offset=offset,
                              limit=limit)
-    return _paged([module_type_document(base, row) for row in rows], total)
+    return paged([module_type_document(base, row) for row in rows], total)
 
 
 def get_module_type(base, type_id):
@@ -173,7 +152,7 @@ def list_set_types(base, q=None, sort=None, offset=None, limit=None):
         DistributionSetType.deleted == False)  # noqa: E712
     rows, total = query.page(select, "distributionsettypes", q=q, sort=sort, offset=offset,
                              limit=limit)
-    return _paged([set_type_document(base, row) for row in rows], total)
+    return paged([set_type_document(base, row) for row in rows], total)
 
 
 def get_set_type(base, type_id):
@@ -216,12 +195,12 @@ def _module_complete(module, module_type):
 def module_document(base, module, full=False):
     module_type = module.module_type
     path = "softwaremodules/%d" % module.id
-    links = {"self": _link(base, path)}
+    links = {"self": link(base, path)}
     if full:
-        links["artifacts"] = _link(base, path + "/artifacts")
-        links["type"] = _link(base, "softwaremoduletypes/%d" % module_type.id)
-        links["metadata"] = _link(base, path + "/metadata")
-    document = _audit_fields(module)
+        links["artifacts"] = link(base, path + "/artifacts")
+        links["type"] = link(base, "softwaremoduletypes/%d" % module_type.id)
+        links["metadata"] = link(base, path + "/metadata")
+    document = audit_fields(module)
     document.update({
         "id": module.id, "name": module.name, "description": module.description,
         "version": module.version, "type": module_type.key, "typeName": module_type.name,
@@ -229,7 +208,7 @@ def module_document(base, module, full=False):
         "deleted": module.deleted, "complete": _module_complete(module, module_type),
         "_links": links,
     })
-    return _clean(document)
+    return clean(document)
 
 
 def _module(module_id):
@@ -295,7 +274,7 @@ def list_modules(base, q=None, sort=None, offset=None, limit=None, deleted_mode=
     select = _deleted_filter(SoftwareModule.select(), SoftwareModule.deleted, deleted_mode)
     rows, total = query.page(select, "softwaremodules", q=q, sort=sort, offset=offset,
                              limit=limit)
-    return _paged([module_document(base, row) for row in rows], total)
+    return paged([module_document(base, row) for row in rows], total)
 
 
 def get_module(base, module_id):
@@ -373,7 +352,7 @@ class _MetadataKind:
         document = {"key": row.key, "value": row.value}
         if self.visible:
             document["targetVisible"] = row.target_visible
-        return _clean(document)
+        return clean(document)
 
     def parse_entry(self, item):
         item = as_object(item, "metadata", required=True)
@@ -422,7 +401,7 @@ class _MetadataKind:
     def list(self, owner_id):
         owner = self.find_owner(owner_id)
         content = [self.document(row) for row in self._rows(owner).order_by(self.model.key)]
-        return _paged(content, len(content))
+        return paged(content, len(content))
 
     def create(self, owner_id, body, user):
         """Upsert an array of entries (hawkBit 1.x overwrites existing keys)."""
@@ -513,16 +492,16 @@ def delete_set_metadata(set_id, key):
 
 def artifact_document(base, artifact, full=False):
     path = "softwaremodules/%d/artifacts/%d" % (artifact.module_id, artifact.id)
-    links = {"self": _link(base, path)}
+    links = {"self": link(base, path)}
     if full:
-        links["download"] = _link(base, path + "/download")
-    document = _audit_fields(artifact)
+        links["download"] = link(base, path + "/download")
+    document = audit_fields(artifact)
     document.update({
         "id": artifact.id,
         "hashes": {"sha1": artifact.sha1, "md5": artifact.md5, "sha256": artifact.sha256},
         "providedFilename": artifact.filename, "size": artifact.size, "_links": links,
     })
-    return _clean(document)
+    return clean(document)
 
 
 def clean_filename(name):
@@ -632,12 +611,12 @@ def distribution_set_document(base, ds, full=False):
     set_type = ds.set_type
     modules = list(_set_modules_select(ds).order_by(SoftwareModule.id))
     path = "distributionsets/%d" % ds.id
-    links = {"self": _link(base, path)}
+    links = {"self": link(base, path)}
     if full:
-        links["modules"] = _link(base, path + "/assignedSM?offset=0&limit=50")
-        links["type"] = _link(base, "distributionsettypes/%d" % set_type.id)
-        links["metadata"] = _link(base, path + "/metadata")
-    document = _audit_fields(ds)
+        links["modules"] = link(base, path + "/assignedSM?offset=0&limit=50")
+        links["type"] = link(base, "distributionsettypes/%d" % set_type.id)
+        links["metadata"] = link(base, path + "/metadata")
+    document = audit_fields(ds)
     document.update({
         "id": ds.id, "name": ds.name, "description": ds.description, "version": ds.version,
         "type": set_type.key, "typeName": set_type.name, "locked": ds.locked,
@@ -646,7 +625,7 @@ def distribution_set_document(base, ds, full=False):
         "modules": [module_document(base, module) for module in modules],
         "_links": links,
     })
-    return _clean(document)
+    return clean(document)
 
 
 def _distribution_set(set_id):
@@ -795,7 +774,7 @@ def list_sets(base, q=None, sort=None, offset=None, limit=None, deleted_mode=Non
     select = _deleted_filter(DistributionSet.select(), DistributionSet.deleted, deleted_mode)
     rows, total = query.page(select, "distributionsets", q=q, sort=sort, offset=offset,
                              limit=limit)
-    return _paged([distribution_set_document(base, row) for row in rows], total)
+    return paged([distribution_set_document(base, row) for row in rows], total)
 
 
 def get_set(base, set_id):
@@ -871,7 +850,7 @@ def set_modules(base, set_id, sort=None, offset=None, limit=None):
     distribution_set = _distribution_set(set_id)
     rows, total = query.page(_set_modules_select(distribution_set), "softwaremodules",
                              q=None, sort=sort, offset=offset, limit=limit)
-    return _paged([module_document(base, row) for row in rows], total)
+    return paged([module_document(base, row) for row in rows], total)
 
 
 def add_set_modules(set_id, body, user):
@@ -912,50 +891,6 @@ def remove_set_module(set_id, module_id, user=None):
             distribution_set.save()
 
 
-def _minimal_target_document(base, target):
-    document = _audit_fields(target)
-    document.update({
-        "name": target.name, "description": target.description,
-        "controllerId": target.controller_id, "updateStatus": target.update_status.lower(),
-        "address": target.address, "group": target.group,
-        "installedAt": target.installation_date,
-        "lastControllerRequestAt": target.last_target_query,
-        "securityToken": target.security_token,
-        "requestAttributes": target.request_attributes,
-        "_links": {"self": _link(base, "targets/" + _segment(target.controller_id))},
-    })
-    return _clean(document)
-
-
-def _target_documents(base, rows):
-    """Target list entries as `storage.fleet` renders them (imported late: fleet imports us)."""
-    try:
-        from storage import fleet
-        render = getattr(fleet, "target_document", None)
-    except ImportError:
-        render = None
-    if render is None:
-        return [_minimal_target_document(base, row) for row in rows]
-    settings = tenant.settings()
-    now = now_ms()
-    return [render(base, row, settings=settings, now=now) for row in rows]
-
-
-def _targets_of(base, set_id, field, q, sort, offset, limit):
-    distribution_set = _distribution_set(set_id)
-    poll_log.flush()  # the newest poll times, as the target list shows them
-    select = Target.select().where(field == distribution_set.id)
-    rows, total = query.page(select, "targets", q=q, sort=sort, offset=offset, limit=limit,
-                             default_order=[Target.id])
-    return _paged(_target_documents(base, rows), total)
-
-
-def assigned_targets(base, set_id, q=None, sort=None, offset=None, limit=None):
-    return _targets_of(base, set_id, Target.assigned_ds, q, sort, offset, limit)
-
-
-def installed_targets(base, set_id, q=None, sort=None, offset=None, limit=None):
-    return _targets_of(base, set_id, Target.installed_ds, q, sort, offset, limit)
 
 
 # --- assignment (§10.4 - §10.7, §6.9) --------------------------------------------------------
@@ -1035,8 +970,8 @@ def _carry_out(base, jobs, offline, user, now):
             if action is None:
                 already += 1
                 continue
-        assigned.append({"id": action.id, "_links": {"self": _link(
-            base, "targets/%s/actions/%d" % (_segment(target.controller_id), action.id))}})
+        assigned.append({"id": action.id, "_links": {"self": link(
+            base, "targets/%s/actions/%d" % (segment(target.controller_id), action.id))}})
     return {"assigned": len(assigned), "alreadyAssigned": already,
             "total": len(assigned) + already, "assignedActions": assigned}
 
