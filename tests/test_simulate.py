@@ -19,6 +19,7 @@ import pytest
 import live
 
 import ddi_lite
+from client import commands
 
 GATEWAY_TOKEN = "gateway-secret"
 ARTIFACT = hashlib.sha256(b"seed").digest() * 312 + b"tail"  # 9988 bytes
@@ -46,17 +47,17 @@ def targets(url, prefix, count, tokens=False):
 
 def rollout(url, tmp_path, name, controller_ids):
     """A set with one module holding ARTIFACT, assigned to these targets: their actions."""
-    client = ddi_lite.ManagementClient(url, "admin", "admin")
+    client = commands.ManagementClient(url, "admin", "admin")
     module = client.call("POST", "/softwaremodules",
                          [{"name": name, "version": "1.0", "type": "os"}])[0]
     path = tmp_path / (name + ".swu")
     path.write_bytes(ARTIFACT)
-    ddi_lite.upload_artifact(client, module["id"], str(path))
+    commands.upload_artifact(client, module["id"], str(path))
     distribution_set = client.call("POST", "/distributionsets", [
         {"name": name, "version": "1.0", "type": "os", "modules": [{"id": module["id"]}]}])[0]
     result = client.call("POST", "/distributionsets/%d/assignedTargets" % distribution_set["id"],
                          [{"id": controller_id} for controller_id in controller_ids])
-    return {ddi_lite._controller_id_of(action): action["id"]
+    return {commands._controller_id_of(action): action["id"]
             for action in result["assignedActions"]}
 
 

@@ -1,0 +1,201 @@
+"""client.cli: the argparse definitions of the client commands, for `ddi_lite.main()`.
+
+The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `config`), their
+--url/--user/--password/--json options, and `simulate`. This module imports only the standard
+library: the server builds its parser from it, and each command's handler imports
+client.commands or client.simulator only when that command runs.
+"""
+
+import argparse
+
+from client import DEFAULT_TENANT
+
+OPERATOR_OPTIONS = ("url", "user", "password", "json")
+
+
+def add_commands(commands):
+    """Add the client commands to `ddi-lite`'s sub-command parsers; each sets `handler`, the
+    function that runs it: `args.handler(args)` is the exit code."""
+    _add_operator_commands(commands)
+    _add_simulate_command(commands)
+
+
+def _operator_command(function_name):
+    """The handler of an operator command: client.commands.<function_name>(args, client)."""
+    def handler(args):
+        from client import commands
+        return commands.run_operator_command(args, getattr(commands, function_name))
+    return handler
+
+
+def _simulate(args):
+    from client import simulator
+    return simulator.simulate(args)
+
+
+def operator_options():
+    """--url, --user, --password and --json, accepted before or after the command words."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("server connection (operator commands)")
+    group.add_argument("--url", default=argparse.SUPPRESS,
+                       help="the ddi-lite server (env DDI_LITE_URL; http://localhost:8080)")
+    group.add_argument("--user", default=argparse.SUPPRESS,
+                       help="operator name (env DDI_LITE_USER; admin)")
+    group.add_argument("--password", default=argparse.SUPPRESS,
+                       help="operator password (env DDI_LITE_PASSWORD; asked on a terminal)")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print the server's JSON documents instead of tables")
+    return options
+
+
+def _add_operator_commands(commands):
+    options = operator_options()
+
+    def command(parent, name, function_name, summary):
+        parser = parent.add_parser(name, parents=[options], help=summary, description=summary)
+        parser.set_defaults(handler=_operator_command(function_name))
+        return parser
+
+    def group(name, summary, words):
+        parser = commands.add_parser(name, parents=[options], help=summary,
+                                     description=summary)
+        return parser.add_subparsers(dest=name + "_command", metavar=words, required=True)
+
+    targets = group("targets", "list, add, show or delete targets (devices)",
+                    "{list,add,show,delete}")
+    parser = command(targets, "list", "targets_list", "list the targets")
+    parser.add_argument("--query", metavar="RSQL", help='filter, e.g. "name==lab-*"')
+    parser = command(targets, "add", "targets_add",
+                     "create a target and print its security token")
+    parser.add_argument("controller_id", metavar="ID")
+    parser.add_argument("--name", help="display name (default: the ID)")
+    parser.add_argument("--token", help="security token (default: a random one)")
+    parser = command(targets, "show", "targets_show",
+                     "show a target, its attributes and its assigned and installed sets")
+    parser.add_argument("controller_id", metavar="ID")
+    parser = command(targets, "delete", "targets_delete", "delete a target and its actions")
+    parser.add_argument("controller_id", metavar="ID")
+
+    parser = command(commands, "upload", "upload",
+                     "upload files as one software module in a new distribution set; "
+                     "print the set's id")
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--name", required=True, help="name of the module and the set")
+    parser.add_argument("--version", required=True, help="version of the module and the set")
+    parser.add_argument("--type", default="os", metavar="KEY",
+                        help="software module type: os (default) or application")
+    parser.add_argument("--set-type", metavar="KEY",
+                        help="distribution set type (default: os for os, app for application)")
+
+    parser = command(commands, "assign", "assign",
+                     "assign a distribution set to targets; print the new actions")
+    parser.add_argument("set", type=int, metavar="SET")
+    parser.add_argument("targets", nargs="+", metavar="TARGET")
+    parser.add_argument("--type", default="forced",
+                        choices=("forced", "soft", "downloadonly", "timeforced"),
+                        help="how the device should install it (default: forced)")
+    parser.add_argument("--forcetime", type=int, metavar="EPOCH_MS",
+                        help="with --type timeforced: when the update becomes forced")
+
+    parser = command(commands, "actions", "actions",
+                     "list a target's actions, newest first, with their last status message")
+    parser.add_argument("controller_id", metavar="TARGET")
+
+    parser = command(commands, "cancel", "cancel",
+                     "cancel an action (the device confirms); --force closes it at once")
+    parser.add_argument("controller_id", metavar="TARGET")
+    parser.add_argument("action", type=int, metavar="ACTION")
+    parser.add_argument("--force", action="store_true",
+                        help="force-quit without the device (cancels first when needed)")
+
+    config = group("config", "read or change the server's tenant configuration", "{get,set}")
+    parser = command(config, "get", "config_get", "print one configuration value, or all")
+    parser.add_argument("key", nargs="?", metavar="KEY")
+    parser = command(config, "set", "config_set",
+                     "change a configuration value (JSON such as true or 30, else text)")
+    parser.add_argument("key", metavar="KEY")
+    parser.add_argument("value", metavar="VALUE")
+
+
+# --- ddi-lite simulate ----------------------------------------------------------------------
+
+def _whole_number(low, high):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number, not %r" % text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError("must be between %d and %d, not %d"
+                                             % (low, high, value))
+        return value
+    return parse
+
+
+def _number(low, high, low_open=False):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a number, not %r" % text)
+        if (value <= low if low_open else not low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(
+                ("must be more than %g and at most %g, not %s" if low_open else
+                 "must be between %g and %g, not %s") % (low, high, text))
+        return value
+    return parse
+
+
+def _add_simulate_command(commands):
+    summary = "play N virtual devices against a DDI server (this one or any hawkBit) and " \
+              "print throughput and latency"
+    parser = commands.add_parser("simulate", help=summary, description=summary + ".")
+    parser.set_defaults(handler=_simulate)
+    server = parser.add_argument_group("server")
+    server.add_argument("--url", required=True,
+                        help="the server, http(s)://HOST:PORT[/PATH]; nothing else is contacted")
+    server.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant (default: DEFAULT)")
+    server.add_argument("--connections", type=_whole_number(1, 10000), default=64, metavar="N",
+                        help="connections shared by all devices (default: 64)")
+    server.add_argument("--timeout", type=_number(0, 3600, low_open=True), default=30.0,
+                        metavar="SECONDS", help="longest wait for one answer (default: 30)")
+    devices = parser.add_argument_group("devices (one of --token-file, --gateway-token, "
+                                        "--create-targets)")
+    devices.add_argument("--devices", type=_whole_number(1, 100000), metavar="N",
+                         help="how many (default: 10, or every line of --token-file)")
+    devices.add_argument("--prefix", help="controller ids PREFIX00001... (default: sim-)")
+    credentials = devices.add_mutually_exclusive_group(required=True)
+    credentials.add_argument("--token-file", metavar="FILE",
+                             help="lines 'controllerId token': the devices and their tokens")
+    credentials.add_argument("--gateway-token", metavar="TOKEN",
+                             help="one gateway token for all; unknown devices register")
+    credentials.add_argument("--create-targets", action="store_true",
+                             help="create the targets (existing ones are reused) and read "
+                                  "their tokens through the Management API")
+    devices.add_argument("--user", help="with --create-targets (env DDI_LITE_USER; admin)")
+    devices.add_argument("--password",
+                         help="with --create-targets (env DDI_LITE_PASSWORD; asked on a "
+                              "terminal)")
+    behaviour = parser.add_argument_group("behaviour")
+    behaviour.add_argument("--poll-interval", type=_number(0, 86400, low_open=True),
+                           metavar="SECONDS",
+                           help="poll this often instead of the server's sleep")
+    behaviour.add_argument("--download", choices=("full", "ranges"), default="full",
+                           help="whole artifacts (default) or Range requests")
+    behaviour.add_argument("--range-size", type=_whole_number(1, 1 << 40), metavar="BYTES",
+                           help="with --download ranges: bytes per request (default: 1 MiB)")
+    behaviour.add_argument("--failure-rate", type=_number(0, 1), default=0.0,
+                           metavar="0..1", help="share of installations reported as failed")
+    behaviour.add_argument("--seed", type=_whole_number(0, 2 ** 63 - 1),
+                           help="repeat a run's choices (default: random, shown in the summary)")
+    behaviour.add_argument("--configdata", action="store_true",
+                           help="upload attributes when the server asks for them")
+    bounds = parser.add_argument_group("bounds and output")
+    bounds.add_argument("--duration", type=_number(0, 7 * 86400, low_open=True), default=600.0,
+                        metavar="SECONDS", help="stop after this long (default: 600)")
+    bounds.add_argument("--max-requests", type=_whole_number(1, 10 ** 12), default=1000000,
+                        metavar="N", help="stop before request N+1 (default: 1000000)")
+    bounds.add_argument("--stop-when-done", action="store_true",
+                        help="stop once every offered action is closed and a poll round "
+                             "brought nothing new")
+    bounds.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -1,0 +1,482 @@
+"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|config ...`, the operator's
+command line.
+
+Each command talks to a running server over the Management API (/rest/v1), so it works from
+another machine too: `ManagementClient` on client.http, the tables and the progress bar it
+prints, and the artifact upload. The argparse definitions are in client.cli; the server's own
+modules are never imported here.
+"""
+
+import base64
+import getpass
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import urllib.parse
+
+from client import http
+from client.http import JSON
+
+UPLOAD_CHUNK_BYTES = 256 * 1024
+
+
+class CommandFailed(Exception):
+    """What an operator command tells instead of a traceback: one line, and the exit code
+    (1: the server refused or cannot be reached; 2: the command line itself is wrong)."""
+
+    def __init__(self, message, exit_code=1):
+        Exception.__init__(self, message)
+        self.exit_code = exit_code
+
+
+def _reason(error):
+    """An OSError in words (they keep them in `strerror`)."""
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+class ManagementClient:
+    """Requests to one server's /rest/v1 with HTTP Basic authentication and JSON.
+
+    One connection serves all requests of a command. The password is asked for (or found
+    missing) only when the first request needs it, so local mistakes are reported first.
+    """
+
+    timeout_seconds = 60
+    # Documents are read whole; a page of 500 targets is well under a megabyte.
+    max_answer_bytes = 64 << 20
+
+    def __init__(self, url, user, password):
+        try:
+            parts = http.parse_url(url)
+        except ValueError:
+            raise CommandFailed("--url must look like http://HOST:PORT, not %r" % url, 2)
+        self.url = url.rstrip("/")
+        self.user = user
+        self._password = password
+        self._root = parts.path + "/rest/v1"
+        self._http = http.Client(parts, self.timeout_seconds, self.max_answer_bytes)
+
+    def _authorization(self):
+        if self._password is None:
+            if not sys.stdin.isatty():
+                raise CommandFailed("no password for %s: set DDI_LITE_PASSWORD or pass "
+                                    "--password" % self.user, 2)
+            self._password = getpass.getpass("Password of %s at %s: " % (self.user, self.url))
+        credentials = ("%s:%s" % (self.user, self._password)).encode("utf-8")
+        return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+    def call(self, method, path, document=None, query=None):
+        """Send `document` (if any) as JSON; the answer's JSON document, None when empty."""
+        if document is None:
+            return self.exchange(method, path, query)
+        return self.exchange(method, path, query, {"Content-Type": JSON},
+                             json.dumps(document).encode("utf-8"))
+
+    def exchange(self, method, path, query=None, headers=None, body=b"", length=None):
+        """One request; `body` is bytes, or chunks sent one by one that add up to `length`."""
+        target = self._root + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = dict(headers or {}, Accept=JSON, Authorization=self._authorization())
+        try:
+            answer = self._http.request(method, target, headers, body, length)
+        except http.HttpError as error:
+            raise CommandFailed("cannot reach ddi-lite at %s: %s" % (self.url, error.reason))
+        return self._document(method, path, answer)
+
+    def _document(self, method, path, answer):
+        if answer.status == 401:
+            raise CommandFailed("login refused for user %s at %s" % (self.user, self.url))
+        try:
+            document = json.loads(answer.body.decode("utf-8")) if answer.body else None
+        except ValueError:
+            if answer.status < 400:
+                raise CommandFailed("%s does not answer like ddi-lite (%s %s gave no JSON)"
+                                    % (self.url, method, path))
+            document = None
+        if answer.status < 400:
+            return document
+        message = document.get("message") if isinstance(document, dict) else None
+        if answer.status == 404:
+            raise CommandFailed(message or "not found: %s %s" % (method, self._root + path))
+        if message:
+            raise CommandFailed("refused (HTTP %d): %s" % (answer.status, message))
+        raise CommandFailed("refused (HTTP %d %s): %s %s" % (
+            answer.status, answer.reason, method, self._root + path))
+
+    def close(self):
+        self._http.close()
+
+
+def _segment(text):
+    return urllib.parse.quote(text, safe="")
+
+
+def _all_pages(client, path, query=None):
+    """Every element of a paged collection, fetched with offset/limit until `total`."""
+    items = []
+    while True:
+        page = client.call("GET", path, query=dict(query or {}, offset=len(items), limit=500))
+        items.extend(page["content"])
+        if not page["content"] or len(items) >= page["total"]:
+            return items
+
+
+def _text(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _when(epoch_ms):
+    if epoch_ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_ms / 1000.0))
+
+
+def _size(count):
+    if count < 1024:
+        return "%d B" % count
+    for unit in ("KiB", "MiB", "GiB"):
+        count /= 1024.0
+        if count < 1024 or unit == "GiB":
+            return "%.1f %s" % (count, unit)
+
+
+def _set_label(distribution_set):
+    if distribution_set is None:
+        return "-"
+    return "%s:%s (set %d)" % (distribution_set["name"], distribution_set["version"],
+                               distribution_set["id"])
+
+
+def print_json(document):
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def print_table(rows, header=None, indent=""):
+    """Plain columns, two spaces apart, no colours; None shows as '-'."""
+    lines = ([list(header)] if header else []) + [[_text(cell) for cell in row] for row in rows]
+    if not lines:
+        return
+    widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
+    for line in lines:
+        print(indent + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+class Progress:
+    """A one-line progress bar (percentage and bytes) on stderr, drawn only on a terminal."""
+
+    width = 30
+
+    def __init__(self, label, total):
+        self.label = label if len(label) <= 24 else label[:21] + "..."
+        self.total = total
+        self.done = 0
+        self.enabled = sys.stderr.isatty()
+        self._drawn = None
+
+    def advance(self, count):
+        self.done += count
+        percent = self.done * 100 // self.total
+        if self.enabled and percent != self._drawn:
+            self._drawn = percent
+            bar = "#" * (percent * self.width // 100)
+            sys.stderr.write("\r%-24s [%-*s] %3d%%  %10s / %s" % (
+                self.label, self.width, bar, percent, _size(self.done), _size(self.total)))
+            sys.stderr.flush()
+
+    def finish(self):
+        if self.enabled and self._drawn is not None:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _part_header(boundary, name, filename=None):
+    disposition = 'form-data; name="%s"' % name
+    if filename is not None:
+        # The `filename` field before this part carries the exact name; this one only has to
+        # keep the header intact.
+        safe = re.sub(r'["\\\r\n]', "_", filename)
+        disposition += '; filename="%s"\r\nContent-Type: application/octet-stream' % safe
+    return "--%s\r\nContent-Disposition: %s\r\n\r\n" % (boundary, disposition)
+
+
+def upload_artifact(client, module_id, path):
+    """Stream one file to the module as multipart/form-data, hashing it on the way.
+
+    The SHA-256 goes out as a form field after the file, so the server refuses (and does not
+    keep) bytes that arrived different; the answer's hash is compared here as well.
+    """
+    filename = os.path.basename(path)
+    size = os.path.getsize(path)
+    boundary = "ddi-lite-" + os.urandom(12).hex()
+    head = (_part_header(boundary, "filename") + filename + "\r\n" +
+            _part_header(boundary, "file", filename)).encode("utf-8")
+
+    def tail(sha256):
+        return ("\r\n" + _part_header(boundary, "sha256sum") + sha256 +
+                "\r\n--%s--\r\n" % boundary).encode("ascii")
+
+    sha256 = hashlib.sha256()
+    progress = Progress(filename, size)
+
+    def chunks(handle):
+        yield head
+        remaining = size
+        while remaining:
+            try:
+                chunk = handle.read(min(UPLOAD_CHUNK_BYTES, remaining))
+            except OSError as error:
+                raise CommandFailed("cannot read %s: %s" % (path, _reason(error)))
+            if not chunk:
+                raise CommandFailed("%s became shorter while it was uploaded" % path)
+            remaining -= len(chunk)
+            sha256.update(chunk)
+            progress.advance(len(chunk))
+            yield chunk
+        yield tail(sha256.hexdigest())
+
+    with open(path, "rb") as handle:
+        try:
+            artifact = client.exchange(
+                "POST", "/softwaremodules/%d/artifacts" % module_id, None,
+                {"Content-Type": "multipart/form-data; boundary=" + boundary},
+                chunks(handle), len(head) + size + len(tail("0" * 64)))
+        finally:
+            progress.finish()
+    stored = artifact.get("hashes", {}).get("sha256")
+    if stored != sha256.hexdigest():
+        raise CommandFailed("the server stored %s with sha256 %s, but the file's is %s"
+                            % (filename, stored, sha256.hexdigest()))
+    return artifact
+
+
+def targets_list(args, client):
+    targets = _all_pages(client, "/targets", {"q": args.query} if args.query else None)
+    if args.json:
+        print_json(targets)
+        return
+    print_table([(target["controllerId"], target.get("name"), target.get("updateStatus"),
+                  _when(target.get("lastControllerRequestAt")), target.get("ipAddress"))
+                 for target in targets],
+                header=("CONTROLLER ID", "NAME", "STATUS", "LAST POLL", "ADDRESS"))
+
+
+def targets_add(args, client):
+    fields = {"controllerId": args.controller_id, "name": args.name,
+              "securityToken": args.token}
+    created = client.call("POST", "/targets",
+                          [{key: value for key, value in fields.items() if value is not None}])
+    if args.json:
+        print_json(created[0])
+    else:
+        print(_text(created[0].get("securityToken")))
+
+
+def targets_show(args, client):
+    path = "/targets/" + _segment(args.controller_id)
+    target = client.call("GET", path)
+    attributes = client.call("GET", path + "/attributes") or {}
+    assigned = client.call("GET", path + "/assignedDS")
+    installed = client.call("GET", path + "/installedDS")
+    if args.json:
+        print_json({"target": target, "attributes": attributes, "assignedDS": assigned,
+                    "installedDS": installed})
+        return
+    last_poll = _when(target.get("lastControllerRequestAt"))
+    if (target.get("pollStatus") or {}).get("overdue"):
+        last_poll += " (overdue)"
+    print_table([
+        ("controller id", target["controllerId"]),
+        ("name", target.get("name")),
+        ("description", target.get("description")),
+        ("update status", target.get("updateStatus")),
+        ("security token", target.get("securityToken")),
+        ("address", target.get("address")),
+        ("last poll", last_poll),
+        ("assigned set", _set_label(assigned)),
+        ("installed set", _set_label(installed)),
+        ("installed at", _when(target.get("installedAt"))),
+        ("attributes", "" if attributes else None),
+    ])
+    print_table(sorted(attributes.items()), indent="  ")
+
+
+def targets_delete(args, client):
+    client.call("DELETE", "/targets/" + _segment(args.controller_id))
+    if not args.json:
+        print("target %s deleted" % args.controller_id)
+
+
+def _check_readable(path):
+    try:
+        with open(path, "rb"):
+            size = os.path.getsize(path)
+    except OSError as error:
+        raise CommandFailed("cannot read %s: %s" % (path, _reason(error)), 2)
+    if size == 0:
+        raise CommandFailed("%s is empty; an artifact needs at least one byte" % path, 2)
+
+
+def upload(args, client):
+    for path in args.files:
+        _check_readable(path)
+    names = [os.path.basename(path) for path in args.files]
+    if len(set(names)) != len(names):
+        raise CommandFailed("two files have the same name; artifact names must differ", 2)
+    set_type = args.set_type or {"os": "os", "application": "app"}.get(args.type)
+    if set_type is None:
+        raise CommandFailed("a module of type %s needs --set-type" % args.type, 2)
+    module = client.call("POST", "/softwaremodules", [
+        {"name": args.name, "version": args.version, "type": args.type}])[0]
+    try:
+        artifacts = [upload_artifact(client, module["id"], path) for path in args.files]
+        distribution_set = client.call("POST", "/distributionsets", [{
+            "name": args.name, "version": args.version, "type": set_type,
+            "modules": [{"id": module["id"]}]}])[0]
+    except (CommandFailed, KeyboardInterrupt):
+        # Leave nothing half made, so the same command can simply be run again.
+        try:
+            client.call("DELETE", "/softwaremodules/%d" % module["id"])
+        except CommandFailed:
+            pass
+        raise
+    if args.json:
+        print_json({"softwareModule": module, "artifacts": artifacts,
+                    "distributionSet": distribution_set})
+    else:
+        print(distribution_set["id"])
+
+
+def _controller_id_of(assigned_action):
+    """The target of an assignment result's action, from its self link."""
+    href = assigned_action["_links"]["self"]["href"]
+    return urllib.parse.unquote(href.rsplit("/actions/", 1)[0].rsplit("/targets/", 1)[-1])
+
+
+def assign(args, client):
+    if (args.type == "timeforced") != (args.forcetime is not None):
+        raise CommandFailed("--forcetime goes with --type timeforced, and only with it", 2)
+    # The server skips unknown targets silently; an operator wants to hear about them.
+    for controller_id in args.targets:
+        client.call("GET", "/targets/" + _segment(controller_id))
+    request = []
+    for controller_id in args.targets:
+        assignment = {"id": controller_id, "type": args.type}
+        if args.forcetime is not None:
+            assignment["forcetime"] = args.forcetime
+        request.append(assignment)
+    result = client.call("POST", "/distributionsets/%d/assignedTargets" % args.set, request)
+    if args.json:
+        print_json(result)
+        return
+    print("assigned: %d, already assigned: %d" % (result["assigned"], result["alreadyAssigned"]))
+    print_table([(_controller_id_of(action), action["id"])
+                 for action in result["assignedActions"]], header=("TARGET", "ACTION"))
+
+
+def actions(args, client):
+    path = "/targets/%s/actions" % _segment(args.controller_id)
+    history = []
+    for listed in _all_pages(client, path):
+        action = client.call("GET", "%s/%d" % (path, listed["id"]))
+        newest = client.call("GET", "%s/%d/status" % (path, listed["id"]),
+                             query={"offset": 0, "limit": 1, "sort": "id:DESC"})["content"]
+        history.append({"action": action, "latestStatus": newest[0] if newest else None})
+    if args.json:
+        print_json(history)
+        return
+    rows = []
+    for entry in history:
+        action, latest = entry["action"], entry["latestStatus"] or {}
+        rows.append((action["id"], action["status"], action["type"], action["forceType"],
+                     action["_links"].get("distributionset", {}).get("name"),
+                     (latest.get("messages") or [None])[-1]))
+    print_table(rows, header=("ID", "STATUS", "TYPE", "FORCE", "SET", "LAST MESSAGE"))
+
+
+def cancel(args, client):
+    path = "/targets/%s/actions/%d" % (_segment(args.controller_id), args.action)
+    if args.force:
+        action = client.call("GET", path)
+        # The server force-quits only an action that is already being cancelled.
+        if action.get("active") and action.get("status") != "canceling":
+            client.call("DELETE", path)
+        client.call("DELETE", path, query={"force": "true"})
+    else:
+        client.call("DELETE", path)
+    action = client.call("GET", path)
+    if args.json:
+        print_json(action)
+    else:
+        print("action %d of %s: %s" % (action["id"], args.controller_id, action["status"]))
+
+
+def _config_rows(configs):
+    return [(key, configs[key].get("value"), "default" if configs[key].get("global") else "set")
+            for key in sorted(configs)]
+
+
+def config_get(args, client):
+    if args.key is None:
+        configs = client.call("GET", "/system/configs")
+        if args.json:
+            print_json(configs)
+        else:
+            print_table(_config_rows(configs), header=("KEY", "VALUE", "SOURCE"))
+        return
+    value = client.call("GET", "/system/configs/" + _segment(args.key))
+    if args.json:
+        print_json(value)
+    else:
+        print(_text(value.get("value")))
+
+
+def config_set(args, client):
+    try:
+        value = json.loads(args.value)
+    except ValueError:
+        value = args.value
+    path = "/system/configs/" + _segment(args.key)
+    client.call("PUT", path, {"value": value})
+    stored = client.call("GET", path)
+    if args.json:
+        print_json(stored)
+    else:
+        print("%s = %s" % (args.key, _text(stored.get("value"))))
+
+
+def run_operator_command(args, command):
+    """Run one operator command, `command(args, client)`; failures are one line on stderr and
+    an exit code."""
+    url = getattr(args, "url", None) or os.environ.get("DDI_LITE_URL") or \
+        "http://localhost:8080"
+    user = getattr(args, "user", None) or os.environ.get("DDI_LITE_USER") or "admin"
+    password = getattr(args, "password", None)
+    if password is None:
+        password = os.environ.get("DDI_LITE_PASSWORD")
+    args.json = getattr(args, "json", False)
+    try:
+        client = ManagementClient(url, user, password)
+        try:
+            command(args, client)
+        finally:
+            client.close()
+    except CommandFailed as failure:
+        print("ddi-lite: %s" % failure, file=sys.stderr)
+        return failure.exit_code
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        print("ddi-lite: unexpected answer from %s (%s: %s)" % (url, type(error).__name__, error),
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`); keep Python from complaining again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
