@@ -38,7 +38,7 @@ import multipart
 import artifacts
 import storage
 from client import cli
-from storage import catalog, coerce, ddi, fleet, query, software, tenant
+from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
@@ -1115,7 +1115,7 @@ class ManagementApi:
             ("PUT", "/softwaremodules/<sid>", 200,
              lambda c, sid: S.update_module(c.base, _id(sid), body(c), c.user)),
             ("DELETE", "/softwaremodules/<sid>", 204,
-             lambda c, sid: self._forget_blobs(S.delete_module(_id(sid)))),
+             lambda c, sid: S.delete_module(_id(sid), self.blobs)),
             ("GET", "/softwaremodules/<sid>/metadata", 200,
              lambda c, sid: S.list_module_metadata(_id(sid))),
             ("POST", "/softwaremodules/<sid>/metadata", 201,
@@ -1134,7 +1134,7 @@ class ManagementApi:
             ("GET", "/softwaremodules/<sid>/artifacts/<aid>", 200,
              lambda c, sid, aid: S.get_artifact(c.base, _id(sid), _id(aid))),
             ("DELETE", "/softwaremodules/<sid>/artifacts/<aid>", 204,
-             lambda c, sid, aid: self._forget_blobs([S.delete_artifact(_id(sid), _id(aid))])),
+             lambda c, sid, aid: S.delete_artifact(_id(sid), _id(aid), self.blobs)),
             ("GET", "/softwaremodules/<sid>/artifacts/<aid>/download", 200,
              lambda c, sid, aid: self.download(c, _id(sid), _id(aid))),
             # distribution sets and assignments (§10)
@@ -1144,13 +1144,13 @@ class ManagementApi:
             ("GET", "/distributionsets/<did>", 200, lambda c, did: S.get_set(c.base, _id(did))),
             ("PUT", "/distributionsets/<did>", 200,
              lambda c, did: S.update_set(c.base, _id(did), body(c), c.user)),
-            ("DELETE", "/distributionsets/<did>", 204, lambda c, did: S.delete_set(_id(did))),
+            ("DELETE", "/distributionsets/<did>", 204, lambda c, did: S.delete_set(_id(did), self.blobs)),
             ("GET", "/distributionsets/<did>/assignedSM", 200,
              lambda c, did: S.set_modules(c.base, _id(did), *_listing(c)[1:])),
             ("POST", "/distributionsets/<did>/assignedSM", 204,
-             lambda c, did: S.add_set_modules(_id(did), body(c), c.user)),
+             lambda c, did: S.add_set_modules(_id(did), body(c), self.blobs, c.user)),
             ("DELETE", "/distributionsets/<did>/assignedSM/<sid>", 204,
-             lambda c, did, sid: S.remove_set_module(_id(did), _id(sid))),
+             lambda c, did, sid: S.remove_set_module(_id(did), _id(sid), self.blobs)),
             ("GET", "/distributionsets/<did>/assignedTargets", 200,
              lambda c, did: fleet.targets_assigned_set(c.base, _id(did), *_listing(c))),
             ("POST", "/distributionsets/<did>/assignedTargets", 200,
@@ -1225,11 +1225,6 @@ class ManagementApi:
             context.request.environ["CONTENT_TYPE"] = JSON
         return read_body(context.request, self.max_body, required)
 
-    def _forget_blobs(self, sha1s):
-        for sha1 in sha1s:
-            if sha1:
-                self.blobs.delete(sha1)
-
     def upload(self, context, module_id):
         """Stream a multipart upload into the blob store, then record the artifact (§9.5)."""
         software.check_upload(module_id)
@@ -1245,8 +1240,8 @@ class ManagementApi:
         expected = {kind: context.query.get(kind + "sum") or upload.fields.get(kind + "sum")
                     for kind in ("md5", "sha1", "sha256")}
         try:
-            blob = self.blobs.put(stream, max_size=self.max_artifact,
-                                  expected={k: v for k, v in expected.items() if v})
+            received = self.blobs.receive(stream, max_size=self.max_artifact,
+                                          expected={k: v for k, v in expected.items() if v})
         except artifacts.BlobTooLarge:
             raise UploadTooLarge("The artifact is larger than %d bytes." % self.max_artifact)
         except artifacts.EmptyBlob:
@@ -1254,21 +1249,21 @@ class ManagementApi:
         except artifacts.ChecksumMismatch as mismatch:
             raise CHECKSUM_ERRORS[mismatch.kind]("The %s checksum of the upload does not match."
                                                  % mismatch.kind)
-        upload.finish()
-        late = {kind: upload.fields.get(kind + "sum") for kind in ("md5", "sha1", "sha256")
-                if not expected[kind] and upload.fields.get(kind + "sum")}
-        for kind, value in late.items():
-            if getattr(blob, kind) != value.lower():
-                self._forget_blobs(catalog.unreferenced_blobs([blob.sha1]))
-                raise CHECKSUM_ERRORS[kind]("The %s checksum of the upload does not match." % kind)
+        try:
+            upload.finish()
+            late = {kind: upload.fields.get(kind + "sum") for kind in ("md5", "sha1", "sha256")
+                    if not expected[kind] and upload.fields.get(kind + "sum")}
+            for kind, value in late.items():
+                if getattr(received.blob, kind) != value.lower():
+                    raise CHECKSUM_ERRORS[kind]("The %s checksum of the upload does not match."
+                                                % kind)
+        except BaseException:
+            self.blobs.discard(received)
+            raise
         filename = context.query.get("filename") or upload.fields.get("filename") or \
             upload.filename
-        try:
-            return software.add_uploaded_artifact(context.base, module_id, filename, blob,
-                                                  context.user)
-        except store_errors.StoreError:
-            self._forget_blobs(catalog.unreferenced_blobs([blob.sha1]))
-            raise
+        return software.add_uploaded_artifact(context.base, module_id, filename, received,
+                                              self.blobs, context.user)
 
     def download(self, context, module_id, artifact_id):
         artifact = software.artifact_for_download(module_id, artifact_id)
@@ -1358,7 +1353,7 @@ def create_app(config):
         tenant_defaults={key: config["ddi", name] for name, key in TENANT_DEFAULTS.items()},
         min_polling_seconds=min_polling)
     blobs = artifacts.BlobStore(os.path.join(data_dir, "artifacts"))
-    blobs.remove_stale_temp_files()
+    storage.blobs.sweep(blobs)
     app = bottle.Bottle(catchall=True)
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)

@@ -7,7 +7,8 @@ those layers pass in paths, sizes, checksums and request headers.
 """
 
 from .serve import FileBody, Response, file_response, md5sum_response
-from .store import Blob, BlobError, BlobStore, BlobTooLarge, ChecksumMismatch, EmptyBlob
+from .store import (Blob, BlobError, BlobStore, BlobTooLarge, ChecksumMismatch, EmptyBlob,
+                    Received)
 
 __all__ = [
     "Blob",
@@ -17,6 +18,7 @@ __all__ = [
     "ChecksumMismatch",
     "EmptyBlob",
     "FileBody",
+    "Received",
     "Response",
     "file_response",
     "md5sum_response",

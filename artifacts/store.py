@@ -1,13 +1,15 @@
 """Content-addressed storage for artifact bytes.
 
-A blob lives at ``<root>/<sha1[:2]>/<sha1>``. Uploads are streamed into
-``<root>/tmp/`` and moved into place only once they are complete, durable and
-verified, so a blob path either holds the full, checked bytes or does not
-exist at all.
+A blob lives at ``<root>/<sha1[:2]>/<sha1>``. Uploads are streamed into ``<root>/tmp/``
+(``receive``) and moved into place (``keep``) only once they are complete, durable and
+verified, so a blob path either holds the full, checked bytes or does not exist at all.
+Freeing a blob is two steps too: ``trash`` moves it aside, where ``restore`` can bring it
+back if the rows that were to forget it are not committed after all, and ``empty_trash``
+removes it for good.
 
-This module only deals with bytes on disk. It does not know which software
-module or artifact a blob belongs to, and it never decides when a blob is no
-longer referenced: callers record the returned ``Blob`` and call ``delete``.
+This module only deals with bytes on disk. It does not know which software module or
+artifact a blob belongs to, and it never decides when a blob is kept or freed:
+`storage.blobs` calls these steps inside the database transaction that changes the rows.
 """
 
 import hashlib
@@ -15,7 +17,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import BinaryIO, Dict, NamedTuple, Optional
+import time
+from typing import BinaryIO, Dict, Iterator, NamedTuple, Optional
 
 READ_CHUNK_SIZE = 1024 * 1024
 CHECKSUM_KINDS = ("md5", "sha1", "sha256")
@@ -48,11 +51,27 @@ class ChecksumMismatch(BlobError):
         self.kind = kind
 
 
+class Received(NamedTuple):
+    """A verified upload still in the temp folder: ``keep`` it or ``discard`` it."""
+    blob: Blob
+    temp_path: str
+
+
+# Temp files carry their writer's PID, so that a start-up sweep removes only those whose
+# writer is gone, never a live peer's upload in progress.
+TEMP_PREFIX = "upload-"
+# A temp file untouched this long is stale even if a process with its PID exists (the PID
+# may have been reused after a reboot); a live upload writes to it every second or so.
+STALE_TEMP_SECONDS = 24 * 3600
+
+
 class BlobStore:
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
         self._tmp_dir = os.path.join(self.root, "tmp")
+        self._trash_dir = os.path.join(self.root, "trash")
         os.makedirs(self._tmp_dir, exist_ok=True)
+        os.makedirs(self._trash_dir, exist_ok=True)
 
     def path(self, sha1: str) -> str:
         # The only place a caller-supplied string turns into a filesystem path.
@@ -60,36 +79,89 @@ class BlobStore:
             raise ValueError(f"not a lowercase hex SHA-1: {sha1!r}")
         return os.path.join(self.root, sha1[:2], sha1)
 
+    def _trash_path(self, sha1: str) -> str:
+        return os.path.join(self._trash_dir, os.path.basename(self.path(sha1)))
+
     def exists(self, sha1: str) -> bool:
         return os.path.isfile(self.path(sha1))
 
-    def delete(self, sha1: str) -> None:
-        try:
-            os.unlink(self.path(sha1))
-        except FileNotFoundError:
-            pass
+    def stored(self) -> Iterator[str]:
+        """The sha1 of every blob in place."""
+        for shard in os.scandir(self.root):
+            if len(shard.name) == 2 and shard.is_dir(follow_symlinks=False):
+                for entry in os.scandir(shard.path):
+                    if _SHA1_HEX.fullmatch(entry.name) and entry.name[:2] == shard.name:
+                        yield entry.name
 
-    def remove_stale_temp_files(self) -> None:
-        """Drop uploads left behind by a crash; only safe while no put() runs."""
+    def trashed(self) -> Iterator[str]:
+        """The sha1 of every blob moved aside and not yet removed."""
+        for entry in os.scandir(self._trash_dir):
+            if _SHA1_HEX.fullmatch(entry.name):
+                yield entry.name
+
+    def trash(self, sha1: str) -> None:
+        """Move a blob aside; from now on it cannot be downloaded (an open download goes on)."""
+        try:
+            os.replace(self.path(sha1), self._trash_path(sha1))
+        except FileNotFoundError:
+            return
+        _fsync_directory(os.path.dirname(self.path(sha1)))
+
+    def restore(self, sha1: str) -> None:
+        """Put a trashed blob back, unless the same bytes are in place again."""
+        try:
+            if os.path.exists(self.path(sha1)):
+                os.unlink(self._trash_path(sha1))
+                return
+            os.makedirs(os.path.dirname(self.path(sha1)), exist_ok=True)
+            os.replace(self._trash_path(sha1), self.path(sha1))
+        except FileNotFoundError:
+            return
+        _fsync_directory(os.path.dirname(self.path(sha1)))
+
+    def empty_trash(self, sha1: str) -> None:
+        _unlink_if_present(self._trash_path(sha1))
+
+    def delete(self, sha1: str) -> None:
+        _unlink_if_present(self.path(sha1))
+
+    def remove_stale_temp_files(self) -> int:
+        """Drop uploads left behind by a process that is gone; returns how many.
+
+        A temp file of a live process (another server on the same directory, or this one)
+        is left alone.
+        """
+        removed = 0
+        now = time.time()
         for entry in os.scandir(self._tmp_dir):
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
+                shutil.rmtree(entry.path)  # never made by an upload
+                removed += 1
+                continue
+            try:
+                idle = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if _writer_alive(entry.name) and idle < STALE_TEMP_SECONDS:
+                continue
+            _unlink_if_present(entry.path)
+            removed += 1
+        return removed
 
-    def put(
+    def receive(
         self,
         stream: BinaryIO,
         max_size: Optional[int] = None,
         expected: Optional[Dict[str, Optional[str]]] = None,
-    ) -> Blob:
-        """Store everything ``stream.read(n)`` yields and return its digests.
+    ) -> Received:
+        """Stream everything ``stream.read(n)`` yields into a durable temp file and check it.
 
-        ``expected`` maps checksum kinds to hex digests the caller was promised;
-        a kind that is missing or None is not checked.
+        ``expected`` maps checksum kinds to hex digests the caller was promised; a kind
+        that is missing or None is not checked. Nothing is left behind when this raises.
         """
         expected = _normalised_expectations(expected)
-        fd, tmp_path = tempfile.mkstemp(dir=self._tmp_dir, prefix="upload-")
+        fd, tmp_path = tempfile.mkstemp(dir=self._tmp_dir, prefix="%s%d-" % (TEMP_PREFIX,
+                                                                             os.getpid()))
         try:
             with os.fdopen(fd, "wb") as tmp_file:
                 blob = _copy_and_hash(stream, tmp_file, max_size)
@@ -100,23 +172,51 @@ class BlobStore:
             for kind in CHECKSUM_KINDS:
                 if kind in expected and expected[kind] != getattr(blob, kind):
                     raise ChecksumMismatch(kind)
+        except BaseException:
+            # Also for a client gone or a worker shut down: a half-written upload never
+            # outlives the request that made it.
+            _unlink_if_present(tmp_path)
+            raise
+        return Received(blob, tmp_path)
 
-            final_path = self.path(blob.sha1)
-            if not os.path.exists(final_path):
-                shard_dir = os.path.dirname(final_path)
-                shard_is_new = not os.path.isdir(shard_dir)
-                os.makedirs(shard_dir, exist_ok=True)
-                os.replace(tmp_path, final_path)
-                tmp_path = None
-                _fsync_directory(shard_dir)
-                if shard_is_new:
-                    _fsync_directory(self.root)
-        finally:
-            # Also runs for BaseException (client gone, worker shutdown), so a
-            # half-written upload never outlives the request that made it.
-            if tmp_path is not None:
-                _unlink_if_present(tmp_path)
-        return blob
+    def keep(self, received: Received) -> Blob:
+        """Move a received upload into place (the same bytes may already be there)."""
+        final_path = self.path(received.blob.sha1)
+        shard_dir = os.path.dirname(final_path)
+        shard_is_new = not os.path.isdir(shard_dir)
+        os.makedirs(shard_dir, exist_ok=True)
+        os.replace(received.temp_path, final_path)
+        _fsync_directory(shard_dir)
+        if shard_is_new:
+            _fsync_directory(self.root)
+        return received.blob
+
+    def discard(self, received: Received) -> None:
+        """Forget a received upload that is not kept (nothing happens if it was)."""
+        _unlink_if_present(received.temp_path)
+
+    def put(
+        self,
+        stream: BinaryIO,
+        max_size: Optional[int] = None,
+        expected: Optional[Dict[str, Optional[str]]] = None,
+    ) -> Blob:
+        """``receive`` and ``keep`` at once, for callers that record no rows (tools, tests)."""
+        return self.keep(self.receive(stream, max_size, expected))
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Whether the process that named this temp file still runs (on this machine)."""
+    match = re.match(re.escape(TEMP_PREFIX) + r"(\d+)-", temp_name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 def _normalised_expectations(expected: Optional[Dict[str, Optional[str]]]) -> Dict[str, str]:

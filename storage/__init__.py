@@ -8,7 +8,7 @@ back, or one of the errors in `storage.errors`.
 
 import os
 
-from storage import actions, catalog, ddi, tenant
+from storage import actions, blobs, catalog, ddi, tenant
 from storage.db import database, open_database
 from storage.models import ALL_MODELS, Action
 

@@ -126,11 +126,3 @@ def create_distribution_set(name, version, module_ids, now, user, type_key="os_a
             DistributionSetModule.create(distribution_set=distribution_set, module=module)
         return distribution_set
 
-
-def unreferenced_blobs(sha1s):
-    """Those of `sha1s` that no artifact row (of any module, deleted or not) refers to."""
-    wanted = {sha1 for sha1 in sha1s if sha1}
-    if not wanted:
-        return []
-    used = {row.sha1 for row in Artifact.select(Artifact.sha1).where(Artifact.sha1.in_(wanted))}
-    return sorted(wanted - used)

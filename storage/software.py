@@ -15,7 +15,7 @@ import unicodedata
 from storage import assignments, query, tenant
 from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
-from storage.catalog import unreferenced_blobs
+from storage.blobs import changing as blobs_changing
 from storage.coerce import as_bool, as_int, as_list, as_object, as_str
 from storage.db import write
 from storage.ddi import now_ms
@@ -300,34 +300,50 @@ def update_module(base, module_id, body, user):
     return module_document(base, module, full=True)
 
 
-def delete_module(module_id):
-    """Delete a module; returns the sha1s of blobs no artifact row refers to any more.
+def delete_module(module_id, blobs):
+    """Delete a module, freeing the blobs no artifact row refers to any more.
 
     A module some set still refers to is only marked deleted and keeps its artifacts: a running
-    deployment may still download them.
+    deployment may still download them. It goes for good, with its blobs, once no set refers to
+    it (the set is deleted or the module removed from it), or on a repeated delete then.
     """
-    with write():
+    with blobs_changing(blobs) as changes:
         module = _module(module_id)
+        in_sets = DistributionSetModule.select().where(
+            DistributionSetModule.module == module.id).exists()
         if module.deleted:
-            return []
+            if not in_sets:
+                _purge_module(module, changes)
+            return
         set_ids = DistributionSetModule.select(DistributionSetModule.distribution_set).where(
             DistributionSetModule.module == module.id)
         if DistributionSet.select().where(
                 DistributionSet.id.in_(set_ids) & DistributionSet.locked
                 & (DistributionSet.deleted == False)).exists():  # noqa: E712
             raise Locked("Software module %d belongs to a locked distribution set." % module.id)
-        if DistributionSetModule.select().where(
-                DistributionSetModule.module == module.id).exists():
+        if in_sets:
             module.deleted = True
             module.save()
-            return []
-        sha1s = [artifact.sha1 for artifact in
-                 Artifact.select(Artifact.sha1).where(Artifact.module == module.id)]
-        SoftwareModuleMetadata.delete().where(
-            SoftwareModuleMetadata.module == module.id).execute()
-        Artifact.delete().where(Artifact.module == module.id).execute()
-        module.delete_instance()
-        return unreferenced_blobs(sha1s)
+            return
+        _purge_module(module, changes)
+
+
+def _purge_module(module, changes):
+    sha1s = [artifact.sha1 for artifact in
+             Artifact.select(Artifact.sha1).where(Artifact.module == module.id)]
+    SoftwareModuleMetadata.delete().where(SoftwareModuleMetadata.module == module.id).execute()
+    Artifact.delete().where(Artifact.module == module.id).execute()
+    module.delete_instance()
+    changes.free_unreferenced(sha1s)
+
+
+def _purge_modules_left_without_set(module_ids, changes):
+    """Soft-deleted modules that the set rows just removed were the last to refer to."""
+    for module in SoftwareModule.select().where(
+            SoftwareModule.id.in_(list(module_ids)) & SoftwareModule.deleted):
+        if not DistributionSetModule.select().where(
+                DistributionSetModule.module == module.id).exists():
+            _purge_module(module, changes)
 
 
 # --- metadata (§9.3, §10.3) ------------------------------------------------------------------
@@ -535,12 +551,15 @@ def check_upload(module_id):
     return module
 
 
-def add_uploaded_artifact(base, module_id, filename, blob, user):
-    """Record an artifact whose bytes are already in the blob store (`blob`: sha1, md5,
-    sha256, size); returns its document with the download link."""
-    filename = clean_filename(filename)
+def add_uploaded_artifact(base, module_id, filename, received, blobs, user):
+    """Record an artifact and keep its received bytes (`artifacts.Received`) in one
+    transaction; returns its document with the download link. When this raises, the
+    received bytes are discarded."""
+    blob = received.blob
     now = now_ms()
-    with write():
+    with blobs_changing(blobs) as changes:
+        changes.keep(received)
+        filename = clean_filename(filename)
         module = check_upload(module_id)
         if Artifact.select().where((Artifact.module == module.id)
                                    & (Artifact.filename == filename)).exists():
@@ -572,9 +591,9 @@ def get_artifact(base, module_id, artifact_id):
     return artifact_document(base, _artifact(module, artifact_id), full=not module.deleted)
 
 
-def delete_artifact(module_id, artifact_id):
-    """Delete an artifact; returns its sha1 when no artifact row refers to the blob any more."""
-    with write():
+def delete_artifact(module_id, artifact_id, blobs):
+    """Delete an artifact; its blob goes when no other artifact row refers to it."""
+    with blobs_changing(blobs) as changes:
         module = _module(module_id)
         artifact = _artifact(module, artifact_id)
         if module.deleted:
@@ -582,8 +601,7 @@ def delete_artifact(module_id, artifact_id):
         if module.locked:
             raise Locked("Software module %d is locked." % module.id)
         artifact.delete_instance()
-        remaining = unreferenced_blobs([artifact.sha1])
-    return remaining[0] if remaining else None
+        changes.free_unreferenced([artifact.sha1])
 
 
 def artifact_for_download(module_id, artifact_id):
@@ -825,9 +843,10 @@ def update_set(base, set_id, body, user):
     return distribution_set_document(base, distribution_set, full=True)
 
 
-def delete_set(set_id):
-    """Soft delete when an action or a target refers to the set, else hard delete."""
-    with write():
+def delete_set(set_id, blobs):
+    """Soft delete when an action or a target refers to the set, else hard delete (which
+    frees the soft-deleted modules only this set still held)."""
+    with blobs_changing(blobs) as changes:
         distribution_set = _distribution_set(set_id)
         if distribution_set.deleted:
             return
@@ -839,11 +858,18 @@ def delete_set(set_id):
             distribution_set.deleted = True
             distribution_set.save()
             return
+        module_ids = _set_module_ids(distribution_set)
         DistributionSetMetadata.delete().where(
             DistributionSetMetadata.distribution_set == distribution_set.id).execute()
         DistributionSetModule.delete().where(
             DistributionSetModule.distribution_set == distribution_set.id).execute()
         distribution_set.delete_instance()
+        _purge_modules_left_without_set(module_ids, changes)
+
+
+def _set_module_ids(distribution_set):
+    return {row.module_id for row in DistributionSetModule.select(DistributionSetModule.module)
+            .where(DistributionSetModule.distribution_set == distribution_set.id)}
 
 
 def set_modules(base, set_id, sort=None, offset=None, limit=None):
@@ -853,9 +879,9 @@ def set_modules(base, set_id, sort=None, offset=None, limit=None):
     return paged([module_document(base, row) for row in rows], total)
 
 
-def add_set_modules(set_id, body, user):
+def add_set_modules(set_id, body, blobs, user):
     module_ids = _id_list(body, "modules")
-    with write():
+    with blobs_changing(blobs) as changes:
         distribution_set = _live_set(set_id)
         if distribution_set.locked:
             raise Locked("Distribution set %d is locked." % distribution_set.id)
@@ -875,10 +901,11 @@ def add_set_modules(set_id, body, user):
                 DistributionSetModule.create(distribution_set=distribution_set, module=module)
         _touch(distribution_set, now_ms(), user)
         distribution_set.save()
+        _purge_modules_left_without_set(present - kept, changes)
 
 
-def remove_set_module(set_id, module_id, user=None):
-    with write():
+def remove_set_module(set_id, module_id, blobs, user=None):
+    with blobs_changing(blobs) as changes:
         distribution_set = _live_set(set_id)
         module = _module(module_id)
         if distribution_set.locked:
@@ -889,6 +916,7 @@ def remove_set_module(set_id, module_id, user=None):
         if removed:
             _touch(distribution_set, now_ms(), user or distribution_set.last_modified_by)
             distribution_set.save()
+            _purge_modules_left_without_set([module.id], changes)
 
 
 

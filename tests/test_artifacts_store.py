@@ -2,6 +2,8 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -123,7 +125,7 @@ def test_failing_stream_leaves_no_temp_file_and_no_blob(store, failure):
         store.put(stream)
     assert stream.bytes_served == 2 * MIB
     assert files_under(store.root) == []
-    assert os.listdir(store.root) == ["tmp"]
+    assert sorted(os.listdir(store.root)) == ["tmp", "trash"]
 
 
 @pytest.mark.parametrize("kind", ["md5", "sha1", "sha256"])
@@ -247,3 +249,69 @@ def test_remove_stale_temp_files_empties_tmp_but_keeps_blobs(store):
     store.remove_stale_temp_files()
     assert os.listdir(tmp_dir) == []
     assert store.exists(blob.sha1)
+
+
+def test_received_upload_is_not_downloadable_until_kept(store):
+    received = store.receive(ChunkedStream(b"not yet"))
+    assert not store.exists(received.blob.sha1)
+    assert store.keep(received) == received.blob
+    assert store.exists(received.blob.sha1)
+    assert os.listdir(os.path.join(store.root, "tmp")) == []
+
+
+def test_discarded_upload_leaves_nothing(store):
+    received = store.receive(ChunkedStream(b"unwanted"))
+    store.discard(received)
+    assert files_under(store.root) == []
+
+
+def test_keeping_bytes_already_in_place_keeps_one_copy(store):
+    first = store.put(ChunkedStream(b"twice"))
+    second = store.keep(store.receive(ChunkedStream(b"twice")))
+    assert first == second
+    assert files_under(store.root) == [os.path.join(first.sha1[:2], first.sha1)]
+
+
+def test_trashed_blob_is_gone_until_restored(store):
+    blob = store.put(ChunkedStream(b"aside"))
+    store.trash(blob.sha1)
+    assert not store.exists(blob.sha1)
+    assert list(store.trashed()) == [blob.sha1]
+    store.restore(blob.sha1)
+    assert store.exists(blob.sha1)
+    assert list(store.trashed()) == []
+
+
+def test_emptied_trash_frees_the_bytes(store):
+    blob = store.put(ChunkedStream(b"free me"))
+    store.trash(blob.sha1)
+    store.empty_trash(blob.sha1)
+    assert files_under(store.root) == []
+    assert list(store.stored()) == []
+
+
+def test_restore_when_the_same_bytes_came_back_keeps_one_copy(store):
+    blob = store.put(ChunkedStream(b"again"))
+    store.trash(blob.sha1)
+    store.put(ChunkedStream(b"again"))
+    store.restore(blob.sha1)
+    assert files_under(store.root) == [os.path.join(blob.sha1[:2], blob.sha1)]
+
+
+def test_stored_lists_every_blob(store):
+    blobs = {store.put(ChunkedStream(data)).sha1 for data in (b"a", b"b", b"c")}
+    assert set(store.stored()) == blobs
+
+
+def test_stale_temp_files_of_a_live_process_are_kept(store):
+    tmp_dir = os.path.join(store.root, "tmp")
+    mine = os.path.join(tmp_dir, "upload-%d-inflight" % os.getpid())
+    with open(mine, "wb") as handle:
+        handle.write(b"still coming")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    gone = os.path.join(tmp_dir, "upload-%s-crashed" % dead)
+    with open(gone, "wb") as handle:
+        handle.write(b"left behind")
+    assert store.remove_stale_temp_files() == 1
+    assert os.listdir(tmp_dir) == [os.path.basename(mine)]

@@ -3,11 +3,13 @@
 assigning sets to targets. HTTP shapes are tested elsewhere."""
 
 import hashlib
+import io
+import os
 
 import pytest
 
 import storage
-from artifacts import Blob
+from artifacts import BlobStore
 from storage import catalog, software, tenant
 from storage.ddi import now_ms
 from storage.errors import (BinaryDeleted, BodyNotReadable, ConstraintViolation, Deleted,
@@ -27,9 +29,19 @@ def store(tmp_path):
     storage.close_store()
 
 
-def blob(content):
-    return Blob(sha1=hashlib.sha1(content).hexdigest(), md5=hashlib.md5(content).hexdigest(),
-                sha256=hashlib.sha256(content).hexdigest(), size=len(content))
+@pytest.fixture(autouse=True)
+def blobs(tmp_path):
+    global BLOBS
+    BLOBS = BlobStore(str(tmp_path / "artifacts"))
+    yield BLOBS
+
+
+def sha1(content):
+    return hashlib.sha1(content).hexdigest()
+
+
+def stored_blobs():
+    return sorted(BLOBS.stored())
 
 
 def module(name="fw", version="1.0", type_key="os"):
@@ -38,7 +50,8 @@ def module(name="fw", version="1.0", type_key="os"):
 
 
 def upload(module_id, filename, content=b"payload"):
-    return software.add_uploaded_artifact(BASE, module_id, filename, blob(content), "admin")
+    received = BLOBS.receive(io.BytesIO(content))
+    return software.add_uploaded_artifact(BASE, module_id, filename, received, BLOBS, "admin")
 
 
 def distribution_set(module_ids, name="set", version="1.0", type_key="os"):
@@ -156,11 +169,13 @@ def test_hard_delete_returns_only_blobs_nobody_references():
     upload(one, "shared.bin", b"shared")
     upload(one, "own.bin", b"own")
     upload(two, "shared-too.bin", b"shared")
-    assert software.delete_module(one) == [blob(b"own").sha1]
+    software.delete_module(one, BLOBS)
     assert SoftwareModule.get_or_none(SoftwareModule.id == one) is None
-    assert software.delete_module(two) == [blob(b"shared").sha1]
+    assert stored_blobs() == [sha1(b"shared")]
+    software.delete_module(two, BLOBS)
+    assert stored_blobs() == []
     with pytest.raises(EntityNotFound):
-        software.delete_module(two)
+        software.delete_module(two, BLOBS)
 
 
 def test_module_in_a_set_is_soft_deleted_and_keeps_its_blob():
@@ -168,11 +183,12 @@ def test_module_in_a_set_is_soft_deleted_and_keeps_its_blob():
     upload(used, "a.bin", b"same bytes")
     upload(unused, "b.bin", b"same bytes")
     distribution_set([used])
-    assert software.delete_module(used) == []
+    software.delete_module(used, BLOBS)
     assert software.get_module(BASE, used)["deleted"] is True
-    assert software.delete_module(used) == []  # a repeated delete succeeds
+    software.delete_module(used, BLOBS)  # a repeated delete succeeds
     # The last live reference goes, but the soft-deleted module still holds the blob.
-    assert software.delete_module(unused) == []
+    software.delete_module(unused, BLOBS)
+    assert stored_blobs() == [sha1(b"same bytes")]
     artifact_id = Artifact.get(Artifact.module == used).id
     with pytest.raises(BinaryDeleted):
         software.artifact_for_download(used, artifact_id)
@@ -185,32 +201,75 @@ def test_module_in_a_set_is_soft_deleted_and_keeps_its_blob():
 def test_repeated_delete_of_soft_deleted_module_succeeds_even_if_its_set_got_locked():
     module_id = module()
     set_id = distribution_set([module_id])
-    assert software.delete_module(module_id) == []
+    software.delete_module(module_id, BLOBS)
     software.update_set(BASE, set_id, {"locked": True}, "admin")
-    assert software.delete_module(module_id) == []
+    software.delete_module(module_id, BLOBS)
+    assert software.get_module(BASE, module_id)["deleted"] is True
+
+
+def test_module_deleted_before_its_set_is_freed_with_the_set():
+    module_id = module()
+    upload(module_id, "fw.bin", b"image")
+    set_id = distribution_set([module_id])
+    software.delete_module(module_id, BLOBS)
+    assert stored_blobs() == [sha1(b"image")]
+    software.delete_set(set_id, BLOBS)
+    assert SoftwareModule.get_or_none(SoftwareModule.id == module_id) is None
+    assert stored_blobs() == []
+
+
+def test_module_deleted_first_is_freed_when_removed_from_its_set():
+    module_id = module()
+    upload(module_id, "fw.bin", b"image")
+    set_id = distribution_set([module_id])
+    software.delete_module(module_id, BLOBS)
+    software.remove_set_module(set_id, module_id, BLOBS)
+    assert stored_blobs() == []
+
+
+def test_module_deleted_first_stays_while_another_set_holds_it():
+    module_id = module()
+    upload(module_id, "fw.bin", b"image")
+    first = distribution_set([module_id], name="first")
+    distribution_set([module_id], name="second")
+    software.delete_module(module_id, BLOBS)
+    software.delete_set(first, BLOBS)
+    assert software.get_module(BASE, module_id)["deleted"] is True
+    assert stored_blobs() == [sha1(b"image")]
+
+
+def test_failed_upload_record_keeps_no_bytes():
+    module_id = module()
+    upload(module_id, "fw.bin", b"first")
+    with pytest.raises(EntityAlreadyExists):
+        upload(module_id, "fw.bin", b"second")
+    assert stored_blobs() == [sha1(b"first")]
+    assert os.listdir(os.path.join(BLOBS.root, "tmp")) == []
 
 
 def test_delete_artifact_returns_sha1_only_when_unreferenced():
     one, two = module("one"), module("two")
     first = upload(one, "a.bin", b"same")
     upload(two, "b.bin", b"same")
-    assert software.delete_artifact(one, first["id"]) is None
+    software.delete_artifact(one, first["id"], BLOBS)
+    assert stored_blobs() == [sha1(b"same")]
     second = Artifact.get(Artifact.module == two)
     with pytest.raises(EntityNotFound):
-        software.delete_artifact(one, second.id)  # not in that module
-    assert software.delete_artifact(two, second.id) == blob(b"same").sha1
+        software.delete_artifact(one, second.id, BLOBS)  # not in that module
+    software.delete_artifact(two, second.id, BLOBS)
+    assert stored_blobs() == []
 
 
 def test_set_is_soft_deleted_once_an_action_refers_to_it_else_hard_deleted():
     unused = distribution_set([module("a")], name="unused")
-    software.delete_set(unused)
+    software.delete_set(unused, BLOBS)
     assert DistributionSet.get_or_none(DistributionSet.id == unused) is None
     used = distribution_set([module("b")], name="used")
     target("dev-1")
     software.assign_targets(BASE, used, [{"id": "dev-1"}], False, "admin")
-    software.delete_set(used)
+    software.delete_set(used, BLOBS)
     assert software.get_set(BASE, used)["deleted"] is True
-    software.delete_set(used)  # repeated delete succeeds
+    software.delete_set(used, BLOBS)  # repeated delete succeeds
     with pytest.raises(Deleted):
         software.assign_targets(BASE, used, [{"id": "dev-1"}], False, "admin")
     assert software.list_sets(BASE)["total"] == 0
@@ -232,18 +291,18 @@ def test_assignment_locks_set_and_modules_with_423_consequences():
     with pytest.raises(Locked):
         upload(module_id, "b.bin")
     with pytest.raises(Locked):
-        software.delete_artifact(module_id, artifact["id"])
+        software.delete_artifact(module_id, artifact["id"], BLOBS)
     with pytest.raises(Locked):
-        software.delete_module(module_id)
+        software.delete_module(module_id, BLOBS)
     with pytest.raises(Locked):
-        software.add_set_modules(set_id, [{"id": module("other")}], "admin")
+        software.add_set_modules(set_id, [{"id": module("other")}], BLOBS, "admin")
     with pytest.raises(Locked):
-        software.remove_set_module(set_id, module_id)
+        software.remove_set_module(set_id, module_id, BLOBS)
     with pytest.raises(Locked):
         software.update_set(BASE, set_id, {"requiredMigrationStep": True}, "admin")
     # A locked set can be deleted (softly); then its module can be deleted (softly) too.
-    software.delete_set(set_id)
-    assert software.delete_module(module_id) == []
+    software.delete_set(set_id, BLOBS)
+    software.delete_module(module_id, BLOBS)
     assert software.get_module(BASE, module_id)["deleted"] is True
 
 
@@ -455,12 +514,12 @@ def test_assignment_from_the_target_side():
 def test_add_and_remove_set_modules():
     set_id = distribution_set([], type_key="os_app")
     first, second, app = module("a"), module("b"), module("app", type_key="application")
-    software.add_set_modules(set_id, [{"id": first}, {"id": app}], "admin")
-    software.add_set_modules(set_id, [{"id": second}], "admin")  # os: replaces the first
+    software.add_set_modules(set_id, [{"id": first}, {"id": app}], BLOBS, "admin")
+    software.add_set_modules(set_id, [{"id": second}], BLOBS, "admin")  # os: replaces the first
     ids = {row.module_id for row in DistributionSetModule.select().where(
         DistributionSetModule.distribution_set == set_id)}
     assert ids == {second, app}
     with pytest.raises(EntityNotFound):
-        software.add_set_modules(set_id, [{"id": 9999}], "admin")
-    software.remove_set_module(set_id, app)
+        software.add_set_modules(set_id, [{"id": 9999}], BLOBS, "admin")
+    software.remove_set_module(set_id, app, BLOBS)
     assert [m["id"] for m in software.get_set(BASE, set_id)["modules"]] == [second]
