@@ -1434,6 +1434,9 @@ def passwd(args):
 
 def serve(config):
     import waitress
+    # Held until the process ends: a second server on the same directory would sweep away
+    # the first one's uploads in flight and interleave its writes.
+    data_lock = storage.lock_data_dir(config["server", "data_dir"])  # noqa: F841
     app = create_app(config)
     ddi.poll_log.start_writer()
     host, port = config["server", "host"], config["server", "port"]

@@ -6,6 +6,8 @@ Nothing here knows about HTTP: callers hand in plain values and get plain values
 back, or one of the errors in `storage.errors`.
 """
 
+import errno
+import fcntl
 import os
 
 from storage import actions, blobs, catalog, ddi, tenant
@@ -14,6 +16,7 @@ from storage.models import ALL_MODELS, Action
 
 SCHEMA_VERSION = 1
 DATABASE_FILE = "ddi-lite.sqlite3"
+LOCK_FILE = "ddi-lite.lock"
 # Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
 # single-digit ids break it; SWUpdate holds ids as int32.
 FIRST_ACTION_ID = 100
@@ -58,3 +61,30 @@ def close_store():
     ddi.poll_log.flush()
     if not database.is_closed():
         database.close()
+
+
+class DataDirInUse(OSError):
+    """Another live process serves from this data directory."""
+
+    def __init__(self, data_dir, holder):
+        OSError.__init__(self, errno.EBUSY, "the data directory %s is in use by ddi-lite process "
+                         "%s; stop it first or choose another --data-dir" % (data_dir, holder))
+
+
+def lock_data_dir(data_dir):
+    """Take the data directory for this process; the returned file holds the lock until it
+    is closed or the process ends (kill -9 included: the kernel releases it)."""
+    os.makedirs(data_dir, exist_ok=True)
+    handle = open(os.path.join(data_dir, LOCK_FILE), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise DataDirInUse(os.path.abspath(data_dir), holder)
+    handle.seek(0)
+    handle.truncate()
+    handle.write("%d\n" % os.getpid())
+    handle.flush()
+    return handle

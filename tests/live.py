@@ -90,7 +90,10 @@ class HttpError(Exception):
 class DdiLite:
     """`ddi-lite serve` on a free loopback port with its own config.ini and data directory."""
 
-    def __init__(self, directory, config_lines=(), min_polling_time="00:00:01"):
+    def __init__(self, directory, config_lines=(), min_polling_time="00:00:01",
+                 entry=("-m", "ddi_lite")):
+        """`entry`: what Python runs instead of `-m ddi_lite` (a script that calls
+        `ddi_lite.main` after setting a trap, for crash tests)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = free_port()
@@ -102,7 +105,7 @@ class DdiLite:
         environment = clean_environment()
         with open(str(self.log_path), "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ddi_lite", "serve", "--config", str(self.config_path),
+                [sys.executable, *entry, "serve", "--config", str(self.config_path),
                  "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(directory / "data"),
                  "--ddi-min-polling-time", min_polling_time],

@@ -1,0 +1,65 @@
+"""Run `ddi-lite` with a trap that kills the process (SIGKILL, as a power cut would) at one
+step of keeping or freeing a blob: `python crash_at.py STEP serve ...`.
+
+The trap wraps the real step; nothing in the server knows about it.
+"""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import ddi_lite  # noqa: E402
+from artifacts import store  # noqa: E402
+from storage import blobs as blob_rules  # noqa: E402
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def before(method):
+    def trapped(*args, **kwargs):
+        die()
+    return trapped
+
+
+def after(method):
+    def trapped(*args, **kwargs):
+        method(*args, **kwargs)
+        die()
+    return trapped
+
+
+def in_the_middle_of_receiving():
+    copy = store._copy_and_hash
+
+    class Dying:
+        def __init__(self, stream):
+            self.stream, self.reads = stream, 0
+
+        def read(self, size):
+            self.reads += 1
+            if self.reads == 2:
+                die()
+            return self.stream.read(size)
+
+    store._copy_and_hash = lambda stream, out, max_size: copy(Dying(stream), out, max_size)
+
+
+STEPS = {
+    # keeping an upload
+    "while-receiving": in_the_middle_of_receiving,
+    "before-rename": lambda: setattr(store.BlobStore, "keep", before(store.BlobStore.keep)),
+    "after-rename": lambda: setattr(store.BlobStore, "keep", after(store.BlobStore.keep)),
+    # freeing a blob
+    "after-trash": lambda: setattr(store.BlobStore, "trash", after(store.BlobStore.trash)),
+    # either, once the rows are committed and before anything else happens
+    "after-commit": lambda: setattr(blob_rules.BlobChanges, "_finish",
+                                    before(blob_rules.BlobChanges._finish)),
+}
+
+if __name__ == "__main__":
+    STEPS[sys.argv[1]]()
+    sys.exit(ddi_lite.main(sys.argv[2:]))
