@@ -403,9 +403,17 @@ def read_body(request, max_bytes, required=True):
     return value
 
 
+# The JSON parser reads integers of up to 4300 digits (Python's guard against CVE-2020-10735);
+# a CBOR bignum has no such limit, and the store could not even print it.
+INTEGER_DIGITS = 4300
+_INTEGER_LIMIT = 10 ** INTEGER_DIGITS
+
+
 def _check_json_value(value):
     """Only what JSON can say, as the store can keep it: text keys, valid UTF-8 text (no lone
-    surrogates from `\\ud800` escapes), finite numbers. CBOR may carry more; it is refused."""
+    surrogates from `\\ud800` escapes), finite numbers, integers the JSON parser would read.
+    CBOR may carry more (tags, byte strings, undefined, longer bignums); it is refused, so that
+    a document gets the same answer in either encoding."""
     if isinstance(value, str):
         value.encode("utf-8")
     elif isinstance(value, dict):
@@ -420,7 +428,10 @@ def _check_json_value(value):
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("numbers must be finite")
-    elif value is not None and not isinstance(value, (bool, int)):
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -_INTEGER_LIMIT < value < _INTEGER_LIMIT:
+            raise ValueError("integers have at most %d digits" % INTEGER_DIGITS)
+    elif value is not None and not isinstance(value, bool):
         raise ValueError("unsupported value %r" % type(value))
 
 
