@@ -5,7 +5,8 @@ A blob lives at ``<root>/<sha1[:2]>/<sha1>``. Uploads are streamed into ``<root>
 verified, so a blob path either holds the full, checked bytes or does not exist at all.
 Freeing a blob is two steps too: ``trash`` moves it aside, where ``restore`` can bring it
 back if the rows that were to forget it are not committed after all, and ``empty_trash``
-removes it for good.
+removes it for good. ``copy_from`` gives a blob of one store to another (backups): a hard
+link where both are on one filesystem, a copy elsewhere, checked against its name either way.
 
 This module only deals with bytes on disk. It does not know which software module or
 artifact a blob belongs to, and it never decides when a blob is kept or freed:
@@ -15,6 +16,7 @@ artifact a blob belongs to, and it never decides when a blob is kept or freed:
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -124,6 +126,45 @@ class BlobStore:
 
     def delete(self, sha1: str) -> None:
         _unlink_if_present(self.path(sha1))
+
+    def copy_from(self, source: "BlobStore", sha1: str) -> Blob:
+        """Put a blob of ``source`` in place here too, its bytes checked against ``sha1``.
+
+        A hard link where both stores are on one filesystem: blobs are never changed in place,
+        only moved and unlinked, so two stores can share the bytes. A copy elsewhere. A blob
+        ``source`` has in its trash counts (the bytes are the same, and checked). Raises
+        FileNotFoundError when ``source`` has it nowhere, ChecksumMismatch when its bytes do
+        not hash to its name; nothing is left here then.
+        """
+        for path in (source.path(sha1), source._trash_path(sha1)):
+            try:
+                received = self._receive_file(path)
+            except FileNotFoundError:
+                continue
+            if received.blob.sha1 != sha1:
+                self.discard(received)
+                raise ChecksumMismatch("sha1")
+            return self.keep(received)
+        raise FileNotFoundError("no blob %s in %s" % (sha1, source.root))
+
+    def _receive_file(self, path: str) -> Received:
+        """A hard link to (else a copy of) the file at ``path`` in the temp folder, hashed."""
+        temp_path = os.path.join(self._tmp_dir, "%s%d-%s" % (TEMP_PREFIX, os.getpid(),
+                                                             secrets.token_hex(8)))
+        try:
+            os.link(path, temp_path)
+        except FileNotFoundError:
+            raise
+        except OSError:  # another filesystem, or one without hard links: copy the bytes
+            with open(path, "rb") as original:
+                return self.receive(original)
+        try:
+            with open(temp_path, "rb") as linked, open(os.devnull, "wb") as nowhere:
+                blob = _copy_and_hash(linked, nowhere, None)
+        except BaseException:
+            _unlink_if_present(temp_path)
+            raise
+        return Received(blob, temp_path)
 
     def remove_stale_temp_files(self) -> int:
         """Drop uploads left behind by a process that is gone; returns how many.

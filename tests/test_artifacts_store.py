@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import io
 import os
@@ -315,3 +316,53 @@ def test_stale_temp_files_of_a_live_process_are_kept(store):
         handle.write(b"left behind")
     assert store.remove_stale_temp_files() == 1
     assert os.listdir(tmp_dir) == [os.path.basename(mine)]
+
+
+@pytest.fixture
+def other(tmp_path):
+    return BlobStore(str(tmp_path / "other"))
+
+
+def no_hard_links(source, target):
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
+def test_copy_from_links_a_blob_on_the_same_filesystem(store, other):
+    blob = store.put(ChunkedStream(b"shared bytes"))
+    assert other.copy_from(store, blob.sha1) == blob
+    assert os.stat(other.path(blob.sha1)).st_ino == os.stat(store.path(blob.sha1)).st_ino
+    assert os.listdir(os.path.join(other.root, "tmp")) == []
+
+
+def test_copy_from_copies_where_a_hard_link_is_impossible(store, other, monkeypatch):
+    blob = store.put(ChunkedStream(b"across filesystems"))
+    monkeypatch.setattr(os, "link", no_hard_links)
+    assert other.copy_from(store, blob.sha1) == blob
+    assert os.stat(other.path(blob.sha1)).st_ino != os.stat(store.path(blob.sha1)).st_ino
+    with open(other.path(blob.sha1), "rb") as copied:
+        assert copied.read() == b"across filesystems"
+
+
+def test_copy_from_takes_a_blob_from_the_trash(store, other):
+    blob = store.put(ChunkedStream(b"being freed"))
+    store.trash(blob.sha1)
+    assert other.copy_from(store, blob.sha1) == blob
+    assert other.exists(blob.sha1)
+
+
+def test_copy_from_a_blob_the_source_lacks_is_file_not_found(store, other):
+    with pytest.raises(FileNotFoundError):
+        other.copy_from(store, hashlib.sha1(b"never stored").hexdigest())
+    assert files_under(other.root) == []
+
+
+@pytest.mark.parametrize("link", [True, False])
+def test_copy_from_refuses_bytes_that_do_not_hash_to_their_name(store, other, monkeypatch, link):
+    blob = store.put(ChunkedStream(b"original"))
+    with open(store.path(blob.sha1), "wb") as damaged:
+        damaged.write(b"bit rot")
+    if not link:
+        monkeypatch.setattr(os, "link", no_hard_links)
+    with pytest.raises(ChecksumMismatch):
+        other.copy_from(store, blob.sha1)
+    assert files_under(other.root) == []
