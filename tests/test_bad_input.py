@@ -12,6 +12,10 @@ distribution set, metadata, attributes), with:
 * hostile headers (credentials, Accept, Range and conditional headers on downloads);
 * bodies: malformed JSON, every wrong type at the top level and for each known field, values only
   CBOR can carry, CBOR garbage, wrong Content-Types, empty bodies, random bytes, truncation;
+* CBOR items in every route that reads a body (each reads CBOR): integers up to 64 bits and
+  bignums up to and past the JSON parser's 4300 digits, floats in half, single and double
+  precision (NaN, infinities, subnormals), tags, simple values, byte strings, nesting, and keys
+  that are not text. An item JSON cannot carry must be a 400 body.notReadable wherever it is;
 * multipart uploads with broken boundaries, missing parts and truncated bodies.
 
 Every answer must be below 500, carry a Content-Length (a 204 or 304 carries neither it nor a
@@ -64,6 +68,7 @@ PAYLOAD = b"firmware image \x00\x01\x02\xff" * 64
 CHUNK = 150  # requests between two comparisons of the Management API views
 
 HAWKBIT_ERROR_KEYS = {"exceptionClass", "errorCode", "message", "info"}
+NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
 FRAMEWORK_ERROR_KEYS = {"timestamp", "status", "error"}
 # Fields that legitimately change on reads and polls.
 VOLATILE_KEYS = {"lastControllerRequestAt", "pollStatus", "address"}
@@ -206,14 +211,14 @@ DOWNLOAD_ROUTES = {("GET", D + "/softwaremodules/<module_id>/artifacts/<filename
                    ("GET", API + "/softwaremodules/<sid>/artifacts/<aid>/download")}
 # Phases fuzzed with every hostile value instead of a sample, on one route per shared parser.
 EXHAUSTIVE = {
-    ("PUT", D + "/configData"): {"bodies"},
-    ("POST", D + "/deploymentBase/<action_id>/feedback"): {"bodies"},
+    ("PUT", D + "/configData"): {"bodies", "cbor"},
+    ("POST", D + "/deploymentBase/<action_id>/feedback"): {"bodies", "cbor"},
     ("GET", D + "/deploymentBase/<action_id>"): {"path parameters", "query parameters"},
     ("GET", D + "/softwaremodules/<module_id>/artifacts/<filename>"): {"headers"},
     ("GET", API + "/targets"): {"query parameters"},
     ("GET", API + "/targets/<cid>"): {"path parameters", "headers"},
     ("GET", API + "/softwaremodules/<sid>/artifacts/<aid>"): {"path parameters"},
-    ("PUT", API + "/targets/<cid>"): {"bodies"},
+    ("PUT", API + "/targets/<cid>"): {"bodies", "cbor"},
     UPLOAD_ROUTE: {"multipart", "query parameters"},
 }
 
@@ -297,6 +302,95 @@ CONTENT_TYPES = ("text/plain", "application/xml", "multipart/form-data",
                  "application/x-www-form-urlencoded", "garbage", "application/json;;;", ";",
                  "application/json; charset=latin-1", "application/octet-stream",
                  "application/hal+json", "APPLICATION/JSON", "application/cbor; x=y", LONG)
+
+# CBOR items for the "cbor" phase, as (what, encoding, whether JSON can carry the value). Every
+# route that reads a body reads CBOR too (read_body); each item goes into its fields, and an item
+# JSON cannot carry must be a 400 body.notReadable wherever it stands, with nothing stored.
+CBOR_ITEMS = (
+    # integers: CBOR's own go to 64 bits either way; bignums (tags 2 and 3) beyond
+    ("the largest unsigned 64-bit integer", b"\x1b" + b"\xff" * 8, True),
+    ("the smallest negative CBOR integer, -2**64", b"\x3b" + b"\xff" * 8, True),
+    ("bignum 2**64", b"\xc2\x49\x01" + b"\x00" * 8, True),
+    ("negative bignum -2**64-1", b"\xc3\x49\x01" + b"\x00" * 8, True),
+    ("empty bignum", b"\xc2\x40", True),
+    ("bignum 2**100", cbor2.dumps(2 ** 100), True),
+    ("bignum of 4300 digits", cbor2.dumps(10 ** 4300 - 1), True),
+    ("bignum of 4301 digits", cbor2.dumps(10 ** 4300), False),
+    ("bignum 10**4400", cbor2.dumps(10 ** 4400), False),
+    ("negative bignum -10**4400", cbor2.dumps(-(10 ** 4400)), False),
+    ("bignum of 64 KiB", b"\xc2\x5a\x00\x01\x00\x00" + b"\xff" * 65536, False),
+    ("bignum of text", b"\xc2\x61a", False),
+    # floats in the three widths
+    ("half-precision 1.5", b"\xf9\x3e\x00", True),
+    ("half-precision -0.0", b"\xf9\x80\x00", True),
+    ("half-precision largest, 65504", b"\xf9\x7b\xff", True),
+    ("half-precision smallest subnormal", b"\xf9\x00\x01", True),
+    ("half-precision NaN", b"\xf9\x7e\x00", False),
+    ("half-precision infinity", b"\xf9\x7c\x00", False),
+    ("half-precision -infinity", b"\xf9\xfc\x00", False),
+    ("single-precision largest", b"\xfa\x7f\x7f\xff\xff", True),
+    ("single-precision NaN", b"\xfa\x7f\xc0\x00\x00", False),
+    ("single-precision signalling NaN", b"\xfa\x7f\x80\x00\x01", False),
+    ("single-precision infinity", b"\xfa\x7f\x80\x00\x00", False),
+    ("single-precision -infinity", b"\xfa\xff\x80\x00\x00", False),
+    ("double-precision largest", b"\xfb\x7f\xef" + b"\xff" * 6, True),
+    ("double-precision smallest subnormal", b"\xfb" + b"\x00" * 7 + b"\x01", True),
+    ("double-precision NaN with payload", b"\xfb\x7f\xf8" + b"\x00" * 5 + b"\x01", False),
+    ("double-precision infinity", b"\xfb\x7f\xf0" + b"\x00" * 6, False),
+    ("double-precision -infinity", b"\xfb\xff\xf0" + b"\x00" * 6, False),
+    # tags
+    ("date/time string (tag 0)", cbor2.dumps(datetime.datetime(2024, 1, 1,
+                                                               tzinfo=datetime.timezone.utc)),
+     False),
+    ("epoch date/time (tag 1)", b"\xc1\x1a\x65\x92\x00\x00", False),
+    ("epoch date/time beyond year 9999 (tag 1)", b"\xc1\x1b\x7f" + b"\xff" * 7, False),
+    ("decimal fraction (tag 4)", cbor2.dumps(decimal.Decimal("1.5")), False),
+    ("decimal fraction with a huge exponent (tag 4)", b"\xc4\x82\x1b\x7f" + b"\xff" * 7 + b"\x01",
+     False),
+    ("bigfloat (tag 5)", b"\xc5\x82\x20\x03", False),
+    ("bigfloat with a huge exponent (tag 5)", b"\xc5\x82\x1b\x7f" + b"\xff" * 7 + b"\x01",
+     False),
+    ("expected base64 conversion (tag 22)", b"\xd6\x41\x00", False),
+    ("embedded CBOR (tag 24)", b"\xd8\x18\x41\x00", False),
+    ("rational (tag 30)", b"\xd8\x1e\x82\x01\x03", False),
+    ("rational with a zero denominator (tag 30)", b"\xd8\x1e\x82\x01\x00", False),
+    ("URI (tag 32)", b"\xd8\x20\x63a:b", False),
+    ("regular expression (tag 35)", b"\xd8\x23\x62a+", False),
+    ("MIME message (tag 36)", b"\xd8\x24\x63a:b", False),
+    ("UUID (tag 37)", b"\xd8\x25\x50" + b"\x01" * 16, False),
+    ("set (tag 258)", b"\xd9\x01\x02\x81\x01", False),
+    ("IPv4 address (tag 52)", b"\xd8\x34\x44\x7f\x00\x00\x01", False),
+    ("unknown tag 1000", b"\xd9\x03\xe8\x61x", False),
+    ("the largest tag number", b"\xdb" + b"\xff" * 8 + b"\x61x", False),
+    ("self-described text (tag 55799)", b"\xd9\xd9\xf7\x61x", True),
+    ("shared text (tag 28)", b"\xd8\x1c\x61x", True),
+    ("array that contains itself (tags 28, 29)", b"\xd8\x1c\x81\xd8\x1d\x00", False),
+    ("reference to nothing shared (tag 29)", b"\xd8\x1d\x05", False),
+    ("string reference namespace (tag 256)", b"\xd9\x01\x00\x61x", True),
+    ("string reference to nothing (tag 25)", b"\xd8\x19\x05", False),
+    ("300 nested unknown tags", b"\xd9\x03\xe8" * 300 + b"\x00", False),
+    # simple values, byte and text strings
+    ("undefined", b"\xf7", False),
+    ("simple value 16", b"\xf0", False),
+    ("simple value 255", b"\xf8\xff", False),
+    ("false in two bytes", b"\xf8\x14", False),
+    ("byte string", b"\x42\x00\xff", False),
+    ("empty byte string", b"\x40", False),
+    ("indefinite-length byte string", b"\x5f\x41\x00\xff", False),
+    ("indefinite-length text", b"\x7f\x61a\x61b\xff", True),
+    ("text of invalid UTF-8", b"\x62\xc3\x28", False),
+    ("text of an encoded lone surrogate", b"\x63\xed\xa0\x80", False),
+    # nesting: the decoder allows 400 levels
+    ("text in arrays 300 deep", b"\x81" * 300 + b"\x61x", True),
+    ("arrays 1000 deep", b"\x81" * 1000 + b"\x00", False),
+    ("maps 1000 deep", b"\xa1\x61a" * 1000 + b"\x00", False),
+    ("indefinite-length arrays 1000 deep", b"\x9f" * 1000 + b"\xff" * 1000, False),
+)
+# Map keys JSON cannot carry (a JSON object's keys are text).
+CBOR_KEYS = (("integer", b"\x07"), ("byte string", b"\x41k"), ("null", b"\xf6"),
+             ("true", b"\xf5"), ("NaN", b"\xf9\x7e\x00"), ("1.5", b"\xf9\x3e\x00"),
+             ("epoch date/time", b"\xc1\x01"), ("array", b"\x81\x00"), ("map", b"\xa0"),
+             ("bignum", cbor2.dumps(2 ** 100)), ("undefined", b"\xf7"))
 
 
 # --- seeded state --------------------------------------------------------------------------------
@@ -482,6 +576,12 @@ def _replace(document, path, value):
     return document
 
 
+def _at(document, path):
+    for step in path:
+        document = document[step]
+    return document
+
+
 def _remove(document, path):
     document = copy.deepcopy(document)
     target = document
@@ -489,6 +589,25 @@ def _remove(document, path):
         target = target[step]
     del target[path[-1]]
     return document
+
+
+CBOR_MARKER = "@@cbor@@"
+
+
+def _cbor_with(document, raw, path=None, key_of=None):
+    """`document` as CBOR with the raw CBOR item `raw` as the value at `path`, or as the key of
+    one more member of the object at `key_of`."""
+    if key_of is not None:
+        document = copy.deepcopy(document)
+        target = document
+        for step in key_of:
+            target = target[step]
+        target[CBOR_MARKER] = "v"
+    else:
+        document = _replace(document, path, CBOR_MARKER)
+    encoded, marker = cbor2.dumps(document), cbor2.dumps(CBOR_MARKER)
+    assert encoded.count(marker) == 1
+    return encoded.replace(marker, raw)
 
 
 def _diff(before, after):
@@ -861,6 +980,36 @@ class Fuzzer:
                     pass  # an earlier replacement removed the container
             self.post_body(encoded(document), note="random combination")
 
+    def cbor_bodies(self):
+        """Every CBOR item at the top level and in one field (every field on an exhaustive route),
+        every CBOR key in every object of the template."""
+        template = TEMPLATES[(self.method, self.rule)](self.s)
+        paths = list(_paths(template))
+        for what, item, json_can_carry in CBOR_ITEMS:
+            self.post_cbor(item, what + " as the body", json_can_carry)
+            for path in paths if self.exhaustive else [self.random.choice(paths)]:
+                self.post_cbor(_cbor_with(template, item, path=path), "%s in field %s"
+                               % (what, "/".join(map(str, path))), json_can_carry)
+        objects = [path for path in [()] + paths if isinstance(_at(template, path), dict)]
+        for what, key in CBOR_KEYS:
+            for path in objects:
+                self.post_cbor(_cbor_with(template, key, key_of=path), "%s key in object /%s"
+                               % (what, "/".join(map(str, path))), json_can_carry=False)
+
+    def post_cbor(self, body, note, json_can_carry):
+        """A CBOR body; one with a value JSON cannot carry must be a 400 body.notReadable."""
+        response = self.post_body(body, "application/cbor", note=note)
+        if response is None or json_can_carry:
+            return
+        try:
+            error_code = response.json.get("errorCode")
+        except (ValueError, AttributeError):
+            error_code = None
+        if (response.status_int, error_code) != (400, NOT_READABLE):
+            self.problem("%s %s (%s): JSON cannot carry this, but the answer is %s %s"
+                         % (self.method, self.rule, note, response.status,
+                            _short(response.body, 300)))
+
     def multipart_uploads(self):
         boundary = "fuzz-boundary"
 
@@ -953,6 +1102,7 @@ class Fuzzer:
                                               self.pick(RAW_BODIES, 1, DEEP_JSON[:1])]))
         if route in TEMPLATES:
             phases.append(("fields", self.field_bodies))
+            phases.append(("cbor", self.cbor_bodies))
         for name, phase in phases:
             self.phase = name
             phase()
