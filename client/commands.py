@@ -8,11 +8,13 @@ modules are never imported here.
 """
 
 import base64
+import collections
 import getpass
 import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.parse
@@ -167,32 +169,132 @@ def print_table(rows, header=None, indent=""):
         print(indent + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
+def terminal_columns(stream):
+    """The width of the terminal `stream` writes to: $COLUMNS or the terminal of stdout (what
+    shutil.get_terminal_size asks), else that of `stream` itself, since stdout is often
+    redirected while the bar goes to stderr (`SET=$(ddi-lite upload ...)`), else 80."""
+    columns = shutil.get_terminal_size((0, 0)).columns
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+def _duration(seconds):
+    """M:SS, or H:MM:SS from an hour on."""
+    minutes, seconds = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return "%d:%02d:%02d" % (hours, minutes, seconds)
+    return "%d:%02d" % (minutes, seconds)
+
+
+def _shortened(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 class Progress:
-    """A one-line progress bar (percentage and bytes) on stderr, drawn only on a terminal."""
+    """A one-line progress bar on stderr, drawn only on a terminal: the label, a bar, the
+    percentage, the bytes sent of all, the rate and the time left.
 
-    width = 30
+    The line fits the terminal's width, measured at each redraw (a window may be resized),
+    leaving the last column free: some terminals wrap as soon as it is written, and every
+    redraw would then start a new line. What does not fit is left out, the least useful
+    first (see `_line`). The rate is that of the last few seconds, so that the time left
+    follows a link that slows down; the final line shows the average and the time taken.
+    """
 
-    def __init__(self, label, total):
-        self.label = label if len(label) <= 24 else label[:21] + "..."
+    rate_window_seconds = 5.0
+    redraw_seconds = 0.5
+    bar_widths = (10, 50)  # narrower is no use, wider only moves the figures away
+
+    def __init__(self, label, total, stream=None, clock=time.monotonic, columns=None):
+        """`columns` fixes the width instead of measuring the terminal's (tests do)."""
+        self.label = label
         self.total = total
         self.done = 0
-        self.enabled = sys.stderr.isatty()
-        self._drawn = None
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty()
+        self.clock = clock
+        self.columns = columns
+        self.started = clock()
+        self._samples = collections.deque([(self.started, 0)])
+        self._drawn = None  # (percent, time) of the line on the screen
+        self._drawn_length = 0
 
     def advance(self, count):
         self.done += count
+        now = self.clock()
+        self._samples.append((now, self.done))
+        # Keep the newest sample at least a window old: the rate spans a whole window.
+        while len(self._samples) > 2 and self._samples[1][0] <= now - self.rate_window_seconds:
+            self._samples.popleft()
         percent = self.done * 100 // self.total
-        if self.enabled and percent != self._drawn:
-            self._drawn = percent
-            bar = "#" * (percent * self.width // 100)
-            sys.stderr.write("\r%-24s [%-*s] %3d%%  %10s / %s" % (
-                self.label, self.width, bar, percent, _size(self.done), _size(self.total)))
-            sys.stderr.flush()
+        if self.enabled and (self._drawn is None or percent != self._drawn[0]
+                             or now - self._drawn[1] >= self.redraw_seconds):
+            self._draw(now, percent)
 
     def finish(self):
         if self.enabled and self._drawn is not None:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            if self.done >= self.total:
+                self._draw(self.clock(), 100)
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now, percent):
+        room = (self.columns or terminal_columns(self.stream)) - 1
+        line = self._line(now, percent, room)
+        # Blank what a longer line before left, but never past the room.
+        padding = max(min(self._drawn_length, room) - len(line), 0)
+        self.stream.write("\r" + line + " " * padding)
+        self.stream.flush()
+        self._drawn = (percent, now)
+        self._drawn_length = len(line)
+
+    def _rate(self, now):
+        """Bytes per second: over the last window, or over all the time once done."""
+        since, done_then = (self.started, 0) if self.done >= self.total else self._samples[0]
+        if now <= since:
+            return None
+        return (self.done - done_then) / (now - since)
+
+    def _line(self, now, percent, room):
+        rate = self._rate(now)
+        speed = "%s/s" % _size(int(rate)) if rate is not None else "-- B/s"
+        if self.done >= self.total:
+            timing = "in " + _duration(now - self.started)
+        elif rate:
+            timing = _duration((self.total - self.done) / rate) + " left"
+        else:
+            timing = "--:-- left"
+        share = "%3d%%" % percent
+        sizes = "%s / %s" % (_size(self.done), _size(self.total))
+        label, short_label = _shortened(self.label, 24), _shortened(self.label, 12)
+        # From the richest line to the barest: the first that fits is drawn.
+        layouts = (
+            (label, True, (share, sizes, speed, timing)),
+            (short_label, True, (share, sizes, speed, timing)),
+            (short_label, True, (share, speed, timing)),
+            (short_label, False, (share, speed, timing)),
+            ("", False, (share, speed, timing)),
+            ("", False, (share, timing)),
+        )
+        for label, with_bar, pieces in layouts:
+            figures = "  ".join(pieces)
+            if with_bar:
+                width = min(room - len(label) - len(figures) - 4, self.bar_widths[1])
+                if width >= self.bar_widths[0]:
+                    filled = percent * width // 100
+                    return "%s [%s%s] %s" % (label, "#" * filled, " " * (width - filled),
+                                             figures)
+            else:
+                # The percentage is padded to three digits: one space is enough.
+                line = (label + " " + figures) if label else figures
+                if len(line) <= room:
+                    return line
+        return share[:max(room, 0)]
 
 
 def _part_header(boundary, name, filename=None):
