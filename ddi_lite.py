@@ -764,15 +764,13 @@ class DeviceApi:
     def download(self, device, media_type, module_id, filename):
         request = bottle.request
         module_id = int_parameter(module_id)
-        md5sum = filename.endswith(".MD5SUM")
-        name = filename[:-len(".MD5SUM")] if md5sum else filename
-        artifact, action = ddi.artifact_for_download(device.target, module_id, name)
+        artifact, action, md5sum = ddi.artifact_for_download(device.target, module_id, filename)
         environ = request.environ
         whole_file_get = request.method == "GET" and "HTTP_RANGE" not in environ
         if md5sum:
             if not accepts_text(environ.get("HTTP_ACCEPT")):
                 raise HttpProblem(406)
-            response = artifacts.md5sum_response(artifact.md5, name)
+            response = artifacts.md5sum_response(artifact.md5, artifact.filename)
         else:
             response = artifacts.file_response(
                 self.blobs.path(artifact.sha1), artifact.size, artifact.sha1,

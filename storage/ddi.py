@@ -34,6 +34,8 @@ MAX_VISIBLE_METADATA = 50
 PLUG_AND_PLAY = "CONTROLLER_PLUG_AND_PLAY"
 # hawkBit's legacy names of module types in DDI chunks; Zephyr requires `bApp`.
 CHUNK_PARTS = {"application": "bApp", "runtime": "jvm"}
+# An artifact's checksum file is at its download URL plus this (§4.16).
+MD5SUM_SUFFIX = ".MD5SUM"
 
 
 def now_ms():
@@ -349,7 +351,7 @@ def _handling(action, window, now):
 def _artifact_document(artifact, artifact_url):
     href = "%s/softwaremodules/%d/artifacts/%s" % (
         artifact_url, artifact.module_id, urllib.parse.quote(artifact.filename, safe=""))
-    md5_href = href + ".MD5SUM"
+    md5_href = href + MD5SUM_SUFFIX
     doc = collections.OrderedDict()
     doc["filename"] = artifact.filename
     doc["hashes"] = collections.OrderedDict(
@@ -625,18 +627,31 @@ def artifact_list(target, module_id, artifact_url):
 
 
 def artifact_for_download(target, module_id, filename):
-    """The artifact a device may download and the action it downloads for."""
+    """What a device asks for by file name (§4.15, §4.16): the artifact, the action it downloads
+    for, and whether it wants the artifact's `.MD5SUM` checksum file rather than its bytes.
+
+    An artifact is always served under its own name: one uploaded as `fw.bin.MD5SUM` is what its
+    `download-http` link gives, even next to `fw.bin` (whose `.MD5SUM` link then gives it too).
+    Only a name no artifact has is read as the checksum file of the artifact it names.
+    """
     _require_module(module_id)
-    artifact = _ARTIFACT_BY_NAME.first(module_id, filename)
-    if artifact is None and "+" in filename:
-        # hawkBit form-encodes spaces as '+' in its links; accept those links too.
-        artifact = _ARTIFACT_BY_NAME.first(module_id, filename.replace("+", " "))
+    artifact, md5sum = _artifact_named(module_id, filename), False
+    if artifact is None and filename.endswith(MD5SUM_SUFFIX):
+        artifact, md5sum = _artifact_named(module_id, filename[:-len(MD5SUM_SUFFIX)]), True
     if artifact is None:
         raise EmptyNotFound()
     action = _open_action_with_module(target, module_id)
     if action is None:
         raise ModuleNotAssigned(module_id, target.controller_id)
-    return artifact, action
+    return artifact, action, md5sum
+
+
+def _artifact_named(module_id, filename):
+    artifact = _ARTIFACT_BY_NAME.first(module_id, filename)
+    if artifact is None and "+" in filename:
+        # hawkBit form-encodes spaces as '+' in its links; accept those links too.
+        artifact = _ARTIFACT_BY_NAME.first(module_id, filename.replace("+", " "))
+    return artifact
 
 
 def note_download(action, path, now):

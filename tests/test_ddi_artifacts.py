@@ -603,3 +603,75 @@ def test_artifact_url_rejects_other_methods_with_405(server, deployed):
         allowed = {part.strip() for part in response.headers["Allow"].split(",")}
         assert "GET" in allowed and method not in allowed, method
     assert deployed.entries() == before
+
+
+# --- artifact names ending in .MD5SUM --------------------------------------------------------
+#
+# An uploaded artifact is always served under its own name: `x.MD5SUM` uploaded next to `x` is
+# what the `.MD5SUM` link of `x` then serves (the operator's own checksum file, typically
+# md5sum(1) output with its newline), and the `.MD5SUM` link of `x.MD5SUM` is the checksum file
+# made up for `x.MD5SUM`. Only a name no artifact has is read as `<artifact>.MD5SUM`.
+
+ADMIN = {"Authorization": "Basic YWRtaW46YWRtaW4="}
+UPLOADED_MD5SUM = ("%s  fw.bin\n" % hashlib.md5(CONTENT).hexdigest()).encode("ascii")
+UPLOAD_ORDERS = (("fw.bin", "fw.bin.MD5SUM"), ("fw.bin.MD5SUM", "fw.bin"))
+
+
+def uploaded(server, filenames):
+    """dev-1 with a running action on a module whose artifacts were uploaded through the
+    Management API in this order: the DDI artifact documents by filename."""
+    server.target(CONTROLLER, "token-1")
+    module = server.module(name="fw")
+    contents = {"fw.bin": CONTENT, "fw.bin.MD5SUM": UPLOADED_MD5SUM}
+    for filename in filenames:
+        server.http.post("/rest/v1/softwaremodules/%d/artifacts" % module.id, params={},
+                         upload_files=[("file", filename, contents[filename])], headers=ADMIN,
+                         status=201)
+    server.assign(server.distribution_set([module]), CONTROLLER)
+    listing = server.http.get("%s/%s/softwaremodules/%d/artifacts" % (DEVICE, CONTROLLER,
+                                                                       module.id),
+                              headers=token()).json
+    return {document["filename"]: document for document in listing}
+
+
+def follow(server, document, rel, status=200):
+    href = document["_links"][rel]["href"]
+    return server.http.get(href[len("http://localhost"):], headers=token(), status=status)
+
+
+@pytest.mark.parametrize("order", UPLOAD_ORDERS, ids=" then ".join)
+def test_artifact_named_like_a_checksum_file_is_served_by_its_download_links(server, order):
+    documents = uploaded(server, order)
+
+    for rel in ("download-http", "download"):
+        response = follow(server, documents["fw.bin.MD5SUM"], rel)
+        assert response.body == UPLOADED_MD5SUM, rel
+        assert response.headers["Content-Type"] == "application/octet-stream", rel
+        assert response.headers["Content-Disposition"] == "attachment;filename=fw.bin.MD5SUM"
+
+
+@pytest.mark.parametrize("order", UPLOAD_ORDERS, ids=" then ".join)
+def test_checksum_link_of_an_artifact_named_like_a_checksum_file_checks_that_artifact(server,
+                                                                                    order):
+    documents = uploaded(server, order)
+
+    response = follow(server, documents["fw.bin.MD5SUM"], "md5sum-http")
+    assert response.body == ("%s  fw.bin.MD5SUM" % hashlib.md5(UPLOADED_MD5SUM).hexdigest()
+                             ).encode("ascii")
+    assert response.headers["Content-Disposition"] == \
+        "attachment;filename=fw.bin.MD5SUM.MD5SUM"
+
+
+@pytest.mark.parametrize("order", UPLOAD_ORDERS, ids=" then ".join)
+def test_uploaded_checksum_file_is_what_the_checksum_link_of_its_artifact_serves(server, order):
+    documents = uploaded(server, order)
+
+    for rel in ("md5sum-http", "md5sum"):
+        assert follow(server, documents["fw.bin"], rel).body == UPLOADED_MD5SUM, rel
+    assert follow(server, documents["fw.bin"], "download-http").body == CONTENT
+
+
+def test_artifact_named_like_a_checksum_file_downloads_without_its_namesake(server):
+    documents = uploaded(server, ("fw.bin.MD5SUM",))
+
+    assert follow(server, documents["fw.bin.MD5SUM"], "download-http").body == UPLOADED_MD5SUM
