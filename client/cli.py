@@ -98,8 +98,11 @@ def _add_operator_commands(commands):
                         help="with --type timeforced: when the update becomes forced")
 
     parser = command(commands, "actions", "actions",
-                     "list a target's actions, newest first, with their last status message")
+                     "list a target's actions, newest first, with their last status message; "
+                     "with ACTION, show that action and its whole status history, oldest "
+                     "first")
     parser.add_argument("controller_id", metavar="TARGET")
+    parser.add_argument("action", nargs="?", type=int, metavar="ACTION")
 
     parser = command(commands, "cancel", "cancel",
                      "cancel an action (the device confirms); --force closes it at once")

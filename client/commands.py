@@ -482,6 +482,9 @@ def assign(args, client):
 
 
 def actions(args, client):
+    if args.action is not None:
+        action_history(args, client)
+        return
     path = "/targets/%s/actions" % _segment(args.controller_id)
     history = []
     for listed in _all_pages(client, path):
@@ -499,6 +502,46 @@ def actions(args, client):
                      action["_links"].get("distributionset", {}).get("name"),
                      (latest.get("messages") or [None])[-1]))
     print_table(rows, header=("ID", "STATUS", "TYPE", "FORCE", "SET", "LAST MESSAGE"))
+
+
+def _set_link_label(link):
+    """An action's distributionset link as `name:version (set ID)`."""
+    if link is None:
+        return "-"
+    return "%s (set %s)" % (link.get("name"), link["href"].rsplit("/", 1)[-1])
+
+
+def action_history(args, client):
+    """One action and every status entry it has, oldest first: the story of an update as
+    the server and the device told it, each message on a line of its own."""
+    path = "/targets/%s/actions/%d" % (_segment(args.controller_id), args.action)
+    action = client.call("GET", path)
+    entries = _all_pages(client, path + "/status", {"sort": "id:ASC"})
+    if args.json:
+        print_json({"action": action, "history": entries})
+        return
+    force_type = action["forceType"]
+    if action.get("forceTime") is not None:
+        force_type += ", forced from " + _when(action["forceTime"])
+    print_table([
+        ("action", action["id"]),
+        ("target", args.controller_id),
+        ("set", _set_link_label(action["_links"].get("distributionset"))),
+        ("status", "%s (%s)" % (action["status"], "open" if action["active"] else "closed")),
+        ("type", action["type"]),
+        ("force type", force_type),
+        ("created", "%s by %s" % (_when(action.get("createdAt")), _text(action.get("createdBy")))),
+        ("changed", _when(action.get("lastModifiedAt"))),
+        ("last status code", action.get("lastStatusCode")),
+    ])
+    print("status history, oldest first:")
+    rows = []
+    for entry in entries:
+        messages = entry.get("messages") or [None]
+        rows.append((_when(entry.get("reportedAt")), entry["type"], entry.get("code"),
+                     messages[0]))
+        rows.extend(("", "", "", message) for message in messages[1:])
+    print_table(rows, header=("REPORTED AT", "TYPE", "CODE", "MESSAGE"), indent="  ")
 
 
 def cancel(args, client):

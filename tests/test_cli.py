@@ -180,6 +180,62 @@ def test_assign_then_actions_show_the_running_action_that_the_device_is_offered(
     assert "/deploymentBase/%d" % action_id in links["deploymentBase"]["href"]
 
 
+def feedback(url, controller_id, action_id, execution, finished, details, code=None):
+    """Deployment feedback as the device `controller_id` (token `token-<id>`) sends it."""
+    status = {"execution": execution, "result": {"finished": finished}, "details": details}
+    if code is not None:
+        status["code"] = code
+    request = urllib.request.Request(
+        url + "/DEFAULT/controller/v1/%s/deploymentBase/%d/feedback" % (controller_id, action_id),
+        data=json.dumps({"id": str(action_id), "status": status}).encode("utf-8"),
+        headers={"Authorization": "TargetToken token-" + controller_id,
+                 "Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def test_actions_with_an_action_id_show_its_whole_history_oldest_first(url):
+    action_id = deployment(url, "cli-story", "cli-story-set")
+    feedback(url, "cli-story", action_id, "proceeding", "none",
+             ["Download complete.", "File checksum OK."])
+    feedback(url, "cli-story", action_id, "closed", "failure", ["Installation failed."], code=17)
+
+    shown = cli(url, "actions", "cli-story", str(action_id))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert table_row(shown.stdout, "status") == ["status", "error", "(closed)"]
+    set_href = live.api(url, "GET", "/targets/cli-story/actions/%d" % action_id)[
+        "_links"]["distributionset"]["href"]
+    assert table_row(shown.stdout, "set") == [
+        "set", "cli-story-set:1.0", "(set", set_href.rsplit("/", 1)[1] + ")"]
+    assert table_row(shown.stdout, "last") == ["last", "status", "code", "17"]
+    history = lines[lines.index("status history, oldest first:") + 1:]
+    assert history[0].split() == ["REPORTED", "AT", "TYPE", "CODE", "MESSAGE"]
+    types_and_messages = [line.split(None, 4)[2:] if line[2].isdigit() else [line.strip()]
+                          for line in history[1:]]
+    assert types_and_messages[0][:2] == ["running", "-"]
+    assert types_and_messages[0][2].startswith("Assignment initiated by user")
+    assert types_and_messages[1:] == [
+        ["running", "-", "Download complete."],
+        ["File checksum OK."],
+        ["error", "17", "Installation failed."],
+        ["Device reported status code: 17"]]
+
+    document = json.loads(cli(url, "actions", "cli-story", str(action_id), "--json").stdout)
+    assert document["action"]["id"] == action_id
+    entries = document["history"]
+    assert [entry["type"] for entry in entries] == ["running", "running", "error"]
+    assert [entry["id"] for entry in entries] == sorted(entry["id"] for entry in entries)
+
+
+def test_actions_of_an_action_of_another_target_is_not_found(url):
+    action_id = deployment(url, "cli-mine", "cli-mine-set")
+    live.api(url, "POST", "/targets", [{"controllerId": "cli-other"}])
+    shown = cli(url, "actions", "cli-other", str(action_id))
+    assert shown.returncode == 1
+    assert shown.stderr.startswith("ddi-lite: not found: GET ")
+
+
 def test_assign_to_an_unknown_target_assigns_nothing(url):
     action_id = deployment(url, "cli-known", "cli-unknown-set")
     set_href = live.api(url, "GET", "/targets/cli-known/actions/%d" % action_id)[
