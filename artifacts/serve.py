@@ -204,13 +204,13 @@ def file_response(
 
 def md5sum_response(md5: str, filename: str) -> Response:
     """The ``.MD5SUM`` companion of an artifact, in md5sum(1) output format."""
-    # UTF-8 keeps non-ASCII names intact; for ASCII names it is byte-identical
-    # to the declared US-ASCII.
+    # The filename may be any Unicode: UTF-8, and said so. hawkBit's contract asks for
+    # text/plain and leaves the charset open; for an ASCII name the bytes are the same.
     body = f"{md5}  {filename}".encode("utf-8")
     return Response(
         200,
         [("Content-Disposition", _content_disposition(filename + ".MD5SUM"))]
-        + _length_headers("text/plain; charset=US-ASCII", len(body)),
+        + _length_headers("text/plain; charset=UTF-8", len(body)),
         (body,),
     )
 

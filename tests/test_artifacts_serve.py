@@ -401,7 +401,7 @@ def test_md5sum_response_is_md5sum_line_as_attachment():
     body = body_bytes(response)
     assert body == b"d41d8cd98f00b204e9800998ecf8427e  firmware.bin"
     assert header_map(response) == {
-        "Content-Type": "text/plain; charset=US-ASCII",
+        "Content-Type": "text/plain; charset=UTF-8",
         "Content-Length": str(len(body)),
         "Content-Disposition": "attachment;filename=firmware.bin.MD5SUM",
     }

@@ -410,6 +410,18 @@ def test_md5sum_is_md5sum_line_without_newline(deployed):
     assert response.headers["Content-Disposition"] == "attachment;filename=fw.bin.MD5SUM"
 
 
+def test_md5sum_of_a_non_ascii_filename_is_labelled_utf_8(server):
+    server.target(CONTROLLER, "token-1")
+    module = server.module(name="fw", files={"\u56fa\u4ef6-\u00fc.bin": SPACED})
+    server.assign(server.distribution_set([module]), CONTROLLER)
+    response = server.http.get("%s/%s/softwaremodules/%d/artifacts/%s.MD5SUM" % (
+        DEVICE, CONTROLLER, module.id, "%E5%9B%BA%E4%BB%B6-%C3%BC.bin"), headers=token())
+
+    assert response.headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert response.body.decode("utf-8") == "%s  \u56fa\u4ef6-\u00fc.bin" % hashlib.md5(
+        SPACED).hexdigest()
+
+
 def test_md5sum_with_json_accept_is_406(deployed):
     deployed.get("fw.bin.MD5SUM", status=406, Accept="application/json")
 
