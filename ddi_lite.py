@@ -1363,6 +1363,37 @@ def passwd(args):
     return 0
 
 
+def copy_data(args):
+    """`ddi-lite backup DEST` and `ddi-lite restore SRC` (storage/backup.py), on the data
+    directory `serve` uses with the same --config and --data-dir."""
+    from storage import backup as backups
+
+    def blob_store(directory):
+        return artifacts.BlobStore(os.path.join(directory, "artifacts"))
+    overrides = {name: value for name, value in vars(args).items()
+                 if "." in name and value is not None}
+    try:
+        data_dir = load_config(args.config, overrides=overrides)["server", "data_dir"]
+        if args.command == "backup":
+            manifest = backups.backup(data_dir, args.dest, blob_store)
+            done = "backup of %s in %s" % (data_dir, os.path.abspath(args.dest))
+        else:
+            manifest = backups.restore(args.src, data_dir, blob_store)
+            done = ("restored %s (made %s by ddi-lite %s) into %s; database integrity and "
+                    "every artifact's hash checked" % (os.path.abspath(args.src),
+                                                       manifest["created_at"],
+                                                       manifest["ddi_lite_version"], data_dir))
+    except (ConfigError, OSError, backups.BackupError) as error:
+        print("ddi-lite: %s" % error, file=sys.stderr)
+        return 1
+    rows = manifest["rows"]
+    print("ddi-lite: %s: %d targets, %d actions, %d artifact files (%d bytes), database %d bytes"
+          % (done, rows.get("target", 0), rows.get("action", 0),
+             manifest["artifacts"]["blobs"], manifest["artifacts"]["bytes"],
+             manifest["database_bytes"]))
+    return 0
+
+
 def serve(config):
     import waitress
     # Held until the process ends: a second server on the same directory would sweep away
@@ -1396,12 +1427,26 @@ def main(argv=None):
         "passwd", help="set an operator's password in the settings file")
     passwd_parser.add_argument("user")
     passwd_parser.add_argument("--config", metavar="FILE", help="settings file (./config.ini)")
+    backup_parser = commands.add_parser(
+        "backup", help="copy the database and artifacts into a new folder, also while serving")
+    backup_parser.add_argument("dest", metavar="DEST", help="the new folder (must not exist)")
+    restore_parser = commands.add_parser(
+        "restore", help="put a backup into an empty data directory no server uses")
+    restore_parser.add_argument("src", metavar="SRC", help="a folder made by ddi-lite backup")
+    for command_parser in (backup_parser, restore_parser):
+        command_parser.add_argument("--config", metavar="FILE",
+                                    help="settings file naming the data directory (default: "
+                                         "./config.ini if present)")
+        command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
+                                    help="the server's data directory (as for serve)")
     cli.add_commands(commands)
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:
         return args.handler(args)
     if args.command == "passwd":
         return passwd(args)
+    if args.command in ("backup", "restore"):
+        return copy_data(args)
     if any(hasattr(args, name) for name in cli.OPERATOR_OPTIONS):
         parser.error("--url, --user, --password and --json belong to the operator commands")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -7,9 +7,17 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
 
 import pytest
+from clients.harness import Operator
+from live import ADMIN, PROJECT_DIR, DdiLite, clean_environment
 
+import ddi_lite
 import storage
 from artifacts import BlobStore
 from storage import backup as backups
@@ -268,3 +276,190 @@ def test_a_database_that_does_not_match_the_manifest_is_not_restored(backup, tmp
     with pytest.raises(backups.BackupError, match="does not match its manifest"):
         backups.restore(str(backup), str(tmp_path / "restored"), blob_store)
     assert_left_empty(tmp_path / "restored")
+
+
+# --- a real server under write load -----------------------------------------------------------
+
+LOAD_BEFORE_SECONDS = 1.0
+LOAD_AFTER_SECONDS = 0.5
+DEVICES = 4
+
+
+def ddi_lite_command(*arguments):
+    return subprocess.run([sys.executable, "-m", "ddi_lite", *arguments], cwd=PROJECT_DIR,
+                          env=clean_environment(), stdin=subprocess.DEVNULL,
+                          capture_output=True, universal_newlines=True, timeout=60)
+
+
+def cheap_accounts():
+    """admin/admin with few PBKDF2 rounds: this test is about writes, not login cost."""
+    return ["[accounts]", "admin = " + ddi_lite.hash_password("admin", iterations=1000)]
+
+
+def post_feedback(url, controller_id, action_id, message):
+    body = json.dumps({"status": {"execution": "proceeding", "result": {"finished": "none"},
+                                  "details": [message]}}).encode("utf-8")
+    request = urllib.request.Request(
+        "%s/DEFAULT/controller/v1/%s/deploymentBase/%d/feedback" % (url, controller_id,
+                                                                    action_id),
+        data=body, method="POST", headers={"Authorization": "TargetToken token-" + controller_id,
+                                           "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def download(url, module_id, artifact_id):
+    request = urllib.request.Request(
+        "%s/rest/v1/softwaremodules/%d/artifacts/%d/download" % (url, module_id, artifact_id),
+        headers={"Authorization": ADMIN})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def every(operator, path):
+    """Every item of a paged Management API listing."""
+    items = []
+    while True:
+        separator = "&" if "?" in path else "?"
+        content = operator.call("GET", "%s%soffset=%d&limit=500" % (path, separator,
+                                                                    len(items)))["content"]
+        items += content
+        if len(content) < 500:
+            return items
+
+
+class WriteLoad:
+    """Devices posting feedback and an operator uploading and deleting artifacts, each write
+    recorded with the monotonic time it was sent and acknowledged."""
+
+    def __init__(self, url, operator, actions):
+        self.url = url
+        self.operator = operator
+        self.actions = actions  # controller_id -> action id
+        self.feedback = []  # (controller_id, action_id, message, acknowledged)
+        self.uploads = []  # (module_id, artifact_id, filename, content, acknowledged)
+        self.deletes = {}  # artifact_id -> (sent, acknowledged)
+        self.errors = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._guarded, args=(work,), daemon=True)
+                         for work in [self._devices] * 2 + [self._uploads, self._deletes]]
+
+    def _guarded(self, work):
+        try:
+            work()
+        except Exception as error:  # reported by stop(): a write the server refused
+            self.errors.append(repr(error))
+
+    def _devices(self):
+        number = 0
+        while not self._stop.is_set():
+            controller_id = "dev-%d" % (number % DEVICES)
+            message = "%s-%d-%d" % (controller_id, threading.get_ident(), number)
+            post_feedback(self.url, controller_id, self.actions[controller_id], message)
+            self.feedback.append((controller_id, self.actions[controller_id], message,
+                                  time.monotonic()))
+            number += 1
+
+    def _uploads(self):
+        number = 0
+        while not self._stop.is_set():
+            module_id = self.operator.call("POST", "/softwaremodules", [
+                {"name": "load-%d" % number, "version": "1.0", "type": "os"}])[0]["id"]
+            # Every third upload repeats the one before: two rows sharing one blob.
+            content = (self.uploads[-1][3] if number % 3 == 2 else
+                       os.urandom(32 * 1024) + b"%d" % number)
+            filename = "load-%d.bin" % number
+            artifact = self.operator.upload(module_id, filename, content)
+            self.uploads.append((module_id, artifact["id"], filename, content,
+                                 time.monotonic()))
+            number += 1
+
+    def _deletes(self):
+        deleted = 0
+        while not self._stop.is_set():
+            if len(self.uploads) - deleted < 4:
+                time.sleep(0.01)
+                continue
+            module_id, artifact_id = self.uploads[deleted][:2]
+            sent = time.monotonic()
+            self.operator.call("DELETE", "/softwaremodules/%d/artifacts/%d"
+                               % (module_id, artifact_id))
+            self.deletes[artifact_id] = (sent, time.monotonic())
+            deleted += 2  # half of the uploads stay
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+        assert self.errors == []
+
+
+def test_a_backup_under_write_load_restores_every_write_acknowledged_before_it(tmp_path):
+    server = DdiLite(tmp_path / "live", config_lines=cheap_accounts() + [
+        "[limits]", "status_entries_per_action = 0"])
+    try:
+        operator = Operator(server.url)
+        set_id = operator.distribution("fleet", {"fleet.swu": b"firmware" * 4096})
+        actions = {}
+        for number in range(DEVICES):
+            controller_id = "dev-%d" % number
+            operator.add_target(controller_id, token="token-" + controller_id)
+            actions[controller_id] = operator.assign(set_id, controller_id)
+        with WriteLoad(server.url, operator, actions) as load:
+            time.sleep(LOAD_BEFORE_SECONDS)
+            began = time.monotonic()
+            made = ddi_lite_command("backup", str(tmp_path / "backup"),
+                                    "--config", str(server.config_path),
+                                    "--data-dir", str(tmp_path / "live" / "data"))
+            ended = time.monotonic()
+            time.sleep(LOAD_AFTER_SECONDS)
+        assert made.returncode == 0, made.stderr
+        assert "backup of" in made.stdout
+        refused = ddi_lite_command("restore", str(tmp_path / "backup"),
+                                   "--data-dir", str(tmp_path / "live" / "data"))
+        assert refused.returncode == 1 and "in use by ddi-lite process" in refused.stderr
+    finally:
+        server.stop()
+
+    restored = ddi_lite_command("restore", str(tmp_path / "backup"),
+                                "--data-dir", str(tmp_path / "restored" / "data"))
+    assert restored.returncode == 0, restored.stderr
+    database = tmp_path / "restored" / "data" / "ddi-lite.sqlite3"
+    with sqlite3.connect(str(database)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+    server = DdiLite(tmp_path / "restored", config_lines=cheap_accounts())
+    try:
+        operator = Operator(server.url)
+        for controller_id, action_id in actions.items():
+            messages = {message for entry in every(operator, "/targets/%s/actions/%d/status"
+                                                   % (controller_id, action_id))
+                        for message in entry["messages"]}
+            acknowledged = {message for device, _, message, at in load.feedback
+                            if device == controller_id and at < began}
+            assert acknowledged and acknowledged <= messages
+
+        present = {artifact["id"]: (module["id"], artifact)
+                   for module in every(operator, "/softwaremodules")
+                   for artifact in operator.call("GET", "/softwaremodules/%d/artifacts"
+                                                 % module["id"])}
+        content_of = {artifact_id: content for _, artifact_id, _, content, _ in load.uploads}
+        for _, artifact_id, filename, _, acknowledged in load.uploads:
+            sent_delete, deleted = load.deletes.get(artifact_id, (float("inf"),) * 2)
+            if acknowledged < began and sent_delete > ended:
+                assert artifact_id in present, filename
+            if deleted < began:
+                assert artifact_id not in present, filename
+        assert any(at < began for _, at in load.deletes.values())
+        for artifact_id, (module_id, artifact) in present.items():
+            data = download(server.url, module_id, artifact_id)
+            assert hashlib.sha256(data).hexdigest() == artifact["hashes"]["sha256"]
+            if artifact_id in content_of:
+                assert data == content_of[artifact_id]
+    finally:
+        server.stop()
