@@ -7,10 +7,33 @@ client.commands or client.simulator only when that command runs.
 """
 
 import argparse
+import textwrap
 
 from client import DEFAULT_TENANT
 
 OPERATOR_OPTIONS = ("url", "user", "password", "json")
+
+# The fields each --query (RSQL, the `q` of the Management API) may name: those the server
+# defines in storage/query.py, aliases after their field. This module cannot import the server;
+# tests/test_cli.py fails when the two lists differ.
+TARGET_QUERY_FIELDS = (
+    "controllerId", "id", "name", "description", "updateStatus", "ipAddress", "group",
+    "assignedDS.name", "assignedDS.version", "installedDS.name", "installedDS.version",
+    "lastControllerRequestAt", "attribute.<key>", "metadata.<key>",
+    "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+ACTION_QUERY_FIELDS = (
+    "id", "active", "status", "detailStatus", "lastStatusCode", "weight",
+    "target.controllerId", "target.name", "target.updateStatus", "target.address",
+    "distributionSet.id", "distributionSet.name", "distributionSet.version",
+    "distributionSet.type", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+# The statuses an action may be in (storage/transitions.py), and those of a target (§5.1).
+ACTION_STATUSES = ("scheduled", "wait_for_confirmation", "running", "retrieved", "canceling",
+                   "canceled", "finished", "error", "downloaded")
+TARGET_UPDATE_STATUSES = ("unknown", "registered", "pending", "in_sync", "error")
+
+RSQL_OPERATORS = ("operators: == (* is a wildcard), !=, =lt=, =le=, =gt=, =ge=, =in=(A,B), "
+                  "=out=(A,B); ';' is and, ',' is or, parentheses group; times are epoch "
+                  "milliseconds")
 
 
 def add_commands(commands):
@@ -48,11 +71,24 @@ def operator_options():
     return options
 
 
+def _paragraph(text):
+    return textwrap.fill(text, 78, initial_indent="  ", subsequent_indent="    ") + "\n"
+
+
+def _query_help(fields, *values):
+    """An epilog on --query: the fields it may name, the values of some, the operators."""
+    return ("--query RSQL:\n" + _paragraph("fields: " + ", ".join(fields))
+            + "".join(_paragraph(text) for text in values) + _paragraph(RSQL_OPERATORS))
+
+
 def _add_operator_commands(commands):
     options = operator_options()
 
-    def command(parent, name, function_name, summary):
-        parser = parent.add_parser(name, parents=[options], help=summary, description=summary)
+    def command(parent, name, function_name, summary, epilog=None):
+        # Raw, so that the epilog keeps its lines; the description is wrapped here instead.
+        parser = parent.add_parser(name, parents=[options], help=summary,
+                                   description=textwrap.fill(summary, 78), epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(handler=_operator_command(function_name))
         return parser
 
@@ -63,8 +99,11 @@ def _add_operator_commands(commands):
 
     targets = group("targets", "list, add, show or delete targets (devices)",
                     "{list,add,show,delete}")
-    parser = command(targets, "list", "targets_list", "list the targets")
-    parser.add_argument("--query", metavar="RSQL", help='filter, e.g. "name==lab-*"')
+    parser = command(targets, "list", "targets_list", "list the targets",
+                     _query_help(TARGET_QUERY_FIELDS,
+                                 "updateStatus: " + ", ".join(TARGET_UPDATE_STATUSES)))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the targets that match, e.g. "name==lab-*"')
     parser = command(targets, "add", "targets_add",
                      "create a target and print its security token")
     parser.add_argument("controller_id", metavar="ID")
@@ -98,11 +137,17 @@ def _add_operator_commands(commands):
                         help="with --type timeforced: when the update becomes forced")
 
     parser = command(commands, "actions", "actions",
-                     "list a target's actions, newest first, with their last status message; "
-                     "with ACTION, show that action and its whole status history, oldest "
-                     "first")
-    parser.add_argument("controller_id", metavar="TARGET")
-    parser.add_argument("action", nargs="?", type=int, metavar="ACTION")
+                     "list a target's actions (all targets' without TARGET), newest first, "
+                     "with their last status message; with ACTION, show that action and its "
+                     "whole status history, oldest first",
+                     _query_help(ACTION_QUERY_FIELDS, "status: " + ", ".join(ACTION_STATUSES),
+                                 "active: true, false"))
+    parser.add_argument("controller_id", nargs="?", metavar="TARGET",
+                        help="the target's controller id")
+    parser.add_argument("action", nargs="?", type=int, metavar="ACTION",
+                        help="an action id of that target")
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the actions that match, e.g. "status==error"')
 
     parser = command(commands, "cancel", "cancel",
                      "cancel an action (the device confirms); --force closes it at once")

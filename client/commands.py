@@ -455,7 +455,7 @@ def upload(args, client):
 
 
 def _controller_id_of(assigned_action):
-    """The target of an assignment result's action, from its self link."""
+    """The target of an action (of a list, or an assignment result), from its self link."""
     href = assigned_action["_links"]["self"]["href"]
     return urllib.parse.unquote(href.rsplit("/actions/", 1)[0].rsplit("/targets/", 1)[-1])
 
@@ -483,25 +483,37 @@ def assign(args, client):
 
 def actions(args, client):
     if args.action is not None:
+        if args.query:
+            raise CommandFailed("--query selects actions from a list; ACTION names one", 2)
         action_history(args, client)
         return
-    path = "/targets/%s/actions" % _segment(args.controller_id)
+    query = {"q": args.query} if args.query else {}
+    if args.controller_id is None:
+        # The global list gives each action with its set's name at once.
+        listed = _all_pages(client, "/actions", dict(query, representation="full"))
+    else:
+        path = "/targets/%s/actions" % _segment(args.controller_id)
+        listed = [client.call("GET", "%s/%d" % (path, action["id"]))
+                  for action in _all_pages(client, path, query)]
     history = []
-    for listed in _all_pages(client, path):
-        action = client.call("GET", "%s/%d" % (path, listed["id"]))
-        newest = client.call("GET", "%s/%d/status" % (path, listed["id"]),
-                             query={"offset": 0, "limit": 1, "sort": "id:DESC"})["content"]
+    for action in listed:
+        newest = client.call("GET", "/targets/%s/actions/%d/status" % (
+            _segment(_controller_id_of(action)), action["id"]),
+            query={"offset": 0, "limit": 1, "sort": "id:DESC"})["content"]
         history.append({"action": action, "latestStatus": newest[0] if newest else None})
     if args.json:
         print_json(history)
         return
+    of_all_targets = args.controller_id is None
     rows = []
     for entry in history:
         action, latest = entry["action"], entry["latestStatus"] or {}
-        rows.append((action["id"], action["status"], action["type"], action["forceType"],
-                     action["_links"].get("distributionset", {}).get("name"),
-                     (latest.get("messages") or [None])[-1]))
-    print_table(rows, header=("ID", "STATUS", "TYPE", "FORCE", "SET", "LAST MESSAGE"))
+        rows.append([action["id"]] + ([_controller_id_of(action)] if of_all_targets else []) + [
+            action["status"], action["type"], action["forceType"],
+            action["_links"].get("distributionset", {}).get("name"),
+            (latest.get("messages") or [None])[-1]])
+    print_table(rows, header=["ID"] + (["TARGET"] if of_all_targets else []) + [
+        "STATUS", "TYPE", "FORCE", "SET", "LAST MESSAGE"])
 
 
 def _set_link_label(link):

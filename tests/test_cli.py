@@ -8,6 +8,7 @@ is not under test goes straight to the Management API with urllib.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +17,7 @@ import urllib.request
 import pytest
 
 import live
-
+from client import cli as cli_parser
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +245,71 @@ def test_assign_to_an_unknown_target_assigns_nothing(url):
     assert assigned.returncode == 1
     assert assigned.stderr == \
         "ddi-lite: Target with given identifier {cli-nobody} does not exist.\n"
+
+
+def test_actions_query_lists_matching_actions_of_every_target_with_the_target(url):
+    failed = deployment(url, "cli-q-1", "cli-q-set-1")
+    feedback(url, "cli-q-1", failed, "closed", "failure", ["Disk full."])
+    running = deployment(url, "cli-q-2", "cli-q-set-2")
+
+    listed = cli(url, "actions", "--query", "target.controllerId==cli-q-*")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split() == [
+        "ID", "TARGET", "STATUS", "TYPE", "FORCE", "SET", "LAST", "MESSAGE"]
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == \
+        [str(running), str(failed)]
+    assert table_row(listed.stdout, str(failed)) == [str(failed), "cli-q-1", "error", "update",
+                                                     "forced", "cli-q-set-1:1.0", "Disk", "full."]
+    assert table_row(listed.stdout, str(running))[:6] == [
+        str(running), "cli-q-2", "running", "update", "forced", "cli-q-set-2:1.0"]
+
+    errors = cli(url, "--json", "actions", "--query",
+                 "target.controllerId==cli-q-*;status==error")
+    assert errors.returncode == 0, errors.stderr
+    [entry] = json.loads(errors.stdout)
+    assert (entry["action"]["id"], entry["latestStatus"]["messages"]) == (failed, ["Disk full."])
+
+    of_one_target = cli(url, "actions", "cli-q-2", "--query", "status==error")
+    assert of_one_target.returncode == 0, of_one_target.stderr
+    assert of_one_target.stdout.split() == ["ID", "STATUS", "TYPE", "FORCE", "SET", "LAST",
+                                            "MESSAGE"]
+
+
+def test_actions_query_with_an_unknown_field_reports_the_servers_message(url):
+    result = cli(url, "actions", "--query", "colour==red")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ddi-lite: refused (HTTP 400): The field 'colour' is not ")
+
+
+def test_actions_with_both_query_and_action_is_a_usage_error(url):
+    result = cli(url, "actions", "cli-dev", "1", "--query", "status==error")
+    assert result.returncode == 2
+    assert "--query" in result.stderr
+
+
+def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
+    from storage import query, transitions
+    for collection, listed in (("targets", cli_parser.TARGET_QUERY_FIELDS),
+                               ("actions", cli_parser.ACTION_QUERY_FIELDS)):
+        server = query.COLLECTIONS[collection]
+        accepted = set(server.fields) | {"%s.<key>" % name for name in server.maps}
+        assert len(set(listed)) == len(listed)
+        assert {name.lower() for name in listed} == accepted, collection
+        assert set(server.field_names()) <= set(listed), collection  # spelt alike, too
+    assert {status.upper() for status in cli_parser.ACTION_STATUSES} == \
+        set(transitions.ACTION_STATUSES)
+
+
+@pytest.mark.parametrize("words, fields", [
+    (["targets", "list"], cli_parser.TARGET_QUERY_FIELDS),
+    (["actions"], cli_parser.ACTION_QUERY_FIELDS)])
+def test_help_of_a_command_with_query_lists_the_query_fields(words, fields):
+    result = subprocess.run([sys.executable, "-m", "ddi_lite"] + words + ["--help"],
+                            env=live.clean_environment(COLUMNS="80"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert set(fields) <= set(re.findall(r"[\w.<>]+", result.stdout))
 
 
 def test_cancel_asks_the_device_to_cancel(url):
