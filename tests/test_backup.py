@@ -400,8 +400,9 @@ class WriteLoad:
 
 
 def test_a_backup_under_write_load_restores_every_write_acknowledged_before_it(tmp_path):
-    server = DdiLite(tmp_path / "live", config_lines=cheap_accounts() + [
-        "[limits]", "status_entries_per_action = 0"])
+    live_data = tmp_path / "live" / "data"
+    server = DdiLite(tmp_path / "live", config_lines=["data_dir = %s" % live_data]
+                     + cheap_accounts() + ["[limits]", "status_entries_per_action = 0"])
     try:
         operator = Operator(server.url)
         set_id = operator.distribution("fleet", {"fleet.swu": b"firmware" * 4096})
@@ -413,15 +414,15 @@ def test_a_backup_under_write_load_restores_every_write_acknowledged_before_it(t
         with WriteLoad(server.url, operator, actions) as load:
             time.sleep(LOAD_BEFORE_SECONDS)
             began = time.monotonic()
-            made = ddi_lite_command("backup", str(tmp_path / "backup"),
-                                    "--config", str(server.config_path),
-                                    "--data-dir", str(tmp_path / "live" / "data"))
+            # As README says: the server's own --config names the data directory.
+            made = ddi_lite_command("backup", "--config", str(server.config_path),
+                                    str(tmp_path / "backup"))
             ended = time.monotonic()
             time.sleep(LOAD_AFTER_SECONDS)
         assert made.returncode == 0, made.stderr
         assert "backup of" in made.stdout
-        refused = ddi_lite_command("restore", str(tmp_path / "backup"),
-                                   "--data-dir", str(tmp_path / "live" / "data"))
+        refused = ddi_lite_command("restore", "--config", str(server.config_path),
+                                   str(tmp_path / "backup"))
         assert refused.returncode == 1 and "in use by ddi-lite process" in refused.stderr
     finally:
         server.stop()
