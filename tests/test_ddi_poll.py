@@ -755,55 +755,6 @@ def test_header_auth_disabled_is_401(proxied):
                                                         "X-Authority": "abc123"}))
 
 
-# --- links and client address behind a proxy (§1.3, §4.1.2) -----------------------------------
-
-FORWARDED = {"Host": "internal:8080", "X-Forwarded-Proto": "https",
-             "X-Forwarded-Host": "updates.example.org", "X-Forwarded-Port": "443"}
-
-
-def test_forwarded_headers_from_trusted_proxy_shape_links(proxied):
-    proxied.deployment()
-    response = poll(proxied, headers=headers(FORWARDED))
-    for rel in ("deploymentBase", "configData"):
-        assert href(response, rel).startswith(
-            "https://updates.example.org/DEFAULT/controller/v1/dev-1/"), href(response, rel)
-
-
-def test_forwarded_non_default_port_is_kept(proxied):
-    proxied.target()
-    response = poll(proxied, headers=headers(FORWARDED, {"X-Forwarded-Port": "8443"}))
-    assert href(response, "configData") == (
-        "https://updates.example.org:8443/DEFAULT/controller/v1/dev-1/configData")
-
-
-def test_forwarded_headers_from_untrusted_peer_are_ignored(server):
-    server.target()
-    response = poll(server, headers=headers(FORWARDED))
-    assert href(response, "configData") == (
-        "http://internal:8080/DEFAULT/controller/v1/dev-1/configData")
-
-
-def test_public_url_wins_over_request_and_forwarded_headers(own_server):
-    server = own_server(**{"server.trusted_proxies": "192.0.2.10",
-                           "server.public_url": "https://pub.example.net/ota/"})
-    server.target()
-    response = poll(server, headers=headers(FORWARDED))
-    assert href(response, "configData") == (
-        "https://pub.example.net/ota/DEFAULT/controller/v1/dev-1/configData")
-
-
-def test_client_address_is_first_forwarded_for_entry_from_trusted_proxy(proxied):
-    proxied.target()
-    poll(proxied, headers=headers({"X-Forwarded-For": "203.0.113.5, 10.0.0.1"}))
-    assert ddi.find_target("dev-1").address == "http://203.0.113.5"
-
-
-def test_forwarded_for_from_untrusted_peer_is_ignored(server):
-    server.target()
-    poll(server, headers=headers({"X-Forwarded-For": "203.0.113.5"}))
-    assert ddi.find_target("dev-1").address == "http://192.0.2.10"
-
-
 # --- configData (§4.2) ------------------------------------------------------------------------
 
 def test_config_data_answer_is_200_with_empty_body(server):
