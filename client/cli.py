@@ -1,9 +1,9 @@
 """client.cli: the argparse definitions of the client commands, for `ddi_lite.main()`.
 
-The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `config`), their
---url/--user/--password/--json options, and `simulate`. This module imports only the standard
-library: the server builds its parser from it, and each command's handler imports
-client.commands or client.simulator only when that command runs.
+The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `modules`, `sets`,
+`config`), their --url/--user/--password/--json options, and `simulate`. This module imports
+only the standard library: the server builds its parser from it, and each command's handler
+imports client.commands or client.simulator only when that command runs.
 """
 
 import argparse
@@ -26,6 +26,13 @@ ACTION_QUERY_FIELDS = (
     "target.controllerId", "target.name", "target.updateStatus", "target.address",
     "distributionSet.id", "distributionSet.name", "distributionSet.version",
     "distributionSet.type", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+MODULE_QUERY_FIELDS = (
+    "id", "name", "version", "description", "type", "type.id", "type.key", "type.name",
+    "metadata.<key>", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+SET_QUERY_FIELDS = (
+    "id", "name", "version", "description", "type", "type.id", "type.key", "type.name",
+    "module.id", "module.name", "valid", "complete", "metadata.<key>",
+    "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
 # The statuses an action may be in (storage/transitions.py), and those of a target (§5.1).
 ACTION_STATUSES = ("scheduled", "wait_for_confirmation", "running", "retrieved", "canceling",
                    "canceled", "finished", "error", "downloaded")
@@ -155,6 +162,37 @@ def _add_operator_commands(commands):
     parser.add_argument("action", type=int, metavar="ACTION")
     parser.add_argument("--force", action="store_true",
                         help="force-quit without the device (cancels first when needed)")
+
+    modules = group("modules", "list, show or delete software modules", "{list,show,delete}")
+    parser = command(modules, "list", "modules_list",
+                     "list the software modules (not those marked deleted)",
+                     _query_help(MODULE_QUERY_FIELDS, "type: os, application, or any other "
+                                 "module type key (type means type.key)"))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the modules that match, e.g. "name==demo;version==1.*"')
+    parser = command(modules, "show", "modules_show",
+                     "show a software module, its artifacts and the sets that hold it")
+    parser.add_argument("id", type=int, metavar="ID")
+    parser = command(modules, "delete", "modules_delete",
+                     "delete a software module and its artifacts; one that a set still holds "
+                     "is only marked deleted, and one in an assigned (locked) set is refused")
+    parser.add_argument("id", type=int, metavar="ID")
+
+    sets = group("sets", "list, show or delete distribution sets", "{list,show,delete}")
+    parser = command(sets, "list", "sets_list",
+                     "list the distribution sets (not those marked deleted)",
+                     _query_help(SET_QUERY_FIELDS, "type: os, app, os_app, or any other set "
+                                 "type key (type means type.key)"))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the sets that match, e.g. "name==demo"')
+    parser = command(sets, "show", "sets_show",
+                     "show a distribution set, its modules and how many targets have it "
+                     "assigned and installed")
+    parser.add_argument("id", type=int, metavar="ID")
+    parser = command(sets, "delete", "sets_delete",
+                     "delete a distribution set (not its modules); one that actions or targets "
+                     "still refer to is only marked deleted")
+    parser.add_argument("id", type=int, metavar="ID")
 
     config = group("config", "read or change the server's tenant configuration", "{get,set}")
     parser = command(config, "get", "config_get", "print one configuration value, or all")

@@ -1,5 +1,5 @@
-"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|config ...`, the operator's
-command line.
+"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|modules|sets|config ...`,
+the operator's command line.
 
 Each command talks to a running server over the Management API (/rest/v1), so it works from
 another machine too: `ManagementClient` on client.http, the tables and the progress bar it
@@ -452,6 +452,129 @@ def upload(args, client):
                     "distributionSet": distribution_set})
     else:
         print(distribution_set["id"])
+
+
+def _type_label(document):
+    return "%s (%s)" % (document.get("type"), _text(document.get("typeName")))
+
+
+def _created(document):
+    return "%s by %s" % (_when(document.get("createdAt")), _text(document.get("createdBy")))
+
+
+def _only_marked_deleted(client, collection, item_id):
+    """Whether a module or set the server was told to delete is still kept, marked deleted
+    (something still refers to it), rather than gone."""
+    return client.call("GET", "/" + collection, query={
+        "q": "id==%d" % item_id, "soft_deleted_mode": "INCLUDE_SOFT_DELETED",
+        "limit": 1})["total"] > 0
+
+
+def modules_list(args, client):
+    modules = _all_pages(client, "/softwaremodules", {"q": args.query} if args.query else None)
+    if args.json:
+        print_json(modules)
+        return
+    print_table([(module["id"], module["name"], module["version"], module["type"],
+                  module.get("locked"), _when(module.get("createdAt")))
+                 for module in modules],
+                header=("ID", "NAME", "VERSION", "TYPE", "LOCKED", "CREATED"))
+
+
+def modules_show(args, client):
+    path = "/softwaremodules/%d" % args.id
+    module = client.call("GET", path)
+    artifacts = client.call("GET", path + "/artifacts")
+    # Deleted sets too: a set marked deleted still holds its modules.
+    sets = _all_pages(client, "/distributionsets", {
+        "q": "module.id==%d" % args.id, "soft_deleted_mode": "INCLUDE_SOFT_DELETED"})
+    if args.json:
+        print_json({"softwareModule": module, "artifacts": artifacts, "distributionSets": sets})
+        return
+    set_labels = [_set_label(distribution_set) + (", marked deleted" if distribution_set.get(
+        "deleted") else "") for distribution_set in sets] or [None]
+    print_table([
+        ("id", module["id"]),
+        ("name", module["name"]),
+        ("version", module["version"]),
+        ("type", _type_label(module)),
+        ("vendor", module.get("vendor")),
+        ("description", module.get("description")),
+        ("locked", module.get("locked")),
+        ("deleted", module.get("deleted")),
+        ("created", _created(module)),
+        ("in sets", set_labels[0]),
+    ] + [("", label) for label in set_labels[1:]] + [("artifacts", "" if artifacts else None)])
+    print_table([(artifact["id"], artifact["providedFilename"], _size(artifact["size"]),
+                  artifact.get("hashes", {}).get("sha256")) for artifact in artifacts],
+                header=("ID", "FILE", "SIZE", "SHA-256") if artifacts else None, indent="  ")
+
+
+def modules_delete(args, client):
+    client.call("DELETE", "/softwaremodules/%d" % args.id)
+    if args.json:
+        return
+    if _only_marked_deleted(client, "softwaremodules", args.id):
+        print("module %d marked deleted: a distribution set still holds it" % args.id)
+    else:
+        print("module %d deleted" % args.id)
+
+
+def sets_list(args, client):
+    sets = _all_pages(client, "/distributionsets", {"q": args.query} if args.query else None)
+    if args.json:
+        print_json(sets)
+        return
+    print_table([(distribution_set["id"], distribution_set["name"], distribution_set["version"],
+                  distribution_set["type"],
+                  ",".join(str(module["id"]) for module in distribution_set["modules"]) or None,
+                  distribution_set.get("locked"), distribution_set.get("complete"))
+                 for distribution_set in sets],
+                header=("ID", "NAME", "VERSION", "TYPE", "MODULES", "LOCKED", "COMPLETE"))
+
+
+def _targets_count(count):
+    return "1 target" if count == 1 else "%d targets" % count
+
+
+def sets_show(args, client):
+    path = "/distributionsets/%d" % args.id
+    distribution_set = client.call("GET", path)
+    counts = {relation: client.call("GET", path + "/" + relation,
+                                    query={"offset": 0, "limit": 1})["total"]
+              for relation in ("assignedTargets", "installedTargets")}
+    if args.json:
+        print_json(dict(distributionSet=distribution_set, **counts))
+        return
+    print_table([
+        ("id", distribution_set["id"]),
+        ("name", distribution_set["name"]),
+        ("version", distribution_set["version"]),
+        ("type", _type_label(distribution_set)),
+        ("description", distribution_set.get("description")),
+        ("locked", distribution_set.get("locked")),
+        ("deleted", distribution_set.get("deleted")),
+        ("complete", distribution_set.get("complete")),
+        ("valid", distribution_set.get("valid")),
+        ("created", _created(distribution_set)),
+        ("assigned to", _targets_count(counts["assignedTargets"])),
+        ("installed on", _targets_count(counts["installedTargets"])),
+        ("modules", "" if distribution_set["modules"] else None),
+    ])
+    modules = distribution_set["modules"]
+    print_table([(module["id"], module["name"], module["version"], module["type"])
+                 for module in modules],
+                header=("ID", "NAME", "VERSION", "TYPE") if modules else None, indent="  ")
+
+
+def sets_delete(args, client):
+    client.call("DELETE", "/distributionsets/%d" % args.id)
+    if args.json:
+        return
+    if _only_marked_deleted(client, "distributionsets", args.id):
+        print("set %d marked deleted: actions or targets still refer to it" % args.id)
+    else:
+        print("set %d deleted" % args.id)
 
 
 def _controller_id_of(assigned_action):

@@ -290,7 +290,9 @@ def test_actions_with_both_query_and_action_is_a_usage_error(url):
 def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
     from storage import query, transitions
     for collection, listed in (("targets", cli_parser.TARGET_QUERY_FIELDS),
-                               ("actions", cli_parser.ACTION_QUERY_FIELDS)):
+                               ("actions", cli_parser.ACTION_QUERY_FIELDS),
+                               ("softwaremodules", cli_parser.MODULE_QUERY_FIELDS),
+                               ("distributionsets", cli_parser.SET_QUERY_FIELDS)):
         server = query.COLLECTIONS[collection]
         accepted = set(server.fields) | {"%s.<key>" % name for name in server.maps}
         assert len(set(listed)) == len(listed)
@@ -302,7 +304,9 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
 
 @pytest.mark.parametrize("words, fields", [
     (["targets", "list"], cli_parser.TARGET_QUERY_FIELDS),
-    (["actions"], cli_parser.ACTION_QUERY_FIELDS)])
+    (["actions"], cli_parser.ACTION_QUERY_FIELDS),
+    (["modules", "list"], cli_parser.MODULE_QUERY_FIELDS),
+    (["sets", "list"], cli_parser.SET_QUERY_FIELDS)])
 def test_help_of_a_command_with_query_lists_the_query_fields(words, fields):
     result = subprocess.run([sys.executable, "-m", "ddi_lite"] + words + ["--help"],
                             env=live.clean_environment(COLUMNS="80"), stdin=subprocess.DEVNULL,
@@ -327,6 +331,77 @@ def test_cancel_force_closes_a_running_action_at_once(url):
     assert canceled.returncode == 0, canceled.stderr
     action = json.loads(canceled.stdout)
     assert (action["id"], action["status"], action["active"]) == (action_id, "canceled", False)
+
+
+def test_modules_and_sets_list_show_and_delete_what_nothing_refers_to(url, tmp_path):
+    image = tmp_path / "image.bin"
+    image.write_bytes(b"image bytes")
+    set_id = int(cli(url, "upload", str(image), "--name", "cli-lone", "--version", "1").stdout)
+    module_id = live.api(url, "GET", "/distributionsets/%d" % set_id)["modules"][0]["id"]
+
+    sets = cli(url, "sets", "list", "--query", "name==cli-lone")
+    assert sets.returncode == 0, sets.stderr
+    assert sets.stdout.splitlines()[0].split() == [
+        "ID", "NAME", "VERSION", "TYPE", "MODULES", "LOCKED", "COMPLETE"]
+    assert table_row(sets.stdout, str(set_id)) == [
+        str(set_id), "cli-lone", "1", "os", str(module_id), "false", "true"]
+    shown = cli(url, "sets", "show", str(set_id))
+    assert table_row(shown.stdout, "assigned") == ["assigned", "to", "0", "targets"]
+    assert table_row(shown.stdout, str(module_id)) == [str(module_id), "cli-lone", "1", "os"]
+
+    deleted = cli(url, "sets", "delete", str(set_id))
+    assert (deleted.returncode, deleted.stdout) == (0, "set %d deleted\n" % set_id)
+
+    modules = cli(url, "modules", "list", "--query", "name==cli-lone")
+    assert modules.stdout.splitlines()[0].split() == [
+        "ID", "NAME", "VERSION", "TYPE", "LOCKED", "CREATED"]
+    assert table_row(modules.stdout, str(module_id))[:5] == [
+        str(module_id), "cli-lone", "1", "os", "false"]
+    shown = cli(url, "modules", "show", str(module_id))
+    assert table_row(shown.stdout, "in") == ["in", "sets", "-"]
+    [artifact] = live.api(url, "GET", "/softwaremodules/%d/artifacts" % module_id)
+    assert table_row(shown.stdout, str(artifact["id"]))[1:] == [
+        "image.bin", "11", "B", hashlib.sha256(b"image bytes").hexdigest()]
+
+    deleted = cli(url, "modules", "delete", str(module_id))
+    assert (deleted.returncode, deleted.stdout) == (0, "module %d deleted\n" % module_id)
+    assert live.api(url, "GET", "/softwaremodules?q=name==cli-lone&soft_deleted_mode="
+                    "INCLUDE_SOFT_DELETED")["total"] == 0
+
+
+def test_an_assigned_module_is_refused_until_its_set_is_deleted_and_both_stay_marked(url):
+    action_id = deployment(url, "cli-held", "cli-held-set")
+    set_id = int(live.api(url, "GET", "/targets/cli-held/actions/%d" % action_id)[
+        "_links"]["distributionset"]["href"].rsplit("/", 1)[1])
+    module_id = live.api(url, "GET", "/distributionsets/%d" % set_id)["modules"][0]["id"]
+    shown = cli(url, "sets", "show", str(set_id))
+    assert table_row(shown.stdout, "assigned") == ["assigned", "to", "1", "target"]
+
+    refused = cli(url, "modules", "delete", str(module_id))
+    assert refused.returncode == 1
+    assert refused.stderr == "ddi-lite: refused (HTTP 423): Software module %d belongs to a " \
+        "locked distribution set.\n" % module_id
+
+    deleted = cli(url, "sets", "delete", str(set_id))
+    assert (deleted.returncode, deleted.stdout) == (
+        0, "set %d marked deleted: actions or targets still refer to it\n" % set_id)
+    assert cli(url, "sets", "list", "--query", "name==cli-held-set").stdout.count("\n") == 1
+    assert table_row(cli(url, "sets", "show", str(set_id)).stdout, "deleted") == \
+        ["deleted", "true"]
+    shown = cli(url, "modules", "show", str(module_id))
+    assert table_row(shown.stdout, "in") == [
+        "in", "sets", "cli-held-set:1.0", "(set", "%d)," % set_id, "marked", "deleted"]
+
+    deleted = cli(url, "modules", "delete", str(module_id))
+    assert (deleted.returncode, deleted.stdout) == (
+        0, "module %d marked deleted: a distribution set still holds it\n" % module_id)
+
+
+def test_modules_show_of_an_unknown_module_reports_the_servers_message(url):
+    shown = cli(url, "modules", "show", "99999")
+    assert shown.returncode == 1
+    assert shown.stderr == \
+        "ddi-lite: SoftwareModule with given identifier {99999} does not exist.\n"
 
 
 def test_config_set_then_get_reads_the_value_back(url):
