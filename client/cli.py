@@ -78,53 +78,95 @@ def operator_options():
     return options
 
 
+ENVIRONMENT = """\
+environment:
+  DDI_LITE_URL       the server, when there is no --url (else http://localhost:8080)
+  DDI_LITE_USER      the operator, when there is no --user (else admin)
+  DDI_LITE_PASSWORD  the password, when there is no --password (else asked on a terminal)
+"""
+
+
 def _paragraph(text):
     return textwrap.fill(text, 78, initial_indent="  ", subsequent_indent="    ") + "\n"
 
 
 def _query_help(fields, *values):
-    """An epilog on --query: the fields it may name, the values of some, the operators."""
+    """An epilog section on --query: the fields it may name, the values of some, the
+    operators."""
     return ("--query RSQL:\n" + _paragraph("fields: " + ", ".join(fields))
             + "".join(_paragraph(text) for text in values) + _paragraph(RSQL_OPERATORS))
+
+
+def _epilog(examples, *sections, environment=ENVIRONMENT):
+    """A command's --help ends with examples (command lines, and comments on them), then
+    `sections`, then the environment variables it reads."""
+    return "examples:\n" + "".join("  %s\n" % line for line in examples) \
+        + "".join("\n" + section for section in sections) \
+        + ("\n" + environment if environment else "")
 
 
 def _add_operator_commands(commands):
     options = operator_options()
 
-    def command(parent, name, function_name, summary, epilog=None):
+    def command(parent, name, function_name, summary, examples, *sections):
         # Raw, so that the epilog keeps its lines; the description is wrapped here instead.
         parser = parent.add_parser(name, parents=[options], help=summary,
-                                   description=textwrap.fill(summary, 78), epilog=epilog,
+                                   description=textwrap.fill(summary, 78),
+                                   epilog=_epilog(examples, *sections),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(handler=_operator_command(function_name))
         return parser
 
-    def group(name, summary, words):
+    def group(name, summary, words, examples):
         parser = commands.add_parser(name, parents=[options], help=summary,
-                                     description=summary)
+                                     description=summary, epilog=_epilog(examples),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         return parser.add_subparsers(dest=name + "_command", metavar=words, required=True)
 
     targets = group("targets", "list, add, show or delete targets (devices)",
-                    "{list,add,show,delete}")
-    parser = command(targets, "list", "targets_list", "list the targets",
-                     _query_help(TARGET_QUERY_FIELDS,
-                                 "updateStatus: " + ", ".join(TARGET_UPDATE_STATUSES)))
+                    "{list,add,show,delete}", [
+                        "ddi-lite targets list --query updateStatus==error",
+                        'ddi-lite targets add board-7 --name "lab board 7"',
+                        "ddi-lite targets show board-7",
+                        "ddi-lite targets delete board-7",
+                        "# each command has its own help: ddi-lite targets list --help"])
+    parser = command(targets, "list", "targets_list", "list the targets", [
+        "ddi-lite targets list",
+        "ddi-lite targets list --query updateStatus==error",
+        "ddi-lite targets list --query 'name==lab-*;installedDS.version!=2.1'",
+        "# devices that missed their polls (the server fills in the time):",
+        "ddi-lite targets list --query 'lastControllerRequestAt=le=${OVERDUE_TS}'",
+        "ddi-lite targets list --query attribute.hw_revision==3 --json"],
+        _query_help(TARGET_QUERY_FIELDS, "updateStatus: " + ", ".join(TARGET_UPDATE_STATUSES),
+                    "${NOW_TS} and ${OVERDUE_TS} in a value are now and now minus the polling "
+                    "and overdue times, in epoch milliseconds"))
     parser.add_argument("--query", metavar="RSQL",
                         help='only the targets that match, e.g. "name==lab-*"')
     parser = command(targets, "add", "targets_add",
-                     "create a target and print its security token")
+                     "create a target and print its security token", [
+                         "ddi-lite targets add board-7",
+                         'TOKEN=$(ddi-lite targets add board-7 --name "lab board 7")',
+                         "ddi-lite targets add board-8 --token 5b2f8e1c0d9a4e67"])
     parser.add_argument("controller_id", metavar="ID")
     parser.add_argument("--name", help="display name (default: the ID)")
     parser.add_argument("--token", help="security token (default: a random one)")
     parser = command(targets, "show", "targets_show",
-                     "show a target, its attributes and its assigned and installed sets")
+                     "show a target, its attributes and its assigned and installed sets", [
+                         "ddi-lite targets show board-7",
+                         "ddi-lite targets show board-7 --json"])
     parser.add_argument("controller_id", metavar="ID")
-    parser = command(targets, "delete", "targets_delete", "delete a target and its actions")
+    parser = command(targets, "delete", "targets_delete", "delete a target and its actions",
+                     ["ddi-lite targets delete board-7"])
     parser.add_argument("controller_id", metavar="ID")
 
     parser = command(commands, "upload", "upload",
-                     "upload files as one software module in a new distribution set; "
-                     "print the set's id")
+                     "ddi-lite upload files as one software module in a new distribution set; "
+                     "print the set's id", [
+                         "ddi-lite upload gateway-os-2.1.swu --name gateway-os --version 2.1",
+                         "SET=$(ddi-lite upload web-ui.tar --name web-ui --version 1.4 "
+                         "--type application)",
+                         "ddi-lite upload bundle.raucb bundle.raucb.sig --name rootfs --version 7 "
+                         "--json"])
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--name", required=True, help="name of the module and the set")
     parser.add_argument("--version", required=True, help="version of the module and the set")
@@ -134,7 +176,12 @@ def _add_operator_commands(commands):
                         help="distribution set type (default: os for os, app for application)")
 
     parser = command(commands, "assign", "assign",
-                     "assign a distribution set to targets; print the new actions")
+                     "ddi-lite assign a distribution set to targets; print the new actions", [
+                         "ddi-lite assign 5 board-7 board-8",
+                         "ddi-lite assign 5 board-7 --type soft",
+                         "ddi-lite assign 5 board-7 --type timeforced --forcetime 1767225600000",
+                         "ACTION=$(ddi-lite assign 5 board-7 | awk '$1 == \"board-7\" "
+                         "{ print $2 }')"])
     parser.add_argument("set", type=int, metavar="SET")
     parser.add_argument("targets", nargs="+", metavar="TARGET")
     parser.add_argument("--type", default="forced",
@@ -146,7 +193,13 @@ def _add_operator_commands(commands):
     parser = command(commands, "actions", "actions",
                      "list a target's actions (all targets' without TARGET), newest first, "
                      "with their last status message; with ACTION, show that action and its "
-                     "whole status history, oldest first",
+                     "whole status history, oldest first", [
+                         "ddi-lite actions board-7",
+                         "ddi-lite actions board-7 12",
+                         "ddi-lite actions board-7 12 --json",
+                         "ddi-lite actions --query status==error",
+                         "ddi-lite actions --query "
+                         "'active==true;distributionSet.name==gateway-os'"],
                      _query_help(ACTION_QUERY_FIELDS, "status: " + ", ".join(ACTION_STATUSES),
                                  "active: true, false"))
     parser.add_argument("controller_id", nargs="?", metavar="TARGET",
@@ -157,48 +210,76 @@ def _add_operator_commands(commands):
                         help='only the actions that match, e.g. "status==error"')
 
     parser = command(commands, "cancel", "cancel",
-                     "cancel an action (the device confirms); --force closes it at once")
+                     "ddi-lite cancel an action (the device confirms); --force closes it at once", [
+                         "ddi-lite cancel board-7 12",
+                         "ddi-lite cancel board-7 12 --force"])
     parser.add_argument("controller_id", metavar="TARGET")
     parser.add_argument("action", type=int, metavar="ACTION")
     parser.add_argument("--force", action="store_true",
                         help="force-quit without the device (cancels first when needed)")
 
-    modules = group("modules", "list, show or delete software modules", "{list,show,delete}")
+    modules = group("modules", "list, show or delete software modules", "{list,show,delete}", [
+        "ddi-lite modules list --query name==gateway-os",
+        "ddi-lite modules show 7",
+        "ddi-lite modules delete 7"])
     parser = command(modules, "list", "modules_list",
-                     "list the software modules (not those marked deleted)",
+                     "list the software modules (not those marked deleted)", [
+                         "ddi-lite modules list",
+                         "ddi-lite modules list --query 'name==gateway-os;version==2.*'",
+                         "ddi-lite modules list --query type==application --json"],
                      _query_help(MODULE_QUERY_FIELDS, "type: os, application, or any other "
                                  "module type key (type means type.key)"))
     parser.add_argument("--query", metavar="RSQL",
                         help='only the modules that match, e.g. "name==demo;version==1.*"')
     parser = command(modules, "show", "modules_show",
-                     "show a software module, its artifacts and the sets that hold it")
+                     "show a software module, its artifacts and the sets that hold it",
+                     ["ddi-lite modules show 7", "ddi-lite modules show 7 --json"])
     parser.add_argument("id", type=int, metavar="ID")
     parser = command(modules, "delete", "modules_delete",
                      "delete a software module and its artifacts; one that a set still holds "
-                     "is only marked deleted, and one in an assigned (locked) set is refused")
+                     "is only marked deleted, and one in an assigned (locked) set is refused", [
+                         "ddi-lite modules delete 7",
+                         "# a module of an assigned set: the set first, then the module",
+                         "ddi-lite sets delete 5 && ddi-lite modules delete 7"])
     parser.add_argument("id", type=int, metavar="ID")
 
-    sets = group("sets", "list, show or delete distribution sets", "{list,show,delete}")
+    sets = group("sets", "list, show or delete distribution sets", "{list,show,delete}", [
+        "ddi-lite sets list --query name==gateway-os",
+        "ddi-lite sets show 5",
+        "ddi-lite sets delete 5"])
     parser = command(sets, "list", "sets_list",
-                     "list the distribution sets (not those marked deleted)",
+                     "list the distribution sets (not those marked deleted)", [
+                         "ddi-lite sets list",
+                         "ddi-lite sets list --query name==gateway-os",
+                         "ddi-lite sets list --query module.id==7 --json"],
                      _query_help(SET_QUERY_FIELDS, "type: os, app, os_app, or any other set "
                                  "type key (type means type.key)"))
     parser.add_argument("--query", metavar="RSQL",
                         help='only the sets that match, e.g. "name==demo"')
     parser = command(sets, "show", "sets_show",
                      "show a distribution set, its modules and how many targets have it "
-                     "assigned and installed")
+                     "assigned and installed",
+                     ["ddi-lite sets show 5", "ddi-lite sets show 5 --json"])
     parser.add_argument("id", type=int, metavar="ID")
     parser = command(sets, "delete", "sets_delete",
                      "delete a distribution set (not its modules); one that actions or targets "
-                     "still refer to is only marked deleted")
+                     "still refer to is only marked deleted", ["ddi-lite sets delete 5"])
     parser.add_argument("id", type=int, metavar="ID")
 
-    config = group("config", "read or change the server's tenant configuration", "{get,set}")
-    parser = command(config, "get", "config_get", "print one configuration value, or all")
+    config = group("config", "read or change the server's tenant configuration", "{get,set}", [
+        "ddi-lite config get",
+        "ddi-lite config get pollingTime",
+        "ddi-lite config set pollingTime 00:05:00"])
+    parser = command(config, "get", "config_get", "print one configuration value, or all", [
+        "ddi-lite config get",
+        "ddi-lite config get pollingTime",
+        "ddi-lite config get --json"])
     parser.add_argument("key", nargs="?", metavar="KEY")
     parser = command(config, "set", "config_set",
-                     "change a configuration value (JSON such as true or 30, else text)")
+                     "change a configuration value (JSON such as true or 30, else text)", [
+                         "ddi-lite config set pollingTime 00:05:00",
+                         "ddi-lite config set authentication.gatewaytoken.enabled true",
+                         "ddi-lite config set authentication.gatewaytoken.key 9f2c1d7e"])
     parser.add_argument("key", metavar="KEY")
     parser.add_argument("value", metavar="VALUE")
 
@@ -235,7 +316,20 @@ def _number(low, high, low_open=False):
 def _add_simulate_command(commands):
     summary = "play N virtual devices against a DDI server (this one or any hawkBit) and " \
               "print throughput and latency"
-    parser = commands.add_parser("simulate", help=summary, description=summary + ".")
+    parser = commands.add_parser(
+        "simulate", help=summary, description=textwrap.fill(summary + ".", 78),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog([
+            "ddi-lite simulate --url http://localhost:8080 --create-targets --devices 1000 \\",
+            "    --poll-interval 5 --failure-rate 0.02 --configdata --stop-when-done",
+            "ddi-lite simulate --url https://updates.example.com --token-file tokens.txt \\",
+            "    --download ranges --duration 3600 --json",
+            "ddi-lite simulate --url http://localhost:8080 --gateway-token 9f2c1d7e "
+            "--devices 50"],
+            environment="environment (with --create-targets):\n"
+                        "  DDI_LITE_USER      the operator, when there is no --user "
+                        "(else admin)\n"
+                        "  DDI_LITE_PASSWORD  the password, when there is no --password "
+                        "(else asked on a terminal)\n"))
     parser.set_defaults(handler=_simulate)
     server = parser.add_argument_group("server")
     server.add_argument("--url", required=True,

@@ -5,10 +5,12 @@ One server serves the whole module; every test uses its own target and set names
 is not under test goes straight to the Management API with urllib.
 """
 
+import argparse
 import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import urllib.error
@@ -302,18 +304,51 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
         set(transitions.ACTION_STATUSES)
 
 
+OPERATOR_COMMANDS = [
+    "targets", "targets list", "targets add", "targets show", "targets delete", "upload",
+    "assign", "actions", "cancel", "modules", "modules list", "modules show", "modules delete",
+    "sets", "sets list", "sets show", "sets delete", "config", "config get", "config set"]
+
+
+def help_of(words, capsys):
+    """`ddi-lite WORDS --help` as client.cli defines it (without the server's own parser)."""
+    parser = argparse.ArgumentParser(prog="ddi-lite")
+    cli_parser.add_commands(parser.add_subparsers())
+    with pytest.raises(SystemExit) as stopped:
+        parser.parse_args(words.split() + ["--help"])
+    assert stopped.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", OPERATOR_COMMANDS + ["simulate"])
+def test_help_shows_examples_and_the_environment_variables(words, capsys):
+    text = help_of(words, capsys)
+    examples = text[text.index("\nexamples:\n"):]
+    assert re.search(r"^  (\w+=\$\()?ddi-lite %s\b" % words.split()[0], examples, re.M)
+    variables = ["DDI_LITE_USER", "DDI_LITE_PASSWORD"]
+    if words != "simulate":
+        variables.append("DDI_LITE_URL")
+    for name in variables:
+        assert re.search(r"^  %s  " % name, examples, re.M), name
+
+
 @pytest.mark.parametrize("words, fields", [
-    (["targets", "list"], cli_parser.TARGET_QUERY_FIELDS),
-    (["actions"], cli_parser.ACTION_QUERY_FIELDS),
-    (["modules", "list"], cli_parser.MODULE_QUERY_FIELDS),
-    (["sets", "list"], cli_parser.SET_QUERY_FIELDS)])
-def test_help_of_a_command_with_query_lists_the_query_fields(words, fields):
-    result = subprocess.run([sys.executable, "-m", "ddi_lite"] + words + ["--help"],
-                            env=live.clean_environment(COLUMNS="80"), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert set(fields) <= set(re.findall(r"[\w.<>]+", result.stdout))
+    ("targets list", cli_parser.TARGET_QUERY_FIELDS),
+    ("actions", cli_parser.ACTION_QUERY_FIELDS),
+    ("modules list", cli_parser.MODULE_QUERY_FIELDS),
+    ("sets list", cli_parser.SET_QUERY_FIELDS)])
+def test_help_of_a_command_with_query_lists_the_query_fields(words, fields, capsys):
+    assert set(fields) <= set(re.findall(r"[\w.<>]+", help_of(words, capsys)))
+
+
+def test_every_query_in_the_help_examples_is_one_the_server_accepts(url, capsys):
+    examples = [shlex.split(line) for words in OPERATOR_COMMANDS
+                for line in help_of(words, capsys).splitlines()
+                if line.startswith("  ddi-lite ") and "--query" in line]
+    assert len(examples) >= 8
+    for example in examples:
+        result = cli(url, *example[1:])
+        assert result.returncode == 0, (example, result.stderr)
 
 
 def test_cancel_asks_the_device_to_cancel(url):
