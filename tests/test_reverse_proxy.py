@@ -127,7 +127,8 @@ def test_forwarded_from_trusted_proxy_shapes_links(proxied):
 
 def test_forwarded_quoted_host_with_port_and_mixed_case_names(proxied):
     headers = {"Host": "internal:8080",
-               "Forwarded": 'For="[2001:db8::17]:4711"; Proto=https; Host="updates.example.org:8443"'}
+               "Forwarded": 'For="[2001:db8::17]:4711"; Proto=https; '
+                            'Host="updates.example.org:8443"'}
     assert config_data_link(proxied, headers) == \
         "https://updates.example.org:8443/DEFAULT/controller/v1/dev-1/configData"
 

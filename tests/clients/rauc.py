@@ -28,7 +28,10 @@ def import_error():
 class RaucDevice:
     """One rauc-hawkbit DDI client with its own aiohttp session and event loop."""
 
-    def __init__(self, host, controller_id, token, install_dir, tenant="DEFAULT"):
+    def __init__(self, host, controller_id, token, install_dir, tenant="DEFAULT",
+                 ssl_context=None, local_address=None):
+        """`ssl_context`: https:// with this context (its CA, and a client certificate for
+        mTLS), as the daemon's `ssl = true`; `local_address`: the source IP to connect from."""
         import aiohttp
         from rauc_hawkbit.ddi.client import DDIClient
 
@@ -38,10 +41,14 @@ class RaucDevice:
         self.bundle = str(install_dir / "bundle.raucb")
 
         async def open_session():
-            return aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(
+                ssl=ssl_context if ssl_context is not None else True,
+                local_addr=(local_address, 0) if local_address else None)
+            return aiohttp.ClientSession(connector=connector)
         self.session = self.loop.run_until_complete(open_session())
-        # host is "127.0.0.1:PORT"; ssl=False gives http:// as in its config's ssl = false.
-        self.ddi = DDIClient(self.session, host, False, token, tenant, controller_id)
+        # host is "127.0.0.1:PORT"; the third argument is its config's `ssl` (https or http).
+        self.ddi = DDIClient(self.session, host, ssl_context is not None, token, tenant,
+                             controller_id)
 
     def run(self, coroutine, timeout=30):
         return self.loop.run_until_complete(asyncio.wait_for(coroutine, timeout))

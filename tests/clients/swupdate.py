@@ -25,18 +25,19 @@ class Swupdate:
     Suricatta options: `-t DEFAULT -u URL -i ID`, the target token (`-k`) or gateway token
     (`-g`), `-p 1` (poll every second until the server says otherwise: the first poll may
     fail), `-r`/`-w` download retries and the wait between them, `-c STATE` the start-up
-    report (2: installed, 3: failed).
+    report (2: installed, 3: failed). `tls`: settings of the configuration file's `suricatta`
+    section that have no flag: `cafile`, and `sslcert` + `sslkey` for a client certificate.
     """
 
     def __init__(self, directory, url, controller_id, certificate, target_token=None,
-                 gateway_token=None, confirm=None, attributes=None, retry_wait=1):
+                 gateway_token=None, confirm=None, attributes=None, retry_wait=1, tls=None):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         tmp = directory / "tmp"
         tmp.mkdir(exist_ok=True)
         self.log_path = directory / "swupdate.log"
         config = directory / "swupdate.cfg"
-        config.write_text(self._config(attributes or {}), encoding="utf-8")
+        config.write_text(self._config(attributes or {}, tls or {}), encoding="utf-8")
         suricatta = ["-t", "DEFAULT", "-u", url, "-i", controller_id, "-p", "1",
                      "-r", "5", "-w", str(retry_wait)]
         if target_token is not None:
@@ -54,9 +55,12 @@ class Swupdate:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @staticmethod
-    def _config(attributes):
+    def _config(attributes, tls):
         # SWUpdate refuses a configuration file without a `globals` section.
         text = "globals :\n{\n};\n"
+        if tls:
+            text += "suricatta :\n{\n%s};\n" % "".join('\t%s = "%s";\n' % item
+                                                     for item in tls.items())
         entries = ",\n".join('\t{ name = "%s"; value = "%s"; }' % item
                              for item in attributes.items())
         if entries:
