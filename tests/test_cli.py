@@ -1,5 +1,6 @@
-"""The operator command line (`ddi-lite targets|upload|assign|actions|cancel|config`), run as
-an operator runs it: a separate process talking to a real ddi-lite server process over HTTP.
+"""The operator command line (`ddi-lite targets|upload|assign|actions|cancel|modules|sets|
+config`), run as an operator runs it: a separate process talking to a real ddi-lite server
+process over HTTP; and its --help, built from client.cli alone.
 
 One server serves the whole module; every test uses its own target and set names. Setup that
 is not under test goes straight to the Management API with urllib.
