@@ -1341,8 +1341,9 @@ def _normalised(app):
     """Request and response hygiene around the Bottle app.
 
     Paths: collapse duplicate slashes and drop a trailing one (SWUpdate with a trailing-slash
-    URL asks for `//DEFAULT/...`, hawkbit-rs for `...//feedback`). Responses: an empty body
-    carries no Content-Type (Bottle would add text/html).
+    URL asks for `//DEFAULT/...`, hawkbit-rs for `...//feedback`). Responses: an empty error
+    says application/json, the type hawkBit's API description gives every error answer; an
+    empty success carries none (for both, Bottle would say text/html).
     """
     def normalise(environ, start_response):
         path = environ.get("PATH_INFO", "/")
@@ -1355,6 +1356,8 @@ def _normalised(app):
         def start(status, headers, exc_info=None):
             if ("Content-Length", "0") in headers:
                 headers = [h for h in headers if h[0] != "Content-Type"]
+                if int(status[:3]) >= 400:
+                    headers.append(("Content-Type", JSON))
             return start_response(status, headers, exc_info)
         return app(environ, start)
     return normalise
