@@ -18,6 +18,7 @@ import base64
 import collections
 import configparser
 import datetime
+import difflib
 import functools
 import getpass
 import hashlib
@@ -163,6 +164,24 @@ class Config:
         return self._values[section_key]
 
 
+# Read by the programs that talk to a server from outside (client/), so not the server's.
+CLIENT_VARIABLES = ("DDI_LITE_URL", "DDI_LITE_USER", "DDI_LITE_PASSWORD")
+
+
+def _check_variable_names(environ):
+    """A DDI_LITE_* variable that nothing reads is a mistake (a typo, a setting that does not
+    exist): refuse it, so that the server does not start on settings it was not given."""
+    prefix = "DDI_LITE_"
+    known = {env_name(setting) for setting in SETTINGS} | set(CLIENT_VARIABLES)
+    for name in sorted(environ):
+        if name.upper().startswith(prefix) and name not in known:
+            close = difflib.get_close_matches(name.upper()[len(prefix):],
+                                              sorted(k[len(prefix):] for k in known), n=1)
+            hint = ("did you mean %s%s?" % (prefix, close[0]) if close else
+                    "a setting is DDI_LITE_<SECTION>_<KEY>, as in DDI_LITE_SERVER_PORT")
+            raise ConfigError("unknown environment variable %s (%s)" % (name, hint))
+
+
 def load_config(path=None, environ=None, overrides=None):
     """Read settings; `overrides` maps "section.key" to a value (flags, tests)."""
     environ = os.environ if environ is None else environ
@@ -193,6 +212,7 @@ def load_config(path=None, environ=None, overrides=None):
     for setting in SETTINGS:
         if env_name(setting) in environ:
             values[(setting.section, setting.key)] = _convert(setting, environ[env_name(setting)])
+    _check_variable_names(environ)
     for name, value in (overrides or {}).items():
         section, _, key = name.partition(".")
         setting = next((s for s in SETTINGS if (s.section, s.key) == (section, key)), None)

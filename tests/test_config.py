@@ -3,6 +3,7 @@
 import configparser
 import io
 import os
+import re
 import sys
 
 import pytest
@@ -115,3 +116,45 @@ def test_serve_logs_where_it_listens_and_which_config_and_data_it_uses(tmp_path)
     assert len(lines) == 1
     assert lines[0].endswith("ddi-lite listening on http://127.0.0.1:%d (config: %s, data: %s)"
                              % (server.port, server.config_path, tmp_path / "data"))
+
+
+# --- DDI_LITE_* variables that are not settings ----------------------------------------------
+
+def test_an_unknown_ddi_lite_variable_is_a_config_error_naming_it():
+    with pytest.raises(ddi_lite.ConfigError) as raised:
+        ddi_lite.load_config(environ={"DDI_LITE_SERVER_PROT": "9090"})
+    message = str(raised.value)
+    assert "DDI_LITE_SERVER_PROT" in message and "DDI_LITE_SERVER_PORT" in message
+    assert "\n" not in message
+
+
+def test_a_ddi_lite_variable_in_the_wrong_case_is_a_config_error():
+    with pytest.raises(ddi_lite.ConfigError, match="ddi_lite_server_port"):
+        ddi_lite.load_config(environ={"ddi_lite_server_port": "9090"})
+
+
+def test_serve_with_an_unknown_ddi_lite_variable_exits_2_naming_it(tmp_path, monkeypatch,
+                                                                  capsys):
+    served = []
+    monkeypatch.setattr(ddi_lite, "serve", served.append)
+    monkeypatch.setenv("DDI_LITE_LIMITS_MAX_BODY", "10")
+    code = ddi_lite.main(["serve", "--config", os.devnull, "--data-dir", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert (code, served) == (2, [])
+    assert error.count("\n") == 1 and "DDI_LITE_LIMITS_MAX_BODY" in error
+
+
+def test_the_variables_of_the_client_programs_do_not_stop_the_server():
+    environ = {"DDI_LITE_URL": "http://gw:8080", "DDI_LITE_USER": "ops",
+               "DDI_LITE_PASSWORD": "secret", "DDI_LITE_SERVER_PORT": "9090"}
+    assert ddi_lite.load_config(environ=environ)["server", "port"] == 9090
+
+
+def test_every_ddi_lite_variable_the_client_programs_read_is_allowed():
+    client_dir = os.path.join(REPO, "client")
+    read = set()
+    for name in os.listdir(client_dir):
+        if name.endswith(".py"):
+            with open(os.path.join(client_dir, name), encoding="utf-8") as handle:
+                read |= set(re.findall(r"\bDDI_LITE_[A-Z_]+", handle.read()))
+    assert read and read <= set(ddi_lite.CLIENT_VARIABLES)
