@@ -95,6 +95,11 @@ ACCOUNTS_SECTION = "accounts"
 # hawkBit's admin/admin, for drop-in compatibility; the server warns while it is unchanged.
 DEFAULT_ACCOUNTS = {"admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$"
                              "XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
+# What `ddi-lite passwd` writes (hash_password): pbkdf2_sha256$<iterations>$<salt>$<hash>, the
+# salt ASCII without '$', the hash 32 bytes in unpadded base64. Any other value would refuse
+# every login of its account without a word.
+PASSWORD_HASH = re.compile(
+    r"pbkdf2_sha256\$([1-9][0-9]{0,9})\$[!-#%-~]+\$[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {
@@ -201,6 +206,13 @@ def load_config(path=None, environ=None, overrides=None):
         known = {(s.section, s.key): s for s in SETTINGS}
         if parser.has_section(ACCOUNTS_SECTION):
             accounts = {user: value.strip() for user, value in parser.items(ACCOUNTS_SECTION)}
+            for user, stored in accounts.items():
+                match = PASSWORD_HASH.fullmatch(stored)
+                # hashlib takes at most 2**31 - 1 iterations.
+                if match is None or int(match.group(1)) >= 2 ** 31:
+                    raise ConfigError("%s: [accounts] %s is not a password hash; set it with "
+                                      "`ddi-lite passwd %s --config %s`"
+                                      % (path, user, user, path))
         for section in parser.sections():
             if section == ACCOUNTS_SECTION:
                 continue

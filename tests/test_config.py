@@ -158,3 +158,45 @@ def test_every_ddi_lite_variable_the_client_programs_read_is_allowed():
             with open(os.path.join(client_dir, name), encoding="utf-8") as handle:
                 read |= set(re.findall(r"\bDDI_LITE_[A-Z_]+", handle.read()))
     assert read and read <= set(ddi_lite.CLIENT_VARIABLES)
+
+
+# --- [accounts] values that are not password hashes ------------------------------------------
+
+GOOD_HASH = ddi_lite.hash_password("s3cret", salt="c2FsdHNhbHQ", iterations=1000)
+DIGEST = GOOD_HASH.rsplit("$", 1)[1]
+
+
+@pytest.mark.parametrize("stored", [
+    "", "s3cret", "pbkdf2_sha256$1000$c2FsdHNhbHQ", "md5$1000$c2FsdHNhbHQ$" + DIGEST,
+    "pbkdf2_sha256$0$c2FsdHNhbHQ$" + DIGEST, "pbkdf2_sha256$many$c2FsdHNhbHQ$" + DIGEST,
+    "pbkdf2_sha256$%d$c2FsdHNhbHQ$%s" % (2 ** 31, DIGEST), "pbkdf2_sha256$1000$$" + DIGEST,
+    "pbkdf2_sha256$1000$s\u00e4lt$" + DIGEST, "pbkdf2_sha256$1000$c2FsdHNhbHQ$" + DIGEST[:-1],
+    "pbkdf2_sha256$1000$c2FsdHNhbHQ$" + DIGEST + "=", GOOD_HASH + "$",
+    "pbkdf2_sha256$" + "1" * 5000 + "$c2FsdHNhbHQ$" + DIGEST,
+], ids=["empty", "plain password", "no hash", "other scheme", "no iterations",
+        "iterations not a number", "iterations beyond hashlib", "empty salt", "non-ASCII salt",
+        "hash too short", "padded hash", "a fifth field", "5000-digit iterations"])
+def test_a_malformed_password_hash_is_a_config_error_naming_the_account(tmp_path, stored):
+    path = write(tmp_path, "[accounts]\nadmin = %s\nops = %s\n" % (GOOD_HASH, stored))
+    with pytest.raises(ddi_lite.ConfigError) as raised:
+        ddi_lite.load_config(path, environ={})
+    message = str(raised.value)
+    assert "[accounts] ops" in message and "ddi-lite passwd ops" in message
+    assert "\n" not in message
+
+
+def test_serve_with_a_malformed_password_hash_exits_2_naming_the_account(tmp_path, monkeypatch,
+                                                                        capsys):
+    served = []
+    monkeypatch.setattr(ddi_lite, "serve", served.append)
+    path = write(tmp_path, "[accounts]\nadmin = changeme\n")
+    code = ddi_lite.main(["serve", "--config", path, "--data-dir", str(tmp_path / "data")])
+    error = capsys.readouterr().err
+    assert (code, served) == (2, [])
+    assert error.count("\n") == 1 and "[accounts] admin" in error
+
+
+def test_hashes_of_ddi_lite_passwd_and_the_shipped_default_are_accepted(tmp_path):
+    path = write(tmp_path, "[accounts]\nops = %s\nadmin = %s\n" % (
+        ddi_lite.hash_password("x"), ddi_lite.DEFAULT_ACCOUNTS["admin"]))
+    assert set(ddi_lite.load_config(path, environ={}).accounts) == {"ops", "admin"}
