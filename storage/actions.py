@@ -30,7 +30,12 @@ Outcome = collections.namedtuple("Outcome", "applied late")
 
 
 def split_messages(lines):
-    """hawkBit keeps messages of at most 512 characters: longer ones become several."""
+    """hawkBit keeps messages of at most 512 characters: longer ones become several.
+
+    Only the stored form: the message quota counts messages as they were said, so one long
+    device log is one message, not one per 512 characters (hawkBit counts the pieces, and
+    refused a single 900 KB message as 1758; the body limit bounds its size already).
+    """
     messages = []
     for line in lines:
         if line == "":
@@ -41,7 +46,7 @@ def split_messages(lines):
 
 
 def device_messages(details, code, prefix=""):
-    messages = split_messages(details)
+    messages = list(details)
     if code is not None:
         messages.append(prefix % code if prefix else "Device reported status code: %d" % code)
     return messages
@@ -76,7 +81,7 @@ def append_entry(action, status, messages, now, by, timestamp=None, code=None):
     """Append one status entry (a fixed INSERT: feedback is the busiest write)."""
     database.execute_sql(_INSERT_ENTRY, (
         action.id, status, timestamp if timestamp is not None else now, now, by, code,
-        ActionStatus.messages.db_value(messages)))
+        ActionStatus.messages.db_value(split_messages(messages))))
 
 
 def apply_event(action, channel, execution, finished=None, details=(), code=None,
@@ -99,7 +104,7 @@ def apply_event(action, channel, execution, finished=None, details=(), code=None
         else:
             messages = reported or [server_line]
     else:
-        messages = split_messages(details) + [server_line]
+        messages = list(details) + [server_line]
     if row.quotas != t.NO_QUOTA:
         check_message_quota(messages)
     if row.quotas == t.ALL_QUOTAS:

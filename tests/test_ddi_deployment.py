@@ -1002,6 +1002,15 @@ def test_fifty_details_without_a_code_fit_the_message_quota(server):
     assert len(entries(action.id)[-1].messages) == 50
 
 
+def test_one_900_kb_detail_is_one_message_of_the_quota_stored_in_512_character_pieces(server):
+    action = server.deployment()
+    detail = "".join(chr(ord("a") + n % 26) for n in range(900 * 1000))
+    post_feedback(server, action.id, report(details=[detail]), status=200)
+    messages = entries(action.id)[-1].messages
+    assert len(messages) == 1758 and all(len(message) <= 512 for message in messages)
+    assert "".join(messages) == detail
+
+
 # --- cancelAction -------------------------------------------------------------------------------
 
 def test_cancel_action_of_a_canceling_action(server):
