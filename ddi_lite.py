@@ -36,6 +36,7 @@ import bottle
 import cbor2
 
 import artifacts
+import openapi
 import storage
 from client import cli
 from storage import coerce, ddi, fleet, query, software, tenant
@@ -62,6 +63,8 @@ SETTINGS = (
     Setting("server", "threads", "int", 8, "Worker threads answering requests."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
+    Setting("server", "api_docs", "bool", True,
+            "Answer GET /v3/api-docs (the OpenAPI description of both APIs) without login."),
     Setting("server", "trusted_proxies", "networks", "127.0.0.1, ::1",
             "Peers whose X-Forwarded-* and client-certificate headers are believed."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
@@ -1235,7 +1238,8 @@ class ManagementApi:
             ("GET", "/userinfo", 200, lambda c: F.userinfo(c.user)),
         )
         for method, path, status, handler in routes:
-            app.route("/rest/v1" + path, method, self._guarded(handler, status))
+            app.route("/rest/v1" + path, method, self._guarded(handler, status),
+                      status=status)
         app.route("/", ["GET", "HEAD"], self.readiness)
 
     def readiness(self):
@@ -1405,6 +1409,16 @@ def _framework_error_handler(status):
     return handle
 
 
+def _api_docs(app):
+    """`GET /v3/api-docs`: the OpenAPI description of the routes `app` has when it is first
+    asked for, so that routes installed after this one are described too."""
+    @functools.lru_cache(maxsize=None)
+    def body():
+        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes]
+        return _json_bytes(openapi.document(rows))
+    return lambda: bottle.HTTPResponse(body(), 200, {"Content-Type": JSON})
+
+
 def create_app(config):
     """The ddi-lite WSGI application for these settings (opens the data directory)."""
     data_dir = config["server", "data_dir"]
@@ -1425,6 +1439,8 @@ def create_app(config):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
     ManagementApi(config, blobs, Accounts(config.accounts)).install(app)
+    if config["server", "api_docs"]:
+        app.route("/v3/api-docs", "GET", _api_docs(app))
     return _normalised(app)
 
 
