@@ -26,10 +26,12 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import sys
 import threading
+import time
 import urllib.parse
 
 import bottle
@@ -57,10 +59,10 @@ Setting = collections.namedtuple("Setting", "section key kind default help")
 
 SETTINGS = (
     Setting("server", "host", "str", "0.0.0.0", "Address to listen on."),
-    Setting("server", "port", "int", 8080, "TCP port to listen on (hawkBit's port)."),
+    Setting("server", "port", "port", 8080, "TCP port to listen on (hawkBit's port)."),
     Setting("server", "data_dir", "path", "~/.local/share/ddi-lite",
             "Where the database file and artifact blobs live (created on first start)."),
-    Setting("server", "threads", "int", 8, "Worker threads answering requests."),
+    Setting("server", "threads", "positive", 8, "Worker threads answering requests."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
     Setting("server", "api_docs", "bool", True,
@@ -92,6 +94,12 @@ SETTINGS = (
             "Largest JSON or CBOR request body accepted."),
     Setting("limits", "max_artifact_bytes", "int", 1073741824,
             "Largest artifact an upload may store (hawkBit: 1 GiB)."),
+    Setting("limits", "login_failures", "count", 5,
+            "Wrong operator logins a client may make before it must pause (0: no limit)."),
+    Setting("limits", "login_pause", "positive", 30,
+            "Seconds such a client is answered 429 without a password check."),
+    Setting("limits", "password_checks", "positive", 1,
+            "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
 )
 
 ACCOUNTS_SECTION = "accounts"
@@ -120,6 +128,10 @@ class ConfigError(ValueError):
     pass
 
 
+# The whole numbers a kind of setting may be (a port beyond 65535 would wrap around).
+INT_RANGES = {"port": (1, 65535), "positive": (1, 2 ** 31 - 1), "count": (0, 2 ** 31 - 1)}
+
+
 def _convert(setting, value):
     if not isinstance(value, str):
         return value
@@ -128,6 +140,12 @@ def _convert(setting, value):
     try:
         if kind == "int":
             return int(text)
+        if kind in INT_RANGES:
+            low, high = INT_RANGES[kind]
+            number = int(text)
+            if not low <= number <= high:
+                raise ValueError("must be from %d to %d" % (low, high))
+            return number
         if kind == "bool":
             lowered = text.lower()
             if lowered in ("true", "yes", "on", "1"):
@@ -248,7 +266,8 @@ JSON_MEDIA_TYPES = (HAL_JSON, JSON, CBOR)
 
 HTTP_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
                 405: "Method Not Allowed", 406: "Not Acceptable", 413: "Payload Too Large",
-                415: "Unsupported Media Type", 500: "Internal Server Error"}
+                415: "Unsupported Media Type", 429: "Too Many Requests",
+                500: "Internal Server Error"}
 
 class UploadRejected(store_errors.UploadFailed):
     """A broken multipart request."""
@@ -1006,45 +1025,93 @@ def _password_matches(password, stored):
     return hmac.compare_digest(hash_password(password, salt, iterations), stored)
 
 
+class LoginPaused(HttpProblem):
+    """A login not checked: the client made too many wrong ones, or too many checks run."""
+
+    def __init__(self, seconds):
+        super().__init__(429, {"Retry-After": "%d" % max(1, math.ceil(seconds))})
+
+
 class Accounts:
     """Operator accounts from config.ini's [accounts] section: user = password hash.
 
     Basic authentication sends the password with every request, and the hash is slow on
     purpose: a verified (user, password, hash) triple is remembered as a keyed digest, so only
-    the first request of a client pays for it.
+    the first request of a client pays for it. A wrong password costs as much, so guesses are
+    rationed before they can take the CPU and the worker threads from the devices: after
+    `login_failures` wrong logins a client gets 429 for `login_pause` seconds without a check,
+    and beyond `password_checks` hashes at once every login gets 429. A remembered login is
+    let in all the same.
     """
 
     _key = os.urandom(32)
     _verified = collections.OrderedDict()
     _verified_lock = threading.Lock()
     _dummy = "pbkdf2_sha256$%d$ddi-lite$" % PASSWORD_ITERATIONS
+    # Clients whose wrong logins are counted; the least recent is forgotten first.
+    remembered_clients = 4096
 
-    def __init__(self, hashes):
+    def __init__(self, hashes, login_failures=0, login_pause=30, password_checks=1):
         self.hashes = dict(hashes)
+        self.login_failures = login_failures
+        self.login_pause = login_pause
+        self._checks = threading.BoundedSemaphore(password_checks)
+        self._failures = collections.OrderedDict()  # client -> (failures, paused until)
+        self._failures_lock = threading.Lock()
 
-    def verify(self, user, password):
+    def verify(self, user, password, client=None):
+        """Whether the password is right; LoginPaused when it was not checked."""
         stored = self.hashes.get(user)
         token = hmac.new(self._key, ("%s\0%s\0%s" % (user, password, stored)).encode("utf-8"),
                          hashlib.sha256).digest()
         if stored is not None and token in self._verified:
             return True
-        # An unknown user costs as much as a wrong password: no hint that the name exists.
-        if _password_matches(password, stored if stored is not None else self._dummy) \
-                and stored is not None:
-            with self._verified_lock:
-                self._verified[token] = True
-                while len(self._verified) > 256:
-                    self._verified.popitem(last=False)
-            return True
-        return False
+        if not self._checks.acquire(blocking=False):
+            raise LoginPaused(1)
+        try:
+            self._count_attempt(client)
+            # An unknown user costs as much as a wrong password: no hint that the name exists.
+            right = _password_matches(password, stored if stored is not None else self._dummy) \
+                and stored is not None
+        finally:
+            self._checks.release()
+        if not right:
+            return False
+        with self._verified_lock:
+            self._verified[token] = True
+            while len(self._verified) > 256:
+                self._verified.popitem(last=False)
+        with self._failures_lock:
+            self._failures.pop(client, None)
+        return True
+
+    def _count_attempt(self, client):
+        """Count a login as wrong before it is checked (a right one is forgiven after), so
+        that clients trying at once cannot all pass; LoginPaused while the client pauses."""
+        if not self.login_failures:
+            return
+        now = time.monotonic()
+        with self._failures_lock:
+            failures, paused_until = self._failures.pop(client, (0, 0.0))
+            if paused_until > now:
+                self._failures[client] = (failures, paused_until)
+                raise LoginPaused(paused_until - now)
+            if paused_until:  # a pause is over: the client may try as often again
+                failures = 0
+            failures += 1
+            paused_until = now + self.login_pause if failures >= self.login_failures else 0.0
+            self._failures[client] = (failures, paused_until)
+            while len(self._failures) > self.remembered_clients:
+                self._failures.popitem(last=False)
 
     def default_password_in_use(self):
         stored = self.hashes.get("admin")
         return stored is not None and _password_matches("admin", stored)
 
 
-def basic_user(environ, accounts):
-    """The authenticated operator, or None. `TENANT\\user` logins name the DEFAULT tenant."""
+def basic_user(environ, accounts, client=None):
+    """The authenticated operator, or None. `TENANT\\user` logins name the DEFAULT tenant.
+    `client` (its address) is whom wrong logins are counted against."""
     scheme, _, encoded = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -1059,7 +1126,7 @@ def basic_user(environ, accounts):
         tenant_name, _, user = user.partition("\\")
         if tenant_name.upper() != DEFAULT_TENANT:
             return None
-    return user if accounts.verify(user, password) else None
+    return user if accounts.verify(user, password, client) else None
 
 
 CHECKSUM_ERRORS = {"md5": store_errors.Md5Mismatch, "sha1": store_errors.Sha1Mismatch,
@@ -1252,7 +1319,8 @@ class ManagementApi:
             request = bottle.request
             environ = request.environ
             try:
-                user = basic_user(environ, self.accounts)
+                origin = Origin(environ, self.public_url, self.trusted_proxies)
+                user = basic_user(environ, self.accounts, origin.client_ip)
                 if user is None:
                     raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
                 accept = environ.get("HTTP_ACCEPT", "")
@@ -1260,7 +1328,6 @@ class ManagementApi:
                     else JSON if JSON in accept else None
                 if media_type is None:
                     raise HttpProblem(406)
-                origin = Origin(environ, self.public_url, self.trusted_proxies)
                 context = MgmtRequest(base=origin.base_url, user=user,
                                       query=_utf8_query(request),
                                       request=request)
@@ -1438,7 +1505,9 @@ def create_app(config):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
-    ManagementApi(config, blobs, Accounts(config.accounts)).install(app)
+    accounts = Accounts(config.accounts, config["limits", "login_failures"],
+                        config["limits", "login_pause"], config["limits", "password_checks"])
+    ManagementApi(config, blobs, accounts).install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
     return _normalised(app)

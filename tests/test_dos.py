@@ -1,0 +1,144 @@
+"""What the app does so that clients without credentials cannot stop the devices (issue 9):
+wrong operator logins are rationed: after [limits] login_failures a client is answered 429
+for [limits] login_pause seconds without a password check, and beyond [limits]
+password_checks checks at once every login gets 429; a login already verified passes.
+"""
+
+import base64
+import threading
+
+import pytest
+
+import ddi_lite
+
+CLIENT = "192.0.2.10"
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode("ascii")
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """The password of every check made, in order."""
+    made = []
+    matches = ddi_lite._password_matches
+
+    def counting(password, stored):
+        made.append(password)
+        return matches(password, stored)
+    monkeypatch.setattr(ddi_lite, "_password_matches", counting)
+    return made
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A monotonic clock the test moves: [now]."""
+    now = [1000.0]
+    monkeypatch.setattr(ddi_lite.time, "monotonic", lambda: now[0])
+    return now
+
+
+def accounts(**limits):
+    return ddi_lite.Accounts({"admin": ddi_lite.hash_password("admin", iterations=1000)},
+                             **limits)
+
+
+def test_wrong_logins_beyond_login_failures_are_answered_429_without_a_check(checks, clock):
+    guarded = accounts(login_failures=3, login_pause=30)
+    assert [guarded.verify("admin", "wrong-%d" % n, CLIENT) for n in range(3)] == [False] * 3
+    with pytest.raises(ddi_lite.LoginPaused) as paused:
+        guarded.verify("admin", "admin", CLIENT)
+    assert (paused.value.status, paused.value.headers) == (429, {"Retry-After": "30"})
+    assert len(checks) == 3
+
+
+def test_an_unknown_user_counts_as_a_wrong_login(checks, clock):
+    guarded = accounts(login_failures=2)
+    assert not guarded.verify("nobody", "x", CLIENT)
+    assert not guarded.verify("admin", "wrong", CLIENT)
+    with pytest.raises(ddi_lite.LoginPaused):
+        guarded.verify("admin", "admin", CLIENT)
+
+
+def test_a_pause_ends_after_login_pause_and_the_client_may_try_as_often_again(checks, clock):
+    guarded = accounts(login_failures=2, login_pause=30)
+    guarded.verify("admin", "wrong", CLIENT)
+    guarded.verify("admin", "wrong", CLIENT)
+    clock[0] += 29
+    with pytest.raises(ddi_lite.LoginPaused) as paused:
+        guarded.verify("admin", "admin", CLIENT)
+    assert paused.value.headers == {"Retry-After": "1"}
+    clock[0] += 1
+    assert not guarded.verify("admin", "wrong", CLIENT)
+    assert guarded.verify("admin", "admin", CLIENT)
+
+
+def test_a_right_login_forgives_the_wrong_ones_before_it(clock):
+    guarded = accounts(login_failures=2)
+    assert not guarded.verify("admin", "wrong", CLIENT)
+    assert guarded.verify("admin", "admin", CLIENT)
+    assert not guarded.verify("admin", "wrong", CLIENT)
+    assert guarded.verify("admin", "admin", CLIENT)
+
+
+def test_wrong_logins_are_counted_per_client(clock):
+    guarded = accounts(login_failures=1)
+    guarded.verify("admin", "wrong", CLIENT)
+    with pytest.raises(ddi_lite.LoginPaused):
+        guarded.verify("admin", "admin", CLIENT)
+    assert guarded.verify("admin", "admin", "192.0.2.11")
+
+
+def test_a_verified_login_is_let_in_while_its_client_pauses(checks, clock):
+    guarded = accounts(login_failures=1)
+    assert guarded.verify("admin", "admin", CLIENT)
+    assert not guarded.verify("admin", "wrong", CLIENT)
+    assert guarded.verify("admin", "admin", CLIENT)
+    assert checks == ["admin", "wrong"]
+
+
+def test_login_failures_0_never_pauses(checks):
+    guarded = accounts(login_failures=0)
+    assert not any(guarded.verify("admin", "wrong", CLIENT) for _ in range(20))
+    assert guarded.verify("admin", "admin", CLIENT)
+
+
+def test_logins_beyond_password_checks_at_once_are_answered_429(monkeypatch):
+    guarded = accounts(login_failures=0, password_checks=1)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(password, stored):
+        started.set()
+        release.wait(5)
+        return False
+    monkeypatch.setattr(ddi_lite, "_password_matches", slow)
+    first = threading.Thread(target=guarded.verify, args=("admin", "wrong", CLIENT))
+    first.start()
+    started.wait(5)
+    try:
+        with pytest.raises(ddi_lite.LoginPaused) as busy:
+            guarded.verify("admin", "other", "192.0.2.11")
+    finally:
+        release.set()
+        first.join(5)
+    assert busy.value.headers == {"Retry-After": "1"}
+
+
+def test_the_management_api_answers_a_pausing_client_429_with_retry_after(server):
+    server.http.app = ddi_lite.create_app(limited(server.config, login_failures=1))
+    server.http.get("/rest/v1/targets", headers={"Authorization": basic("admin", "x")},
+                    status=401)
+    response = server.http.get("/rest/v1/targets",
+                               headers={"Authorization": basic("admin", "admin")}, status=429)
+    assert response.headers["Retry-After"] == "30"
+    assert response.json["status"] == 429
+    other = server.http.get("/rest/v1/targets", extra_environ={"REMOTE_ADDR": "192.0.2.11"},
+                            headers={"Authorization": basic("admin", "admin")}, status=200)
+    assert other.json["total"] == 0
+
+
+def limited(config, **limits):
+    values = dict(config._values)
+    values.update({("limits", key): value for key, value in limits.items()})
+    return ddi_lite.Config(values, config.source, config.accounts)
