@@ -200,7 +200,9 @@ ERRORS = {
     423: ErrorAnswer("Locked", "The entity is locked (part of a locked distribution set).",
                      (_HAWKBIT,), False),
     429: ErrorAnswer("TooManyRequests", "A quota is exceeded (history entries, attributes, "
-                     "metadata, targets per assignment).", (_HAWKBIT,), False),
+                     "metadata, targets per assignment); or, for operators, too many wrong "
+                     "logins or password checks at once: Retry-After says when to try again.",
+                     (_HAWKBIT, _FRAMEWORK), False),
 }
 # Devices get an empty 401 without a challenge, as from hawkBit.
 DEVICE_UNAUTHORIZED = ErrorAnswer("DeviceUnauthorized", "Not authenticated (no body).", (),
@@ -217,6 +219,9 @@ def _error_response(error):
     if error.name == "Unauthorized":
         response["headers"] = {"WWW-Authenticate": {"schema": schemas.string(),
                                                     "description": 'Basic realm="hawkBit"'}}
+    if error.name == "TooManyRequests":
+        response["headers"] = {"Retry-After": {"schema": schemas.string(),
+                                               "description": "Seconds to wait (logins)."}}
     if error.bodies:
         schema = _BODY_SCHEMAS[error.bodies[0]] if len(error.bodies) == 1 else \
             {"anyOf": [_BODY_SCHEMAS[body] for body in error.bodies]}
@@ -623,6 +628,9 @@ def _operation_id(method, path, api):
 
 
 def _errors(api, operation, parameters):
+    """The error statuses of an operation: its own, and those every route of its API can
+    answer (401; 400 and 415 with a body; 400 with a query or an integer in the path; for
+    operators 406, 429 and, on an entity's path, 404)."""
     statuses = set(operation.errors)
     if api == SERVER:
         return statuses
@@ -632,7 +640,7 @@ def _errors(api, operation, parameters):
     if operation.query or any(p["schema"]["type"] == "integer" for p in parameters):
         statuses.add(400)
     if api == MANAGEMENT:
-        statuses.add(406)
+        statuses.update((406, 429))  # 429: wrong logins are rationed
         if len(parameters) > 0:
             statuses.add(404)
     elif operation.json_get:

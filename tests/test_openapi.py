@@ -215,6 +215,13 @@ def may_be_empty(document, case, status):
     return bool(answer.get("x-empty-allowed"))
 
 
+def check_against_the_description(case, response, document):
+    checks = [not_a_server_error, status_code_conformance, response_headers_conformance]
+    if response.content or not may_be_empty(document, case, response.status_code):
+        checks += [content_type_conformance, response_schema_conformance]
+    case.validate_response(response, checks=checks)
+
+
 # Every described operation, as schemathesis names it: one fuzzing test each.
 OPERATIONS = sorted((method, openapi.openapi_path(rule)[0]) for method, rule in openapi.OPERATIONS)
 EXAMPLES_PER_OPERATION = 6
@@ -248,9 +255,17 @@ def test_no_answer_is_a_server_error_or_breaks_the_description(api, seeded, meth
     @hypothesis.settings(max_examples=EXAMPLES_PER_OPERATION, database=None, deadline=None,
                          suppress_health_check=list(hypothesis.HealthCheck))
     def exchange(case):
-        response = case.call(headers=credentials(case))
-        checks = [not_a_server_error, status_code_conformance, response_headers_conformance]
-        if response.content or not may_be_empty(document, case, response.status_code):
-            checks += [content_type_conformance, response_schema_conformance]
-        case.validate_response(response, checks=checks)
+        check_against_the_description(case, case.call(headers=credentials(case)), document)
     exchange()
+
+
+@pytest.mark.skipif(not FUZZING, reason="schemathesis 4 needs Python 3.11")
+def test_the_pause_after_wrong_logins_is_described(api, seeded):
+    case = api["/rest/v1/targets"]["GET"].Case()
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode("ascii")}
+    statuses = [case.call(headers=wrong).status_code
+                for _ in range(seeded.config["limits", "login_failures"] + 1)]
+    assert statuses[-2:] == [401, 429]
+    response = case.call(headers=wrong)
+    assert response.headers["retry-after"]
+    check_against_the_description(case, response, api.raw_schema)
