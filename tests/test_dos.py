@@ -1,16 +1,27 @@
 """What the app does so that clients without credentials cannot stop the devices (issue 9):
-wrong operator logins are rationed: after [limits] login_failures a client is answered 429
-for [limits] login_pause seconds without a password check, and beyond [limits]
-password_checks checks at once every login gets 429; a login already verified passes.
+
+- wrong operator logins are rationed: after [limits] login_failures a client is answered 429
+  for [limits] login_pause seconds without a password check, and beyond [limits]
+  password_checks checks at once every login gets 429; a login already verified passes;
+- the question the server asks before it reads a body (BEFORE_BODY, see `serve`) is answered
+  right after authentication: the refusal a request without valid credentials would get, the
+  route's size error for a declared body beyond its limit, else 100 Continue with the limit,
+  and nothing is changed by asking.
+
+What lives between Waitress and the app (deadlines, the stop before a body, the connection
+limit) is tested against real processes in tests/stress/test_dos_*.py.
 """
 
 import base64
 import threading
 
 import pytest
+import webob
 
 import ddi_lite
+from storage import ddi
 
+DEVICE = "/DEFAULT/controller/v1"
 CLIENT = "192.0.2.10"
 
 
@@ -142,3 +153,78 @@ def limited(config, **limits):
     values = dict(config._values)
     values.update({("limits", key): value for key, value in limits.items()})
     return ddi_lite.Config(values, config.source, config.accounts)
+
+
+# --- the question before a body ---------------------------------------------------------------
+
+def ask(app, method, path, authorization=None, length=10, chunked=False):
+    """Call the app as `serve` does before it reads a body: (status, headers with lower-case
+    names, environ)."""
+    headers = {"Content-Type": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = webob.Request.blank(path, method=method, headers=headers,
+                                  environ={ddi_lite.BEFORE_BODY: True,
+                                           "REMOTE_ADDR": CLIENT})
+    if chunked:
+        request.environ.pop("CONTENT_LENGTH", None)
+    else:
+        request.environ["CONTENT_LENGTH"] = str(length)
+    status, response_headers, _ = request.call_application(app)
+    return (int(status.split()[0]), {name.lower(): value for name, value in response_headers},
+            request.environ)
+
+
+def test_a_device_body_without_valid_credentials_is_refused_before_it_is_read(server):
+    server.target()
+    assert ask(server.wsgi, "PUT", DEVICE + "/dev-1/configData")[0] == 401
+    assert ask(server.wsgi, "PUT", DEVICE + "/dev-1/configData", "TargetToken nope")[0] == 401
+
+
+def test_a_device_body_with_valid_credentials_may_come_up_to_max_body_bytes(server):
+    server.target()
+    status, _, environ = ask(server.wsgi, "PUT", DEVICE + "/dev-1/configData",
+                             "TargetToken token-1", length=1048576)
+    assert (status, environ[ddi_lite.BODY_LIMIT]) == (100, 1048576)
+
+
+def test_a_device_body_declared_beyond_max_body_bytes_is_refused_before_it_is_read(server):
+    server.target()
+    status, headers, _ = ask(server.wsgi, "POST", DEVICE + "/dev-1/deploymentBase/1/feedback",
+                             "TargetToken token-1", length=1048577)
+    assert (status, headers["content-type"]) == (400, "application/json")
+
+
+def test_a_management_body_without_valid_credentials_is_refused_before_it_is_read(server):
+    status, headers, _ = ask(server.wsgi, "POST", "/rest/v1/targets", basic("admin", "x"))
+    assert (status, headers["www-authenticate"]) == (401, 'Basic realm="hawkBit"')
+    assert ask(server.wsgi, "POST", "/rest/v1/softwaremodules/1/artifacts")[0] == 401
+
+
+def test_an_upload_may_be_as_large_as_max_artifact_bytes_and_any_other_body_max_body_bytes(
+        server):
+    admin = basic("admin", "admin")
+    upload = ask(server.wsgi, "POST", "/rest/v1/softwaremodules/1/artifacts", admin,
+                 chunked=True)
+    targets = ask(server.wsgi, "POST", "/rest/v1/targets", admin, chunked=True)
+    limits = server.config["limits", "max_artifact_bytes"], server.config["limits",
+                                                                          "max_body_bytes"]
+    assert (upload[0], targets[0]) == (100, 100)
+    assert upload[2][ddi_lite.BODY_LIMIT] > limits[0]
+    assert targets[2][ddi_lite.BODY_LIMIT] == limits[1]
+
+
+def test_bodies_declared_beyond_their_routes_limit_get_that_routes_error(server):
+    admin = basic("admin", "admin")
+    too_large = server.config["limits", "max_artifact_bytes"] + 1024 * 1024
+    assert ask(server.wsgi, "POST", "/rest/v1/softwaremodules/1/artifacts", admin,
+               length=too_large)[0] == 413
+    assert ask(server.wsgi, "POST", "/rest/v1/targets", admin, length=1048577)[0] == 400
+
+
+def test_asking_about_a_body_changes_nothing(server):
+    server.configure(**{"authentication.gatewaytoken.enabled": True,
+                        "authentication.gatewaytoken.key": "gw"})
+    status, _, _ = ask(server.wsgi, "GET", DEVICE + "/new-device", "GatewayToken gw")
+    assert status == 100
+    assert ddi.find_target("new-device") is None
