@@ -269,3 +269,44 @@ def test_the_pause_after_wrong_logins_is_described(api, seeded):
     response = case.call(headers=wrong)
     assert response.headers["retry-after"]
     check_against_the_description(case, response, api.raw_schema)
+
+
+@pytest.mark.skipif(not FUZZING, reason="schemathesis 4 needs Python 3.11")
+def test_the_device_resources_of_each_action_state_are_described(api, seeded):
+    """The answers fuzzing rarely reaches, because they need an action in a given state:
+    installedBase of a finished action, confirmationBase of one waiting for consent, and
+    cancelAction of one being cancelled."""
+    def exchange(method, path, credentials, status, body=None, **path_parameters):
+        content = {} if body is None else {"body": body, "media_type": "application/json"}
+        case = api[path][method].Case(path_parameters=path_parameters, **content)
+        response = case.call(headers=credentials)
+        check_against_the_description(case, response, api.raw_schema)
+        assert response.status_code == status, response.text
+        return response
+
+    device = "/{tenant}/controller/v1/{controllerId}"
+    dev_1 = {"tenant": "DEFAULT", "controllerId": "dev-1"}
+    closed = {"status": {"execution": "closed", "result": {"finished": "success"}}}
+    exchange("POST", device + "/deploymentBase/{actionId}/feedback", DEVICE, 200, closed,
+             actionId=100, **dev_1)
+    exchange("GET", device + "/installedBase/{actionId}", DEVICE, 200, actionId=100, **dev_1)
+    assert "installedBase" in exchange("GET", device, DEVICE, 200, **dev_1).json()["_links"]
+
+    exchange("PUT", "/rest/v1/system/configs/{keyName}", OPERATOR, 204, {"value": True},
+             keyName="user.confirmation.flow.enabled")
+    module = seeded.module(name="fw-2", files={"fw-2.swu": b"2" * 100})
+    set_2 = seeded.distribution_set([module], name="set-2")
+    assigned = exchange("POST", "/rest/v1/distributionsets/{distributionSetId}/assignedTargets",
+                        OPERATOR, 200, [{"id": "dev-1", "confirmationRequired": True}],
+                        distributionSetId=set_2.id).json()
+    action_id = assigned["assignedActions"][0]["id"]
+    exchange("GET", device + "/confirmationBase", DEVICE, 200, **dev_1)
+    exchange("GET", device + "/confirmationBase/{actionId}", DEVICE, 200, actionId=action_id,
+             **dev_1)
+
+    exchange("DELETE", "/rest/v1/targets/{targetId}/actions/{actionId}", OPERATOR, 204,
+             targetId="dev-1", actionId=action_id)
+    exchange("GET", device + "/cancelAction/{actionId}", DEVICE, 200, actionId=action_id,
+             **dev_1)
+    exchange("POST", device + "/cancelAction/{actionId}/feedback", DEVICE, 200, closed,
+             actionId=action_id, **dev_1)
