@@ -19,14 +19,13 @@ SERVER_MODULES = {"ddi_lite", "storage", "artifacts", "bottle", "peewee", "waitr
 # as a WSGI host would.
 SERVER_START = """
 import os, sys
-import waitress
 served = []
-waitress.serve = lambda app, **options: served.append(app)
 import ddi_lite
+ddi_lite.serve = lambda config: served.append(config)  # the parser path, without a socket
 config = ddi_lite.load_config(path=None, environ={}, overrides={
     "server.data_dir": os.path.join(sys.argv[1], "app"), "server.trusted_proxies": ""})
 ddi_lite.create_app(config)
-code = ddi_lite.main(["serve", "--config", os.devnull, "--port", "0",
+code = ddi_lite.main(["serve", "--config", os.devnull, "--port", "8080",
                       "--data-dir", os.path.join(sys.argv[1], "serve")])
 assert code == 0 and served, code
 """
