@@ -1624,6 +1624,7 @@ class GatedChannel(waitress.channel.HTTPChannel):
     def __init__(self, server, sock, addr, adj, map=None):
         self.opened = time.monotonic()
         super().__init__(server, sock, addr, adj, map)
+        self._watch()
 
     def received(self, data):
         self.spoke = True
@@ -1632,13 +1633,28 @@ class GatedChannel(waitress.channel.HTTPChannel):
         if request is not None and request.held is not None and not request.asked:
             request.asked = True
             self.server.add_task(BodyQuestion(self, request))
+        self._watch()
         return done
 
-    def readable(self):
-        # The event loop asks every connection this on each turn, at least once a second.
+    def _watch(self):
+        """The event loop asks every connection on every turn whether it would read, and
+        most are served or idle between requests: they get Waitress's own answer, and only
+        a connection that owes headers or waits for the app gets `watched_readable`. (An
+        extra microsecond per connection and turn cost a tenth of the poll rate.)"""
+        request = self.request
+        if self._headers_owed_since() is not None or request is not None and (
+                request.held is not None or request.answer is not None):
+            self.readable = self.watched_readable
+        else:
+            self.__dict__.pop("readable", None)
+
+    def watched_readable(self):
+        """readable() while the connection owes headers or waits for the app; asked at least
+        once a second (the loop's timeout) unless parked."""
         request = self.request
         if request is not None and request.answer is not None:
             self._take_answer(request)
+            self._watch()
         elif request is not None and request.held is not None:
             return False
         else:
@@ -1651,13 +1667,21 @@ class GatedChannel(waitress.channel.HTTPChannel):
                 # Headers still owed after a quarter of a second: a very slow link, a
                 # slow-loris or a silent socket. Such a connection is read on whole seconds
                 # only, all of them in one turn of the loop, and waits parked in between,
-                # which leaves the other turns (and the GIL) to the devices.
-                if waited > 0.25 and not self.woken:
+                # which leaves the other turns (and the GIL) to the devices. One with
+                # something to write (an answer, its closing) is never parked: the loop
+                # asks writable() of the connection right after this.
+                if waited > 0.25 and not self.woken and not self.writable():
                     self._map[self._fileno] = ParkedChannel(
                         self, math.floor(time.monotonic()) + 1)
                     return False
                 self.woken = False
         return super().readable()
+
+    def close_soon(self):
+        """Close on the loop's next turn, not now: a descriptor closed now could be reused on
+        this turn by a new connection, which would then get the old one's events."""
+        self.will_close = True
+        self._map[self._fileno] = self  # in case it is parked
 
     def _headers_owed_since(self):
         """Since when the client owes a request's headers: since the request's first byte,
@@ -1714,26 +1738,30 @@ class GatedServer(waitress.server.TcpWSGIServer):
             self.next_channel_cleanup = now + self.adj.cleanup_interval
             self.maintenance(now)
         return self.accepting and (len(self._map) < self.adj.connection_limit
-                                   or self._quietest() is not None)
+                                   or any(True for _ in self._not_served()))
 
     def handle_accept(self):
+        quietest = None  # those that may make room, the quietest last; looked for once a turn
         for _ in range(self.accepts_per_turn):
             open_before = len(self._map)
             super().handle_accept()
             if len(self._map) == open_before:  # no connection was waiting
                 return
             if len(self._map) > self.adj.connection_limit:
-                quietest = self._quietest()
                 if quietest is None:
+                    quietest = sorted(self._not_served(), key=lambda channel: channel.last_activity,
+                                      reverse=True)
+                if not quietest:
                     return
-                quietest.handle_close()
+                quietest.pop().close_soon()
 
-    def _quietest(self):
-        """The connection quiet longest among those not being served, or None."""
-        waiting = [channel for channel in self.active_channels.values()
-                   if not (channel.requests or channel.will_close or channel.close_when_flushed)
-                   and (channel.request is None or not channel.request.headers_finished)]
-        return min(waiting, key=lambda channel: channel.last_activity, default=None)
+    def _not_served(self):
+        """The connections neither being served nor closing: silent, idle between requests,
+        or still sending headers."""
+        for channel in self.active_channels.values():
+            if not (channel.requests or channel.will_close or channel.close_when_flushed) and \
+                    (channel.request is None or not channel.request.headers_finished):
+                yield channel
 
 
 class ParkedChannel:
@@ -1803,6 +1831,22 @@ class Refusal(waitress.utilities.Error):
 
     def to_response(self, ident=None):
         return self.answer
+
+
+def run_event_loop(sockets, timeout):
+    """Waitress's event loop, with select() while every descriptor is below 1024, as Waitress
+    has it by default, and poll() beyond, where select() fails. Waitress's poll() loop would
+    do for all, but it answered 200 polls at a third of the rate in `tests/bench/run.py --only
+    poll` (304 polls it did not slow); that is only paid while about 1000 files are open."""
+    while sockets:
+        if max(sockets) < SELECT_LIMIT:
+            waitress.wasyncore.poll(timeout, sockets)
+        else:
+            waitress.wasyncore.poll2(timeout, sockets)
+
+
+# select() watches descriptors below FD_SETSIZE only (1024 on Linux).
+SELECT_LIMIT = 1024
 
 
 def connections_within_open_files(max_connections):
@@ -1966,9 +2010,7 @@ def serve(config):
     log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])
     try:
-        # poll(), not select(), which cannot watch a descriptor numbered 1024 or more.
-        waitress.wasyncore.loop(timeout=settings.asyncore_loop_timeout, map=sockets,
-                                use_poll=True)
+        run_event_loop(sockets, settings.asyncore_loop_timeout)
     finally:
         workers.shutdown()
 

@@ -150,9 +150,12 @@ def test_the_management_api_answers_a_pausing_client_429_with_retry_after(server
 
 
 def limited(config, **limits):
+    """The config with these limits, and an admin/admin of its own: one another test verified
+    would be let in even while its client pauses."""
     values = dict(config._values)
     values.update({("limits", key): value for key, value in limits.items()})
-    return ddi_lite.Config(values, config.source, config.accounts)
+    return ddi_lite.Config(values, config.source,
+                           {"admin": ddi_lite.hash_password("admin", iterations=1000)})
 
 
 # --- the question before a body ---------------------------------------------------------------
