@@ -1090,8 +1090,6 @@ class Accounts:
     """
 
     _key = os.urandom(32)
-    _verified = collections.OrderedDict()
-    _verified_lock = threading.Lock()
     _dummy = "pbkdf2_sha256$%d$ddi-lite$" % PASSWORD_ITERATIONS
     # Clients whose wrong logins are counted; the least recent is forgotten first.
     remembered_clients = 4096
@@ -1103,6 +1101,9 @@ class Accounts:
         self._checks = threading.BoundedSemaphore(password_checks)
         self._failures = collections.OrderedDict()  # client -> (failures, paused until)
         self._failures_lock = threading.Lock()
+        # Per server: a login verified by one app must not skip another's pause or accounts.
+        self._verified = collections.OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def verify(self, user, password, client=None):
         """Whether the password is right; LoginPaused when it was not checked."""
