@@ -217,17 +217,19 @@ def test_install_failure_is_reported_at_once(server, proxy, start_swupdate, sign
                if b'"closed"' in e.body]
     assert [(status["execution"], status["result"]["finished"]) for status in closing] == \
         [("closed", "failure")]
-    # SWUpdate 2022.12 closes with a generic reason; the real one comes in its log batches,
-    # which its logging thread may post after the close (then kept as a late report).
+    # SWUpdate 2022.12 closes with a generic reason; the real one comes in its log lines,
+    # which its logging thread posts either with the closing feedback (then kept with the
+    # error) or after it (then kept as a late report): either way the action must show it.
     messages = status_messages(operator, "swu-wrong-hw", action_id)
     assert ("error", "No suitable .swu image found") in messages
 
     def reason_reported():
-        return any("SW not compatible with hardware" in text for kind, text in
-                   status_messages(operator, "swu-wrong-hw", action_id)
-                   if kind in ("running", "warning"))
+        return any("SW not compatible with hardware" in text for _, text in
+                   status_messages(operator, "swu-wrong-hw", action_id))
     wait_until(reason_reported, TIMEOUT, "SWUpdate's log line with the reason",
-               on_timeout=lambda: repr(status_messages(operator, "swu-wrong-hw", action_id)))
+               on_timeout=lambda: "%r\n%s" % (status_messages(operator, "swu-wrong-hw",
+                                                               action_id),
+                                                explain(server, device, recorder)()))
     assert device.running()
 
 
