@@ -2,15 +2,15 @@
 
 This module is the web face: the configuration schema, the app factory, the route table,
 authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
-command line. Rules live in `storage/`, bytes in `artifacts/`; the programs that talk to a
-server from outside (operator commands, simulator) in `client/`. Sections:
+command line. Rules live in `storage/`, bytes in `artifacts/`, the connection layer under the
+app in `service/`; the programs that talk to a server from outside (operator commands,
+simulator) in `client/`. Sections:
 
     Configuration      one schema for config.ini, --flags and DDI_LITE_* variables
     HTTP plumbing      bodies, media types, errors, links
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Management API     /rest/v1/...
     Application        create_app(config) -> WSGI app
-    Serving            Waitress with a header deadline and a stop before unauthenticated bodies
     Command line       serve, passwd, and `main()`, which adds the client commands (client.cli)
 """
 
@@ -24,14 +24,12 @@ import functools
 import getpass
 import hashlib
 import hmac
-import io
 import ipaddress
 import json
 import logging
 import math
 import os
 import re
-import resource
 import sys
 import threading
 import time
@@ -39,18 +37,12 @@ import urllib.parse
 
 import bottle
 import cbor2
-import waitress.adjustments
-import waitress.channel
-import waitress.parser
-import waitress.server
-import waitress.task
-import waitress.utilities
-import waitress.wasyncore
 
 import artifacts
 import openapi
 import storage
 from client import cli
+from service import connections
 from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
@@ -448,12 +440,9 @@ def _reject_constant(name):
     raise ValueError("%s is not JSON" % name)
 
 
-# Waitress reads a whole body before it calls the app, so `serve` asks the app first (see
-# `BodyQuestion`): the request, its body unread, carries BEFORE_BODY, and each route answers
-# right after authentication with `body_welcome` or a refusal. Without `serve` (WebTest) the
-# question is never asked.
-BEFORE_BODY = "ddi_lite.before_body"
-BODY_LIMIT = "ddi_lite.body_limit"
+# Behind `serve`, the app is asked before a body is read (service.connections): the request
+# carries BEFORE_BODY, and each route answers right after authentication with `body_welcome`
+# or a refusal.
 
 
 def body_welcome(request, max_bytes, too_large):
@@ -461,7 +450,7 @@ def body_welcome(request, max_bytes, too_large):
     (BODY_LIMIT bounds a chunked one), else the error `too_large`."""
     if request.content_length > max_bytes:
         raise too_large
-    request.environ[BODY_LIMIT] = max_bytes
+    request.environ[connections.BODY_LIMIT] = max_bytes
     return bottle.HTTPResponse(b"", 100)
 
 
@@ -822,7 +811,7 @@ class DeviceApi:
         if not authenticated(environ, controller_id, target, tenant.settings(), origin,
                              CERTIFICATE_HEADERS):
             raise HttpProblem(401, empty=True)
-        if BEFORE_BODY in environ:
+        if connections.BEFORE_BODY in environ:
             return None
         now = ddi.now_ms()
         if registers:
@@ -1378,7 +1367,7 @@ class ManagementApi:
                     else JSON if JSON in accept else None
                 if media_type is None:
                     raise HttpProblem(406)
-                if BEFORE_BODY in environ:
+                if connections.BEFORE_BODY in environ:
                     if upload:
                         return body_welcome(request, self.max_upload, self._upload_too_large())
                     return body_welcome(request, self.max_body, body_too_large(self.max_body))
@@ -1571,308 +1560,6 @@ def create_app(config):
 
 
 ###############################################################################
-# Serving #####################################################################
-###############################################################################
-
-# Waitress parses requests on its event-loop thread and hands each one, body included, to a
-# worker thread. What it lacks against slow or hostile clients is added here: a deadline for
-# a request's headers (its channel_timeout restarts with every byte, so a client dripping a
-# byte a second would hold a connection for ever); a stop before a body until the app has
-# authenticated the request, so that no one without credentials makes the server buffer a
-# byte of it (the stop asks the app what `Expect: 100-continue` asks, BEFORE_BODY); slow
-# connections parked out of the loop's way; and at the connection limit, room made by closing
-# the quietest connection not being served instead of leaving new ones waiting.
-
-
-class GatedRequest(waitress.parser.HTTPRequestParser):
-    """A request as Waitress parses it, which stops where its headers end if a body follows:
-    the bytes that came with the headers are held, until the app's answer arrives."""
-
-    held = None  # body bytes received while waiting for the app; None when not waiting
-    asked = False
-    answer = None  # (status, headers, body, body limit), from a worker to the event loop
-    body_limit = None  # the route's largest body, once the app has let it come
-    wants_continue = False
-
-    def __init__(self, adj):
-        super().__init__(adj)
-        self.started = time.monotonic()
-
-    def received(self, data):
-        if self.held is not None:
-            self.held += data
-            return len(data)
-        consumed = super().received(data)
-        if self.body_limit is None:
-            if self.headers_finished and not self.completed:
-                self.held = b""
-                # A client that asked `Expect: 100-continue` hears it once the app agrees.
-                self.wants_continue, self.expect_continue = self.expect_continue, False
-        elif self.body_bytes_received > self.body_limit:  # a chunked body, its size unsaid
-            self.error = waitress.utilities.RequestEntityTooLarge(
-                "exceeds the %d bytes this resource takes" % self.body_limit)
-            self.completed = True
-        return consumed
-
-
-class GatedChannel(waitress.channel.HTTPChannel):
-    """Waitress's connection with the header deadline and the stop before a body."""
-
-    parser_class = GatedRequest
-    spoke = False  # whether the client has sent a byte yet
-    woken = False  # just back from a ParkedChannel: may read on this turn
-
-    def __init__(self, server, sock, addr, adj, map=None):
-        self.opened = time.monotonic()
-        super().__init__(server, sock, addr, adj, map)
-        self._watch()
-
-    def received(self, data):
-        self.spoke = True
-        done = super().received(data)
-        request = self.request
-        if request is not None and request.held is not None and not request.asked:
-            request.asked = True
-            self.server.add_task(BodyQuestion(self, request))
-        self._watch()
-        return done
-
-    def _watch(self):
-        """The event loop asks every connection on every turn whether it would read, and
-        most are served or idle between requests: they get Waitress's own answer, and only
-        a connection that owes headers or waits for the app gets `watched_readable`. (An
-        extra microsecond per connection and turn cost a tenth of the poll rate.)"""
-        request = self.request
-        if self._headers_owed_since() is not None or request is not None and (
-                request.held is not None or request.answer is not None):
-            self.readable = self.watched_readable
-        else:
-            self.__dict__.pop("readable", None)
-
-    def watched_readable(self):
-        """readable() while the connection owes headers or waits for the app; asked at least
-        once a second (the loop's timeout) unless parked."""
-        request = self.request
-        if request is not None and request.answer is not None:
-            self._take_answer(request)
-            self._watch()
-        elif request is not None and request.held is not None:
-            return False
-        else:
-            owed_since = self._headers_owed_since()
-            if owed_since is not None:
-                waited = time.monotonic() - owed_since
-                if waited > self.server.header_timeout:
-                    self.will_close = True
-                    return False
-                # Headers still owed after a quarter of a second: a very slow link, a
-                # slow-loris or a silent socket. Such a connection is read on whole seconds
-                # only, all of them in one turn of the loop, and waits parked in between,
-                # which leaves the other turns (and the GIL) to the devices. One with
-                # something to write (an answer, its closing) is never parked: the loop
-                # asks writable() of the connection right after this.
-                if waited > 0.25 and not self.woken and not self.writable():
-                    self._map[self._fileno] = ParkedChannel(
-                        self, math.floor(time.monotonic()) + 1)
-                    return False
-                self.woken = False
-        return super().readable()
-
-    def close_soon(self):
-        """Close on the loop's next turn, not now: a descriptor closed now could be reused on
-        this turn by a new connection, which would then get the old one's events."""
-        self.will_close = True
-        self._map[self._fileno] = self  # in case it is parked
-
-    def _headers_owed_since(self):
-        """Since when the client owes a request's headers: since the request's first byte,
-        or since the connection opened while the client has said nothing; None while it owes
-        none (idle between requests, or being served)."""
-        request = self.request
-        if request is not None:
-            return None if request.headers_finished else request.started
-        return None if self.spoke else self.opened
-
-    def _take_answer(self, request):
-        status, headers, body, limit = request.answer
-        request.answer = None
-        held, request.held = request.held, None
-        if status.startswith("100"):
-            request.body_limit = limit
-            request.expect_continue = request.wants_continue
-            if held:
-                self.received(held)
-                return
-            with self.requests_lock:
-                if request.expect_continue and not self.requests and not self.sent_continue:
-                    self.send_continue()
-            return
-        request.error = Refusal(status, headers, body)
-        request.completed = True
-        with self.requests_lock:
-            self.requests.append(request)
-            if len(self.requests) == 1:
-                self.server.add_task(self)
-            self.request = None
-
-
-class GatedServer(waitress.server.TcpWSGIServer):
-    """Waitress's listening socket, making GatedChannels, and accepting differently. Waitress
-    accepts one connection per turn of its loop, so after a burst of hundreds (slow-loris
-    sockets coming back at once) a device would wait hundreds of turns: this one accepts all
-    that wait, up to a bound. At connection_limit Waitress accepts nothing until a connection
-    closes, so hostile ones holding every place would starve the devices: this one closes,
-    for each new connection, the one quiet longest among those not being served (silent,
-    idle between requests, or still sending headers). Only connections at work keep their
-    place for sure."""
-
-    channel_class = GatedChannel
-    accepts_per_turn = 64
-
-    def __init__(self, application, map, header_timeout, **options):
-        self.header_timeout = header_timeout
-        super().__init__(application, map, **options)
-
-    def readable(self):
-        now = time.time()
-        if now >= self.next_channel_cleanup:  # Waitress's idle_timeout
-            self.next_channel_cleanup = now + self.adj.cleanup_interval
-            self.maintenance(now)
-        return self.accepting and (len(self._map) < self.adj.connection_limit
-                                   or any(True for _ in self._not_served()))
-
-    def handle_accept(self):
-        quietest = None  # those that may make room, the quietest last; looked for once a turn
-        for _ in range(self.accepts_per_turn):
-            open_before = len(self._map)
-            super().handle_accept()
-            if len(self._map) == open_before:  # no connection was waiting
-                return
-            if len(self._map) > self.adj.connection_limit:
-                if quietest is None:
-                    quietest = sorted(self._not_served(), key=lambda channel: channel.last_activity,
-                                      reverse=True)
-                if not quietest:
-                    return
-                quietest.pop().close_soon()
-
-    def _not_served(self):
-        """The connections neither being served nor closing: silent, idle between requests,
-        or still sending headers."""
-        for channel in self.active_channels.values():
-            if not (channel.requests or channel.will_close or channel.close_when_flushed) and \
-                    (channel.request is None or not channel.request.headers_finished):
-                yield channel
-
-
-class ParkedChannel:
-    """Stands in the event loop's map for a connection that owes its headers slowly, until
-    its next read is due. The loop asks every entry on every turn whether it would read or
-    write: for a parked connection that costs a seventh of what asking the connection costs,
-    so hundreds of slow ones add a fraction of a millisecond to a turn instead of
-    milliseconds. The connection still counts against max_connections."""
-
-    accepting = False
-
-    def __init__(self, channel, until):
-        self.channel = channel
-        self.until = until
-
-    def readable(self):
-        if time.monotonic() >= self.until:
-            self.channel.woken = True
-            self.channel._map[self.channel._fileno] = self.channel  # asked from next turn on
-        return False
-
-    def writable(self):
-        return False
-
-    def close(self):
-        """Waitress closes every entry of the map when it stops."""
-        self.channel.close()
-
-
-class BodyQuestion:
-    """A worker thread's task: call the app with a request whose body is unread, marked
-    BEFORE_BODY, and hand its answer to the event loop."""
-
-    def __init__(self, channel, request):
-        self.channel = channel
-        self.request = request
-
-    def service(self):
-        environ = waitress.task.WSGITask(self.channel, self.request).get_environment()
-        environ["wsgi.input"] = io.BytesIO()
-        environ[BEFORE_BODY] = True
-        started = []
-
-        def start_response(status, headers, exc_info=None):
-            started[:] = [status, headers]
-        chunks = self.channel.server.application(environ, start_response)
-        try:
-            body = b"".join(chunks)
-        finally:
-            if hasattr(chunks, "close"):
-                chunks.close()
-        limit = environ.get(BODY_LIMIT, self.channel.adj.max_request_body_size)
-        self.request.answer = (started[0], started[1], body, limit)
-        self.channel.server.pull_trigger()
-
-    def cancel(self):
-        """Waitress is shutting down: no one waits for the answer."""
-
-
-class Refusal(waitress.utilities.Error):
-    """The app's answer to a request whose body it would not take, sent the way Waitress
-    sends its own errors: the connection closes after it, the body unread."""
-
-    def __init__(self, status, headers, body):
-        super().__init__(body)
-        self.answer = (status, headers, body)
-
-    def to_response(self, ident=None):
-        return self.answer
-
-
-def run_event_loop(sockets, timeout):
-    """Waitress's event loop, with select() while every descriptor is below 1024, as Waitress
-    has it by default, and poll() beyond, where select() fails. Waitress's poll() loop would
-    do for all, but it answered 200 polls at a third of the rate in `tests/bench/run.py --only
-    poll` (304 polls it did not slow); that is only paid while about 1000 files are open."""
-    while sockets:
-        if max(sockets) < SELECT_LIMIT:
-            waitress.wasyncore.poll(timeout, sockets)
-        else:
-            waitress.wasyncore.poll2(timeout, sockets)
-
-
-# select() watches descriptors below FD_SETSIZE only (1024 on Linux).
-SELECT_LIMIT = 1024
-
-
-def connections_within_open_files(max_connections):
-    """max_connections, after raising the soft limit of open files as far as it needs: a
-    connection holds up to three (its socket, the temporary files of a large request or
-    response, a file being downloaded). Lowered, with a warning, where the hard limit is
-    too low; Waitress would otherwise spin on failing accept() calls."""
-    needed = 3 * max_connections + OTHER_OPEN_FILES
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        fitting = max(1, (soft - OTHER_OPEN_FILES) // 3)
-        log.warning("max_connections = %d needs %d open files, %d are allowed (ulimit -n): "
-                    "serving %d connections at most", max_connections, needed, soft, fitting)
-        return fitting
-    return max_connections
-
-
-# Files open besides the connections': database, logs, Waitress's wake-up pipe, listeners.
-OTHER_OPEN_FILES = 100
-
-
-###############################################################################
 # Command line ################################################################
 ###############################################################################
 
@@ -1983,37 +1670,18 @@ def serve(config):
     if Accounts(config.accounts).default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "
                     "ddi-lite passwd admin ***")
-    settings = waitress.adjustments.Adjustments(
-        host=host, port=port, threads=config["server", "threads"], ident="ddi-lite",
-        # Waitress drops Forwarded and X-Forwarded-* unless they come from its one
-        # trusted_proxy address; Origin applies [server] trusted_proxies instead.
-        clear_untrusted_proxy_headers=False,
-        # Waitress queues up to 16 MiB per connection in memory by default.
-        outbuf_high_watermark=1 << 20,
-        # The artifact upload's limit; every other body is held to max_body_bytes by the app,
-        # and no body is read before the app has authenticated its request (GatedChannel).
-        max_request_body_size=config["limits", "max_artifact_bytes"] + (1 << 20),
-        # Slow or idle clients must not starve the devices: room for hundreds of slow ones,
-        # each soon closed (Waitress: 100 connections, 120 s of silence, 256 KiB of headers,
-        # silent connections looked for every 30 s).
-        connection_limit=connections_within_open_files(config["server", "max_connections"]),
-        channel_timeout=config["server", "idle_timeout"],
-        max_request_header_size=config["limits", "max_header_bytes"],
-        cleanup_interval=1,
-        backlog=1024)
-    workers = waitress.task.ThreadedTaskDispatcher()
-    sockets = {}
-    for address in settings.listen:
-        GatedServer(app, sockets, config["server", "header_timeout"], dispatcher=workers,
-                    adj=settings, sockinfo=address)
-    workers.set_thread_count(settings.threads)
+    server = connections.Server(
+        app, host, port, threads=config["server", "threads"],
+        max_connections=config["server", "max_connections"],
+        header_timeout=config["server", "header_timeout"],
+        idle_timeout=config["server", "idle_timeout"],
+        max_header_bytes=config["limits", "max_header_bytes"],
+        # The artifact upload's limit, with room for its multipart framing.
+        max_body_bytes=config["limits", "max_artifact_bytes"] + (1 << 20))
     # Only now that the port is bound: a failure to bind is the last line instead.
     log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])
-    try:
-        run_event_loop(sockets, settings.asyncore_loop_timeout)
-    finally:
-        workers.shutdown()
+    server.run()
 
 
 def main(argv=None):

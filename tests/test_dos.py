@@ -19,6 +19,7 @@ import pytest
 import webob
 
 import ddi_lite
+from service import connections
 from storage import ddi
 
 DEVICE = "/DEFAULT/controller/v1"
@@ -167,7 +168,7 @@ def ask(app, method, path, authorization=None, length=10, chunked=False):
     if authorization:
         headers["Authorization"] = authorization
     request = webob.Request.blank(path, method=method, headers=headers,
-                                  environ={ddi_lite.BEFORE_BODY: True,
+                                  environ={connections.BEFORE_BODY: True,
                                            "REMOTE_ADDR": CLIENT})
     if chunked:
         request.environ.pop("CONTENT_LENGTH", None)
@@ -188,7 +189,7 @@ def test_a_device_body_with_valid_credentials_may_come_up_to_max_body_bytes(serv
     server.target()
     status, _, environ = ask(server.wsgi, "PUT", DEVICE + "/dev-1/configData",
                              "TargetToken token-1", length=1048576)
-    assert (status, environ[ddi_lite.BODY_LIMIT]) == (100, 1048576)
+    assert (status, environ[connections.BODY_LIMIT]) == (100, 1048576)
 
 
 def test_a_device_body_declared_beyond_max_body_bytes_is_refused_before_it_is_read(server):
@@ -213,8 +214,8 @@ def test_an_upload_may_be_as_large_as_max_artifact_bytes_and_any_other_body_max_
     limits = server.config["limits", "max_artifact_bytes"], server.config["limits",
                                                                           "max_body_bytes"]
     assert (upload[0], targets[0]) == (100, 100)
-    assert upload[2][ddi_lite.BODY_LIMIT] > limits[0]
-    assert targets[2][ddi_lite.BODY_LIMIT] == limits[1]
+    assert upload[2][connections.BODY_LIMIT] > limits[0]
+    assert targets[2][connections.BODY_LIMIT] == limits[1]
 
 
 def test_bodies_declared_beyond_their_routes_limit_get_that_routes_error(server):

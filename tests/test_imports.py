@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("storage", "artifacts", "client", "openapi")
+PACKAGES = ("storage", "artifacts", "client", "openapi", "service")
 TOP_MODULES = ("ddi_lite",)
 
 
@@ -85,6 +85,15 @@ def test_the_graph_sees_the_project():
     assert "storage.fleet" in graph and "ddi_lite" in graph
     assert "storage.software" in graph["storage.fleet"]
     assert "storage.db" in graph["storage.models"]
+
+
+def test_the_connection_layer_knows_nothing_of_the_server():
+    """service/ wraps any WSGI app: ddi_lite imports it, never the other way round."""
+    graph = import_graph()
+    assert "service.connections" in graph["ddi_lite"]
+    for name in graph:
+        if name.startswith("service"):
+            assert {module.partition(".")[0] for module in graph[name]} <= {"service"}, name
 
 
 def test_no_module_imports_itself_back():

@@ -7,7 +7,8 @@
         answers GET .../softwaremodules/<module_id>/artifacts/<filename> with Bottle's own
         static_file of PATH (ranges included).
 
-Waitress gets the same options as `ddi_lite.serve`, so only the application differs.
+Waitress gets the output buffer limit ddi-lite sets (`service.connections.Server`); the gate
+ddi-lite adds around connections is part of what is measured against it.
 """
 
 import argparse
