@@ -1,6 +1,6 @@
 """Behind a reverse proxy: which proxy headers shape links and the recorded device address.
 
-The rule (class Origin): a peer in `[server] trusted_proxies` may tell where the request really
+The rule (service.forwarded.Origin): a peer in `[server] trusted_proxies` may tell where the request really
 came from, with RFC 7239 `Forwarded` or, without it, X-Forwarded-For/-Proto/-Host/-Port; any
 other peer may not. WebTest hands the headers straight to the app; that Waitress does too is
 shown by the real-process tests in tests/clients/test_tls_proxy.py.
