@@ -510,14 +510,19 @@ def modules_show(args, client):
                 header=("ID", "FILE", "SIZE", "SHA-256") if artifacts else None, indent="  ")
 
 
-def modules_delete(args, client):
-    client.call("DELETE", "/softwaremodules/%d" % args.id)
+def _delete(args, client, collection, noun, why_kept):
+    """DELETE one module or set, then say whether hawkBit's rules only marked it deleted."""
+    client.call("DELETE", "/%s/%d" % (collection, args.id))
     if args.json:
         return
-    if _only_marked_deleted(client, "softwaremodules", args.id):
-        print("module %d marked deleted: a distribution set still holds it" % args.id)
+    if _only_marked_deleted(client, collection, args.id):
+        print("%s %d marked deleted: %s" % (noun, args.id, why_kept))
     else:
-        print("module %d deleted" % args.id)
+        print("%s %d deleted" % (noun, args.id))
+
+
+def modules_delete(args, client):
+    _delete(args, client, "softwaremodules", "module", "a distribution set still holds it")
 
 
 def sets_list(args, client):
@@ -568,13 +573,7 @@ def sets_show(args, client):
 
 
 def sets_delete(args, client):
-    client.call("DELETE", "/distributionsets/%d" % args.id)
-    if args.json:
-        return
-    if _only_marked_deleted(client, "distributionsets", args.id):
-        print("set %d marked deleted: actions or targets still refer to it" % args.id)
-    else:
-        print("set %d deleted" % args.id)
+    _delete(args, client, "distributionsets", "set", "actions or targets still refer to it")
 
 
 def _controller_id_of(assigned_action):

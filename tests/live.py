@@ -175,11 +175,13 @@ def reset_peak_rss(pid):
     return True
 
 
-class RssSampler:
-    """Samples a process's VmRSS every 20 ms in a background thread, until the block ends."""
+class Sampler:
+    """Calls `measure()` every `interval` seconds in a background thread while the block
+    runs, keeping every figure; stops at the first OSError (the process is gone)."""
 
-    def __init__(self, pid):
-        self.pid = pid
+    def __init__(self, measure, interval):
+        self.measure = measure
+        self.interval = interval
         self.samples = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -191,10 +193,10 @@ class RssSampler:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.samples.append(rss_bytes(self.pid))
+                self.samples.append(self.measure())
             except OSError:
                 return
-            self._stop.wait(0.02)
+            self._stop.wait(self.interval)
 
     def __enter__(self):
         self._thread.start()
@@ -203,3 +205,8 @@ class RssSampler:
     def __exit__(self, *exc_info):
         self._stop.set()
         self._thread.join(5)
+
+
+def RssSampler(pid):
+    """A Sampler of a process's VmRSS every 20 ms."""
+    return Sampler(lambda: rss_bytes(pid), 0.02)

@@ -5,6 +5,7 @@ A missing client skips its tests with the package to install; when CI=true it fa
 instead, so that CI can never pass by skipping.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -61,11 +62,10 @@ class Server:
         return "--- ddi-lite log ---\n" + self.process.log()
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A fresh ddi-lite process: own port, data directory and config.ini, minimum polling
-    time 1 s; the tenant polls every second with target tokens on."""
-    process = DdiLite(tmp_path / "server")
+@contextlib.contextmanager
+def serving(process):
+    """A Server on the started DdiLite `process`, whose tenant polls every second with
+    target tokens on; the process stops when the block ends."""
     try:
         running = Server(process)
         running.operator.set_config("pollingTime", POLLING_TIME)
@@ -73,6 +73,14 @@ def server(tmp_path):
         yield running
     finally:
         process.stop()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh ddi-lite process: own port, data directory and config.ini, minimum polling
+    time 1 s; the tenant polls every second with target tokens on."""
+    with serving(DdiLite(tmp_path / "server")) as running:
+        yield running
 
 
 @pytest.fixture

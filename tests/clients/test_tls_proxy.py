@@ -18,7 +18,7 @@ import pytest
 
 from live import PROJECT_DIR, DdiLite
 from . import nginx
-from .conftest import POLLING_TIME, Server, missing
+from .conftest import missing, serving
 from .proxy import RecordingProxy
 from .rauc import RaucDevice
 from .test_swupdate_client import deploy, status_messages, wait_for_message
@@ -61,14 +61,8 @@ def server(tmp_path, pki):
     settings = production_settings(pki.issuer_hash)
     # DdiLite's file already opens with [server]; the rest of README's file follows it.
     lines = [line for line in settings.splitlines()[1:] if not line.startswith(("host", "port"))]
-    process = DdiLite(tmp_path / "server", config_lines=lines)
-    try:
-        running = Server(process)
-        running.operator.set_config("pollingTime", POLLING_TIME)
-        running.operator.set_config("authentication.targettoken.enabled", True)
+    with serving(DdiLite(tmp_path / "server", config_lines=lines)) as running:
         yield running
-    finally:
-        process.stop()
 
 
 class TlsProxy:

@@ -116,6 +116,19 @@ def test_upload_racing_a_delete_of_the_same_content_loses_nothing(tmp_path):
 UPLOAD_STEPS = ("while-receiving", "before-rename", "after-rename", "after-commit")
 
 
+def crash_during(directory, step, request):
+    """Start a server on `directory` that kills itself at `step`, make `request(operator)`
+    fail on that, and wait until the process is gone by SIGKILL."""
+    crashing = start(directory, entry=(CRASH_AT, step))
+    try:
+        with pytest.raises(Exception):
+            request(Operator(crashing.url))
+        crashing.process.wait(10)
+        assert crashing.process.returncode == -9, crashing.log()
+    finally:
+        crashing.stop()
+
+
 @pytest.mark.parametrize("step", UPLOAD_STEPS)
 def test_kill_during_an_upload_leaves_no_stray_blob(tmp_path, step):
     directory = tmp_path / "server"
@@ -123,14 +136,7 @@ def test_kill_during_an_upload_leaves_no_stray_blob(tmp_path, step):
     module_id = new_module(Operator(server.url), "fw")
     server.stop()
     content = os.urandom(3 << 20)  # a few reads long, so the crash can come mid-stream
-    crashing = start(directory, entry=(CRASH_AT, step))
-    try:
-        with pytest.raises(Exception):
-            Operator(crashing.url).upload(module_id, "fw.bin", content)
-        crashing.process.wait(10)
-        assert crashing.process.returncode == -9, crashing.log()
-    finally:
-        crashing.stop()
+    crash_during(directory, step, lambda operator: operator.upload(module_id, "fw.bin", content))
     server = start(directory)
     try:
         operator = Operator(server.url)
@@ -155,14 +161,8 @@ def test_kill_during_a_delete_keeps_rows_and_bytes_in_step(tmp_path, step):
     module_id = new_module(operator, "fw")
     artifact = operator.upload(module_id, "fw.bin", content)
     server.stop()
-    crashing = start(directory, entry=(CRASH_AT, step))
-    try:
-        with pytest.raises(Exception):
-            Operator(crashing.url).call("DELETE", "/softwaremodules/%d" % module_id)
-        crashing.process.wait(10)
-        assert crashing.process.returncode == -9, crashing.log()
-    finally:
-        crashing.stop()
+    crash_during(directory, step,
+                 lambda operator: operator.call("DELETE", "/softwaremodules/%d" % module_id))
     server = start(directory)
     try:
         operator = Operator(server.url)

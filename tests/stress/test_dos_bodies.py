@@ -16,7 +16,7 @@ import time
 
 import pytest
 from clients.harness import Operator
-from live import ADMIN, DdiLite
+from live import ADMIN, DdiLite, Sampler
 
 MiB = 1024 * 1024
 CONFIG_DATA = "/DEFAULT/controller/v1/dev-1/configData"
@@ -38,27 +38,9 @@ def open_temp_bytes(pid, own_directory):
     return total
 
 
-class TempSampler:
-    """The peak of `open_temp_bytes` every 10 ms while the block runs."""
-
-    def __init__(self, server):
-        self.server = server
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, open_temp_bytes(self.server.process.pid,
-                                                       self.server.directory))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join(5)
+def temp_sampler(server):
+    """The figures of `open_temp_bytes` every 10 ms while the block runs (`.peak`)."""
+    return Sampler(lambda: open_temp_bytes(server.process.pid, server.directory), 0.01)
 
 
 def push_body(port, head, size, seconds=30):
@@ -146,7 +128,7 @@ def test_unauthenticated_250_mb_puts_to_config_data_are_refused_without_reading_
 
     def put(index):
         results[index] = push_body(server.port, put_head(250 * MiB), 250 * MiB)
-    with TempSampler(server) as temp:
+    with temp_sampler(server) as temp:
         threads = [threading.Thread(target=put, args=(index,)) for index in range(4)]
         for thread in threads:
             thread.start()
