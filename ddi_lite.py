@@ -480,7 +480,9 @@ def read_body(request, max_bytes, required=True):
         else:
             value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         _check_json_value(value)
-    except (ValueError, UnicodeError, RecursionError, cbor2.CBORDecodeError):
+    # cbor2 before 6.0 (the last for Python 3.9) lets decimal's errors out of a decimal
+    # fraction or bigfloat with a huge exponent: ArithmeticError, not CBORDecodeError.
+    except (ValueError, UnicodeError, RecursionError, ArithmeticError, cbor2.CBORDecodeError):
         raise store_errors.BodyNotReadable()
     return value
 

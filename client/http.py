@@ -85,7 +85,8 @@ class HttpPool:
         self.admit = admit
         self.max_answer_bytes = max_answer_bytes
         self._idle = []
-        self._slots = asyncio.Semaphore(size)
+        self._size = size
+        self._slots = None  # made in the loop that runs the requests
 
     async def request(self, method, target, headers, body=b"", length=None, sink=None):
         """Send one request; the answer. `body` is bytes, or an iterable of byte chunks that add
@@ -97,6 +98,10 @@ class HttpPool:
         if streamed or body or method in ("POST", "PUT"):
             lines.append("Content-Length: %d" % (length if streamed else len(body)))
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self._slots is None:
+            # Python 3.9's asyncio binds a Semaphore to the loop current when it is made;
+            # a pool made outside its loop (Client) must not make it in __init__.
+            self._slots = asyncio.Semaphore(self._size)
         async with self._slots:
             if self.admit is not None:
                 self.admit()
