@@ -31,8 +31,6 @@ import math
 import os
 import re
 import sys
-import threading
-import time
 import urllib.parse
 
 import bottle
@@ -46,6 +44,9 @@ from service import connections, forwarded
 from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
+from storage.accounts import (ACCOUNTS_SECTION, DEFAULT_ACCOUNTS, Accounts, BadAccount,
+                              PasswordNotChecked, accounts_in, hash_password, set_password,
+                              settings_parser)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 log = logging.getLogger("ddi-lite")
@@ -111,16 +112,6 @@ SETTINGS = (
     Setting("limits", "password_checks", "positive", 1,
             "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
 )
-
-ACCOUNTS_SECTION = "accounts"
-# hawkBit's admin/admin, for drop-in compatibility; the server warns while it is unchanged.
-DEFAULT_ACCOUNTS = {"admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$"
-                             "XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
-# What `ddi-lite passwd` writes (hash_password): pbkdf2_sha256$<iterations>$<salt>$<hash>, the
-# salt ASCII without '$', the hash 32 bytes in unpadded base64. Any other value would refuse
-# every login of its account without a word.
-PASSWORD_HASH = re.compile(
-    r"pbkdf2_sha256\$([1-9][0-9]{0,9})\$[!-#%-~]+\$[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {
@@ -227,23 +218,17 @@ def load_config(path=None, environ=None, overrides=None):
     if path is None and os.path.exists("config.ini"):
         path = "config.ini"
     if path is not None:
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str  # user names in [accounts] keep their case
+        parser = settings_parser()
         try:
             with open(path, encoding="utf-8") as handle:
                 parser.read_file(handle)
         except (OSError, configparser.Error) as error:
             raise ConfigError("cannot read %s: %s" % (path, error))
+        try:
+            accounts = accounts_in(parser, path)
+        except BadAccount as error:
+            raise ConfigError(str(error))
         known = {(s.section, s.key): s for s in SETTINGS}
-        if parser.has_section(ACCOUNTS_SECTION):
-            accounts = {user: value.strip() for user, value in parser.items(ACCOUNTS_SECTION)}
-            for user, stored in accounts.items():
-                match = PASSWORD_HASH.fullmatch(stored)
-                # hashlib takes at most 2**31 - 1 iterations.
-                if match is None or int(match.group(1)) >= 2 ** 31:
-                    raise ConfigError("%s: [accounts] %s is not a password hash; set it with "
-                                      "`ddi-lite passwd %s --config %s`"
-                                      % (path, user, user, path))
         for section in parser.sections():
             if section == ACCOUNTS_SECTION:
                 continue
@@ -884,112 +869,12 @@ def parse_feedback(body):
 # Management API (/rest/v1) ###################################################
 ###############################################################################
 
-PASSWORD_ITERATIONS = 260000
-
-
-def hash_password(password, salt=None, iterations=PASSWORD_ITERATIONS):
-    """A salted, slow PBKDF2-SHA256 hash in the form pbkdf2_sha256$<iterations>$<salt>$<hash>."""
-    salt = salt or base64.b64encode(os.urandom(16)).decode("ascii").rstrip("=")
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("ascii"),
-                                 iterations)
-    return "pbkdf2_sha256$%d$%s$%s" % (
-        iterations, salt, base64.b64encode(digest).decode("ascii").rstrip("="))
-
-
-def _password_matches(password, stored):
-    try:
-        scheme, iterations, salt, _ = stored.split("$")
-        iterations = int(iterations)
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    return hmac.compare_digest(hash_password(password, salt, iterations), stored)
-
-
 class LoginPaused(HttpProblem):
-    """A login not checked: the client made too many wrong ones, or too many checks run."""
+    """A login whose password was not checked (storage.accounts.PasswordNotChecked): 429,
+    with the seconds the client should wait."""
 
     def __init__(self, seconds):
         super().__init__(429, {"Retry-After": "%d" % max(1, math.ceil(seconds))})
-
-
-class Accounts:
-    """Operator accounts from config.ini's [accounts] section: user = password hash.
-
-    Basic authentication sends the password with every request, and the hash is slow on
-    purpose: a verified (user, password, hash) triple is remembered as a keyed digest, so only
-    the first request of a client pays for it. A wrong password costs as much, so guesses are
-    rationed before they can take the CPU and the worker threads from the devices: after
-    `login_failures` wrong logins a client gets 429 for `login_pause` seconds without a check,
-    and beyond `password_checks` hashes at once every login gets 429. A remembered login is
-    let in all the same.
-    """
-
-    _key = os.urandom(32)
-    _dummy = "pbkdf2_sha256$%d$ddi-lite$" % PASSWORD_ITERATIONS
-    # Clients whose wrong logins are counted; the least recent is forgotten first.
-    remembered_clients = 4096
-
-    def __init__(self, hashes, login_failures=0, login_pause=30, password_checks=1):
-        self.hashes = dict(hashes)
-        self.login_failures = login_failures
-        self.login_pause = login_pause
-        self._checks = threading.BoundedSemaphore(password_checks)
-        self._failures = collections.OrderedDict()  # client -> (failures, paused until)
-        self._failures_lock = threading.Lock()
-        # Per server: a login verified by one app must not skip another's pause or accounts.
-        self._verified = collections.OrderedDict()
-        self._verified_lock = threading.Lock()
-
-    def verify(self, user, password, client=None):
-        """Whether the password is right; LoginPaused when it was not checked."""
-        stored = self.hashes.get(user)
-        token = hmac.new(self._key, ("%s\0%s\0%s" % (user, password, stored)).encode("utf-8"),
-                         hashlib.sha256).digest()
-        if stored is not None and token in self._verified:
-            return True
-        if not self._checks.acquire(blocking=False):
-            raise LoginPaused(1)
-        try:
-            self._count_attempt(client)
-            # An unknown user costs as much as a wrong password: no hint that the name exists.
-            right = _password_matches(password, stored if stored is not None else self._dummy) \
-                and stored is not None
-        finally:
-            self._checks.release()
-        if not right:
-            return False
-        with self._verified_lock:
-            self._verified[token] = True
-            while len(self._verified) > 256:
-                self._verified.popitem(last=False)
-        with self._failures_lock:
-            self._failures.pop(client, None)
-        return True
-
-    def _count_attempt(self, client):
-        """Count a login as wrong before it is checked (a right one is forgiven after), so
-        that clients trying at once cannot all pass; LoginPaused while the client pauses."""
-        if not self.login_failures:
-            return
-        now = time.monotonic()
-        with self._failures_lock:
-            failures, paused_until = self._failures.pop(client, (0, 0.0))
-            if paused_until > now:
-                self._failures[client] = (failures, paused_until)
-                raise LoginPaused(paused_until - now)
-            if paused_until:  # a pause is over: the client may try as often again
-                failures = 0
-            failures += 1
-            paused_until = now + self.login_pause if failures >= self.login_failures else 0.0
-            self._failures[client] = (failures, paused_until)
-            while len(self._failures) > self.remembered_clients:
-                self._failures.popitem(last=False)
-
-    def default_password_in_use(self):
-        stored = self.hashes.get("admin")
-        return stored is not None and _password_matches("admin", stored)
 
 
 def basic_user(environ, accounts, client=None):
@@ -1009,7 +894,10 @@ def basic_user(environ, accounts, client=None):
         tenant_name, _, user = user.partition("\\")
         if tenant_name.upper() != DEFAULT_TENANT:
             return None
-    return user if accounts.verify(user, password, client) else None
+    try:
+        return user if accounts.verify(user, password, client) else None
+    except PasswordNotChecked as paused:
+        raise LoginPaused(paused.seconds)
 
 
 CHECKSUM_ERRORS = {"md5": store_errors.Md5Mismatch, "sha1": store_errors.Sha1Mismatch,
@@ -1415,44 +1303,6 @@ def _add_setting_flags(parser):
     for setting in SETTINGS:
         parser.add_argument(flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
                             metavar=setting.key.upper(), help=setting.help)
-
-
-def set_password(path, user, password_hash):
-    """Write `user = hash` into the [accounts] section of the settings file, keeping the rest
-    of the file (comments included) as it is."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        lines = []
-    entry = "%s = %s" % (user, password_hash)
-    section = None
-    start = end = None
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1].strip()
-            if section == ACCOUNTS_SECTION:
-                start = end = index + 1
-            continue
-        if section != ACCOUNTS_SECTION:
-            continue
-        end = index + 1
-        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
-        if key == user and not stripped.startswith(("#", ";")):
-            lines[index] = entry
-            break
-    else:
-        if start is None:
-            lines += ["", "[%s]" % ACCOUNTS_SECTION, entry]
-        else:
-            lines.insert(end, entry)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def passwd(args):

@@ -17,11 +17,11 @@ import pytest
 from clients.harness import Operator
 from live import ADMIN, PROJECT_DIR, DdiLite, clean_environment, wait_until
 
-import ddi_lite
 import storage
 from artifacts import BlobStore
 from storage import backup as backups
 from storage import catalog, software
+from storage.accounts import hash_password
 from storage.ddi import now_ms
 from storage.models import Artifact
 
@@ -293,7 +293,7 @@ def ddi_lite_command(*arguments):
 
 def cheap_accounts():
     """admin/admin with few PBKDF2 rounds: this test is about writes, not login cost."""
-    return ["[accounts]", "admin = " + ddi_lite.hash_password("admin", iterations=1000)]
+    return ["[accounts]", "admin = " + hash_password("admin", iterations=1000)]
 
 
 def post_feedback(url, controller_id, action_id, message):

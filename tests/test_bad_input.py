@@ -55,6 +55,7 @@ import webtest
 import ddi_lite
 import storage
 from conftest import DEVICE, Server, token
+from storage.accounts import Accounts
 from storage.db import database
 from storage.models import ALL_MODELS, Target
 
@@ -92,7 +93,7 @@ def _installed_routes():
                               for setting in ddi_lite.SETTINGS}, "built-in defaults", {})
     app = bottle.Bottle()
     ddi_lite.DeviceApi(config, None).install(app)
-    ddi_lite.ManagementApi(config, None, ddi_lite.Accounts({})).install(app)
+    ddi_lite.ManagementApi(config, None, Accounts({})).install(app)
     return [(route.method, route.rule) for route in app.routes]
 
 

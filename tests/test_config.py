@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import ddi_lite
+from storage import accounts as operator_accounts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +37,7 @@ def test_shipped_config_has_no_setting_outside_the_schema():
     parser.read_string("\n".join(shipped_config()))
     known = {(s.section, s.key) for s in ddi_lite.SETTINGS}
     for section in parser.sections():
-        if section != ddi_lite.ACCOUNTS_SECTION:
+        if section != operator_accounts.ACCOUNTS_SECTION:
             assert {(section, key) for key in parser.options(section)} <= known
 
 
@@ -88,7 +89,7 @@ def test_passwd_stores_a_hash_that_logs_in_and_keeps_the_rest_of_the_file(tmp_pa
     assert ddi_lite.main(["passwd", "admin", "--config", path]) == 0
     text = open(path).read()
     assert text.startswith("# mine\n[server]\nport = 1\n")
-    accounts = ddi_lite.Accounts(ddi_lite.load_config(path, environ={}).accounts)
+    accounts = operator_accounts.Accounts(ddi_lite.load_config(path, environ={}).accounts)
     assert accounts.verify("operator", "s3cret")
     assert accounts.verify("admin", "n3w")
     assert not accounts.verify("admin", "admin")
@@ -96,13 +97,13 @@ def test_passwd_stores_a_hash_that_logs_in_and_keeps_the_rest_of_the_file(tmp_pa
 
 
 def test_password_hashes_are_salted():
-    assert ddi_lite.hash_password("same") != ddi_lite.hash_password("same")
+    assert operator_accounts.hash_password("same") != operator_accounts.hash_password("same")
 
 
 def test_the_shipped_admin_password_is_recognised_as_the_default():
-    accounts = ddi_lite.Accounts(ddi_lite.DEFAULT_ACCOUNTS)
+    accounts = operator_accounts.Accounts(operator_accounts.DEFAULT_ACCOUNTS)
     assert accounts.default_password_in_use()
-    assert not ddi_lite.Accounts({"admin": ddi_lite.hash_password("x")}) \
+    assert not operator_accounts.Accounts({"admin": operator_accounts.hash_password("x")}) \
         .default_password_in_use()
 
 
@@ -162,7 +163,7 @@ def test_every_ddi_lite_variable_the_client_programs_read_is_allowed():
 
 # --- [accounts] values that are not password hashes ------------------------------------------
 
-GOOD_HASH = ddi_lite.hash_password("s3cret", salt="c2FsdHNhbHQ", iterations=1000)
+GOOD_HASH = operator_accounts.hash_password("s3cret", salt="c2FsdHNhbHQ", iterations=1000)
 DIGEST = GOOD_HASH.rsplit("$", 1)[1]
 
 
@@ -198,5 +199,5 @@ def test_serve_with_a_malformed_password_hash_exits_2_naming_the_account(tmp_pat
 
 def test_hashes_of_ddi_lite_passwd_and_the_shipped_default_are_accepted(tmp_path):
     path = write(tmp_path, "[accounts]\nops = %s\nadmin = %s\n" % (
-        ddi_lite.hash_password("x"), ddi_lite.DEFAULT_ACCOUNTS["admin"]))
+        operator_accounts.hash_password("x"), operator_accounts.DEFAULT_ACCOUNTS["admin"]))
     assert set(ddi_lite.load_config(path, environ={}).accounts) == {"ops", "admin"}

@@ -22,7 +22,7 @@ from clients.harness import Operator
 from live import (ADMIN, PROJECT_DIR, DdiLite, HttpError, clean_environment, free_port,
                   stop_process)
 
-import ddi_lite
+from storage.accounts import hash_password
 
 CRASH_AT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_at.py")
 RACE_ROUNDS = 300
@@ -32,7 +32,7 @@ RACE_PARALLEL = 6
 def cheap_accounts():
     """admin/admin with few PBKDF2 rounds: these tests are about blobs, not login cost."""
     return ["[limits]", "password_checks = 8",
-            "[accounts]", "admin = " + ddi_lite.hash_password("admin", iterations=1000)]
+            "[accounts]", "admin = " + hash_password("admin", iterations=1000)]
 
 
 def start(directory, entry=("-m", "ddi_lite")):

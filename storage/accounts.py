@@ -1,0 +1,204 @@
+"""Operator accounts: the [accounts] section of the settings file, user = password hash.
+
+What is here: the password hash `ddi-lite passwd` writes and the check of a login against it
+(with the rationing of wrong logins), the shipped admin/admin account, reading [accounts] from
+a settings file, and writing one account into it (`set_password`).
+
+Boundaries: no HTTP. A login refused before its password was checked is `PasswordNotChecked`,
+which the web face (ddi_lite.basic_user) answers with 429. Which settings file is meant (the
+--config lookup) is decided by the caller; the other sections of the file are the settings
+schema's (ddi_lite), read here only as far as writing an account must keep them.
+"""
+
+import base64
+import collections
+import configparser
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+
+ACCOUNTS_SECTION = "accounts"
+# hawkBit's admin/admin, for drop-in compatibility; the server warns while it is unchanged.
+DEFAULT_ACCOUNTS = {"admin": "pbkdf2_sha256$260000$PtJOMpsUikUNsHELyu5A0A$"
+                             "XKT9sl6BpbsS9YOhL+pq/EwpjxRi68V+NjUUX8NmEQQ"}
+PASSWORD_ITERATIONS = 260000
+# What `ddi-lite passwd` writes (hash_password): pbkdf2_sha256$<iterations>$<salt>$<hash>, the
+# salt ASCII without '$', the hash 32 bytes in unpadded base64. Any other value would refuse
+# every login of its account without a word.
+PASSWORD_HASH = re.compile(
+    r"pbkdf2_sha256\$([1-9][0-9]{0,9})\$[!-#%-~]+\$[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
+
+
+class BadAccount(ValueError):
+    """An [accounts] value that is not a password hash."""
+
+
+class PasswordNotChecked(Exception):
+    """A login not checked: the client made too many wrong ones, or too many checks run.
+    `seconds`: how long the client should wait before it tries again."""
+
+    def __init__(self, seconds):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def hash_password(password, salt=None, iterations=PASSWORD_ITERATIONS):
+    """A salted, slow PBKDF2-SHA256 hash in the form pbkdf2_sha256$<iterations>$<salt>$<hash>."""
+    salt = salt or base64.b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("ascii"),
+                                 iterations)
+    return "pbkdf2_sha256$%d$%s$%s" % (
+        iterations, salt, base64.b64encode(digest).decode("ascii").rstrip("="))
+
+
+def _password_matches(password, stored):
+    try:
+        scheme, iterations, salt, _ = stored.split("$")
+        iterations = int(iterations)
+    except ValueError:
+        return False
+    if scheme != "pbkdf2_sha256":
+        return False
+    return hmac.compare_digest(hash_password(password, salt, iterations), stored)
+
+
+def settings_parser():
+    """A parser for the settings file, as the server reads it."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # user names in [accounts] keep their case
+    return parser
+
+
+def accounts_in(parser, path):
+    """The accounts of a parsed settings file `path`: user -> hash, the shipped admin/admin
+    when it has no [accounts] section. BadAccount names a value that is not a hash."""
+    if not parser.has_section(ACCOUNTS_SECTION):
+        return dict(DEFAULT_ACCOUNTS)
+    accounts = {user: value.strip() for user, value in parser.items(ACCOUNTS_SECTION)}
+    for user, stored in accounts.items():
+        match = PASSWORD_HASH.fullmatch(stored)
+        # hashlib takes at most 2**31 - 1 iterations.
+        if match is None or int(match.group(1)) >= 2 ** 31:
+            raise BadAccount("%s: [accounts] %s is not a password hash; set it with "
+                             "`ddi-lite passwd %s --config %s`" % (path, user, user, path))
+    return accounts
+
+
+class Accounts:
+    """Operator accounts from config.ini's [accounts] section: user = password hash.
+
+    Basic authentication sends the password with every request, and the hash is slow on
+    purpose: a verified (user, password, hash) triple is remembered as a keyed digest, so only
+    the first request of a client pays for it. A wrong password costs as much, so guesses are
+    rationed before they can take the CPU and the worker threads from the devices: after
+    `login_failures` wrong logins a client gets 429 for `login_pause` seconds without a check,
+    and beyond `password_checks` hashes at once every login gets 429. A remembered login is
+    let in all the same.
+    """
+
+    _key = os.urandom(32)
+    _dummy = "pbkdf2_sha256$%d$ddi-lite$" % PASSWORD_ITERATIONS
+    # Clients whose wrong logins are counted; the least recent is forgotten first.
+    remembered_clients = 4096
+
+    def __init__(self, hashes, login_failures=0, login_pause=30, password_checks=1):
+        self.hashes = dict(hashes)
+        self.login_failures = login_failures
+        self.login_pause = login_pause
+        self._checks = threading.BoundedSemaphore(password_checks)
+        self._failures = collections.OrderedDict()  # client -> (failures, paused until)
+        self._failures_lock = threading.Lock()
+        # Per server: a login verified by one app must not skip another's pause or accounts.
+        self._verified = collections.OrderedDict()
+        self._verified_lock = threading.Lock()
+
+    def verify(self, user, password, client=None):
+        """Whether the password is right; PasswordNotChecked when it was not checked."""
+        stored = self.hashes.get(user)
+        token = hmac.new(self._key, ("%s\0%s\0%s" % (user, password, stored)).encode("utf-8"),
+                         hashlib.sha256).digest()
+        if stored is not None and token in self._verified:
+            return True
+        if not self._checks.acquire(blocking=False):
+            raise PasswordNotChecked(1)
+        try:
+            self._count_attempt(client)
+            # An unknown user costs as much as a wrong password: no hint that the name exists.
+            right = _password_matches(password, stored if stored is not None else self._dummy) \
+                and stored is not None
+        finally:
+            self._checks.release()
+        if not right:
+            return False
+        with self._verified_lock:
+            self._verified[token] = True
+            while len(self._verified) > 256:
+                self._verified.popitem(last=False)
+        with self._failures_lock:
+            self._failures.pop(client, None)
+        return True
+
+    def _count_attempt(self, client):
+        """Count a login as wrong before it is checked (a right one is forgiven after), so
+        that clients trying at once cannot all pass; PasswordNotChecked while the client
+        pauses."""
+        if not self.login_failures:
+            return
+        now = time.monotonic()
+        with self._failures_lock:
+            failures, paused_until = self._failures.pop(client, (0, 0.0))
+            if paused_until > now:
+                self._failures[client] = (failures, paused_until)
+                raise PasswordNotChecked(paused_until - now)
+            if paused_until:  # a pause is over: the client may try as often again
+                failures = 0
+            failures += 1
+            paused_until = now + self.login_pause if failures >= self.login_failures else 0.0
+            self._failures[client] = (failures, paused_until)
+            while len(self._failures) > self.remembered_clients:
+                self._failures.popitem(last=False)
+
+    def default_password_in_use(self):
+        stored = self.hashes.get("admin")
+        return stored is not None and _password_matches("admin", stored)
+
+
+def set_password(path, user, password_hash):
+    """Write `user = hash` into the [accounts] section of the settings file, keeping the rest
+    of the file (comments included) as it is."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    entry = "%s = %s" % (user, password_hash)
+    section = None
+    start = end = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            if section == ACCOUNTS_SECTION:
+                start = end = index + 1
+            continue
+        if section != ACCOUNTS_SECTION:
+            continue
+        end = index + 1
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        if key == user and not stripped.startswith(("#", ";")):
+            lines[index] = entry
+            break
+    else:
+        if start is None:
+            lines += ["", "[%s]" % ACCOUNTS_SECTION, entry]
+        else:
+            lines.insert(end, entry)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
