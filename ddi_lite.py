@@ -179,13 +179,16 @@ def env_name(setting):
 class Config:
     """Effective settings: built-in defaults < config file < environment < command line.
 
-    `accounts` maps operator user names to password hashes ([accounts] in the file).
+    `accounts` maps operator user names to password hashes ([accounts] in the file). `source`
+    says where the settings came from, for the log; `path` is the settings file read (absolute),
+    None with built-in defaults.
     """
 
-    def __init__(self, values, source, accounts):
+    def __init__(self, values, source, accounts, path=None):
         self._values = values
         self.source = source
         self.accounts = accounts
+        self.path = path
 
     def __getitem__(self, section_key):
         return self._values[section_key]
@@ -194,12 +197,61 @@ class Config:
 # Read by the programs that talk to a server from outside (client/), so not the server's.
 CLIENT_VARIABLES = ("DDI_LITE_URL", "DDI_LITE_USER", "DDI_LITE_PASSWORD")
 
+# The settings file of every server-side command (serve, passwd, backup, restore): --config,
+# else this variable, else ./config.ini, else the system-wide file, else built-in defaults.
+CONFIG_VARIABLE = "DDI_LITE_CONFIG"
+LOCAL_CONFIG = "config.ini"
+SYSTEM_CONFIG = "/etc/ddi-lite/config.ini"
+CONFIG_HELP = ("settings file (default: $%s, else ./%s, else %s, else built-in defaults)"
+               % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG))
+
+
+def _named_config(named, environ):
+    """(the file --config or $DDI_LITE_CONFIG names, which of them named it), or None."""
+    if named is not None:
+        return named, "--config"
+    if environ.get(CONFIG_VARIABLE):
+        return environ[CONFIG_VARIABLE], CONFIG_VARIABLE
+    return None
+
+
+def find_config(named=None, environ=None):
+    """The settings file to read, None when there is none. A file that --config (`named`) or
+    $DDI_LITE_CONFIG names must exist: falling back to another file, or to the defaults, would
+    serve settings the operator did not give."""
+    environ = os.environ if environ is None else environ
+    chosen = _named_config(named, environ)
+    if chosen is not None:
+        path, origin = chosen
+        if not os.path.exists(path):
+            raise ConfigError("settings file %s (from %s) does not exist" % (path, origin))
+        return path
+    for path in (LOCAL_CONFIG, SYSTEM_CONFIG):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def config_to_write(named=None, environ=None):
+    """The settings file `ddi-lite passwd` writes: the one the server reads (find_config), or,
+    when there is none, the file to create: the one named by --config or $DDI_LITE_CONFIG,
+    else the system-wide file when running as root (a service's), else ./config.ini."""
+    environ = os.environ if environ is None else environ
+    chosen = _named_config(named, environ)
+    if chosen is not None:
+        return chosen[0]
+    found = find_config(None, environ)
+    if found is not None:
+        return found
+    return SYSTEM_CONFIG if os.geteuid() == 0 else LOCAL_CONFIG
+
 
 def _check_variable_names(environ):
     """A DDI_LITE_* variable that nothing reads is a mistake (a typo, a setting that does not
     exist): refuse it, so that the server does not start on settings it was not given."""
     prefix = "DDI_LITE_"
-    known = {env_name(setting) for setting in SETTINGS} | set(CLIENT_VARIABLES)
+    known = {env_name(setting) for setting in SETTINGS} | set(CLIENT_VARIABLES) | \
+        {CONFIG_VARIABLE}
     for name in sorted(environ):
         if name.upper().startswith(prefix) and name not in known:
             close = difflib.get_close_matches(name.upper()[len(prefix):],
@@ -210,13 +262,13 @@ def _check_variable_names(environ):
 
 
 def load_config(path=None, environ=None, overrides=None):
-    """Read settings; `overrides` maps "section.key" to a value (flags, tests)."""
+    """Read settings from the file find_config finds (`path`: what --config names);
+    `overrides` maps "section.key" to a value (flags, tests)."""
     environ = os.environ if environ is None else environ
     values = {(s.section, s.key): _convert(s, s.default) for s in SETTINGS}
     accounts = dict(DEFAULT_ACCOUNTS)
-    source = "built-in defaults"
-    if path is None and os.path.exists("config.ini"):
-        path = "config.ini"
+    source = "built-in defaults, no settings file found"
+    path = find_config(path, environ)
     if path is not None:
         parser = settings_parser()
         try:
@@ -236,7 +288,7 @@ def load_config(path=None, environ=None, overrides=None):
                 if (section, key) not in known:
                     raise ConfigError("%s: unknown setting [%s] %s" % (path, section, key))
                 values[(section, key)] = _convert(known[(section, key)], value)
-        source = os.path.abspath(path)
+        path = source = os.path.abspath(path)
     for setting in SETTINGS:
         if env_name(setting) in environ:
             values[(setting.section, setting.key)] = _convert(setting, environ[env_name(setting)])
@@ -247,7 +299,7 @@ def load_config(path=None, environ=None, overrides=None):
         if setting is None:
             raise ConfigError("unknown setting %s" % name)
         values[(section, key)] = _convert(setting, value)
-    return Config(values, source, accounts)
+    return Config(values, source, accounts, path)
 
 
 ###############################################################################
@@ -1320,7 +1372,7 @@ def passwd(args):
     if not password:
         print("ddi-lite: an empty password is not allowed; nothing changed", file=sys.stderr)
         return 1
-    path = args.config or "config.ini"
+    path = config_to_write(args.config)
     set_password(path, args.user, hash_password(password))
     print("ddi-lite: password of %s stored in %s (restart the server to use it)"
           % (args.user, os.path.abspath(path)))
@@ -1347,7 +1399,10 @@ def copy_data(args):
                     "every artifact's hash checked" % (os.path.abspath(args.src),
                                                        manifest["created_at"],
                                                        manifest["ddi_lite_version"], data_dir))
-    except (ConfigError, OSError, backups.BackupError) as error:
+    except ConfigError as error:
+        print("ddi-lite: %s" % error, file=sys.stderr)
+        return 2
+    except (OSError, backups.BackupError) as error:
         print("ddi-lite: %s" % error, file=sys.stderr)
         return 1
     rows = manifest["rows"]
@@ -1388,13 +1443,16 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):
-        command_parser.add_argument("--config", metavar="FILE",
-                                    help="settings file (default: ./config.ini if present)")
+        command_parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
         _add_setting_flags(command_parser)
     passwd_parser = commands.add_parser(
         "passwd", help="set an operator's password in the settings file")
     passwd_parser.add_argument("user")
-    passwd_parser.add_argument("--config", metavar="FILE", help="settings file (./config.ini)")
+    passwd_parser.add_argument(
+        "--config", metavar="FILE",
+        help="settings file to write, created if missing (default: the one serve "
+             "reads: $%s, else ./%s, else %s; with none, %s as root, else ./%s)"
+             % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, SYSTEM_CONFIG, LOCAL_CONFIG))
     backup_parser = commands.add_parser(
         "backup", help="copy the database and artifacts into a new folder, also while serving")
     backup_parser.add_argument("dest", metavar="DEST", help="the new folder (must not exist)")
@@ -1403,8 +1461,7 @@ def main(argv=None):
     restore_parser.add_argument("src", metavar="SRC", help="a folder made by ddi-lite backup")
     for command_parser in (backup_parser, restore_parser):
         command_parser.add_argument("--config", metavar="FILE",
-                                    help="settings file naming the data directory (default: "
-                                         "./config.ini if present)")
+                                    help="the server's " + CONFIG_HELP)
         command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
                                     help="the server's data directory (as for serve)")
     cli.add_commands(commands)

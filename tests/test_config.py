@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import ddi_lite
+import storage
 from storage import accounts as operator_accounts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -201,3 +202,100 @@ def test_hashes_of_ddi_lite_passwd_and_the_shipped_default_are_accepted(tmp_path
     path = write(tmp_path, "[accounts]\nops = %s\nadmin = %s\n" % (
         operator_accounts.hash_password("x"), operator_accounts.DEFAULT_ACCOUNTS["admin"]))
     assert set(ddi_lite.load_config(path, environ={}).accounts) == {"ops", "admin"}
+
+
+# --- which settings file: --config, $DDI_LITE_CONFIG, ./config.ini, /etc/ddi-lite/config.ini --
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """A settings file at every place of the lookup, each with its own port: the working
+    directory is work/, the system-wide file (/etc/ddi-lite/config.ini) is etc/config.ini."""
+    work = tmp_path / "work"
+    (tmp_path / "etc").mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    files = {"flag": tmp_path / "flag.ini", "variable": tmp_path / "variable.ini",
+             "local": work / "config.ini", "system": tmp_path / "etc" / "config.ini"}
+    for port, path in enumerate(files.values(), 1001):
+        path.write_text("[server]\nport = %d\n" % port)
+    monkeypatch.setattr(ddi_lite, "SYSTEM_CONFIG", str(files["system"]))
+    return files
+
+
+def used(flag=None, variable=None):
+    """(the file read, the port it gave, the source the log names)."""
+    config = ddi_lite.load_config(flag and str(flag), environ={"DDI_LITE_CONFIG": str(variable)}
+                                  if variable else {})
+    return config.path, config["server", "port"], config.source
+
+
+def test_the_flag_names_the_settings_file_before_the_variable_and_the_usual_places(places):
+    assert used(places["flag"], places["variable"]) == (str(places["flag"]), 1001,
+                                                        str(places["flag"]))
+
+
+def test_the_variable_names_the_settings_file_before_the_usual_places(places):
+    assert used(variable=places["variable"])[:2] == (str(places["variable"]), 1002)
+
+
+def test_without_a_name_the_local_config_ini_is_read_before_the_system_wide_one(places):
+    assert used()[:2] == (str(places["local"]), 1003)
+    places["local"].unlink()
+    assert used()[:2] == (str(places["system"]), 1004)
+
+
+def test_without_any_settings_file_the_built_in_defaults_are_used_and_said(places):
+    places["local"].unlink()
+    places["system"].unlink()
+    assert used() == (None, 8080, "built-in defaults, no settings file found")
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_a_named_settings_file_that_does_not_exist_is_an_error_not_a_fallback(places, how):
+    missing = places["local"].parent / "missing.ini"
+    with pytest.raises(ddi_lite.ConfigError) as raised:
+        used(**{how: missing})
+    origin = "--config" if how == "flag" else "DDI_LITE_CONFIG"
+    assert str(raised.value) == "settings file %s (from %s) does not exist" % (missing, origin)
+
+
+@pytest.mark.parametrize("command", [["serve"], [], ["backup", "dest"], ["restore", "src"]])
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_server_commands_with_a_missing_named_settings_file_exit_2_naming_it(
+        places, monkeypatch, capsys, command, how):
+    monkeypatch.setattr(ddi_lite, "serve", pytest.fail)
+    missing = str(places["local"].parent / "missing.ini")
+    if how == "flag":
+        command = command + ["--config", missing]
+    else:
+        monkeypatch.setenv("DDI_LITE_CONFIG", missing)
+    assert ddi_lite.main(command) == 2
+    assert capsys.readouterr().err == "ddi-lite: settings file %s (from %s) does not exist\n" % (
+        missing, "--config" if how == "flag" else "DDI_LITE_CONFIG")
+
+
+def test_serve_reads_the_file_ddi_lite_config_names(places, monkeypatch):
+    served = []
+    monkeypatch.setattr(ddi_lite, "serve", served.append)
+    monkeypatch.setenv("DDI_LITE_CONFIG", str(places["variable"]))
+    assert ddi_lite.main(["serve", "--data-dir", str(places["local"].parent)]) == 0
+    assert (served[0].path, served[0]["server", "port"]) == (str(places["variable"]), 1002)
+
+
+def test_backup_reads_the_data_directory_from_the_file_ddi_lite_config_names(
+        places, monkeypatch, tmp_path):
+    places["variable"].write_text("[server]\ndata_dir = %s\n" % (tmp_path / "data"))
+    storage.open_store(str(tmp_path / "data"), 0)
+    storage.close_store()
+    monkeypatch.setenv("DDI_LITE_CONFIG", str(places["variable"]))
+    assert ddi_lite.main(["backup", str(tmp_path / "copy")]) == 0
+    assert (tmp_path / "copy" / "manifest.json").exists()
+
+
+def test_the_help_of_each_server_command_gives_the_lookup_order(capsys):
+    for command in (["serve"], ["passwd", "admin"], ["backup", "x"], ["restore", "x"]):
+        with pytest.raises(SystemExit):
+            ddi_lite.main(command + ["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "$DDI_LITE_CONFIG, else ./config.ini, else /etc/ddi-lite/config.ini" in text, \
+            command
