@@ -1373,7 +1373,13 @@ def passwd(args):
         print("ddi-lite: an empty password is not allowed; nothing changed", file=sys.stderr)
         return 1
     path = config_to_write(args.config)
-    set_password(path, args.user, hash_password(password))
+    try:
+        if path == SYSTEM_CONFIG:  # a service's settings, the first time
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        set_password(path, args.user, hash_password(password))
+    except OSError as error:
+        print("ddi-lite: cannot write %s: %s; nothing changed" % (path, error), file=sys.stderr)
+        return 1
     print("ddi-lite: password of %s stored in %s (restart the server to use it)"
           % (args.user, os.path.abspath(path)))
     return 0
@@ -1450,7 +1456,7 @@ def main(argv=None):
     passwd_parser.add_argument("user")
     passwd_parser.add_argument(
         "--config", metavar="FILE",
-        help="settings file to write, created if missing (default: the one serve "
+        help="settings file to write, created (mode 0600) if missing (default: the one serve "
              "reads: $%s, else ./%s, else %s; with none, %s as root, else ./%s)"
              % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, SYSTEM_CONFIG, LOCAL_CONFIG))
     backup_parser = commands.add_parser(

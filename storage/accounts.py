@@ -17,6 +17,8 @@ import hashlib
 import hmac
 import os
 import re
+import stat
+import tempfile
 import threading
 import time
 
@@ -167,13 +169,18 @@ class Accounts:
 
 
 def set_password(path, user, password_hash):
-    """Write `user = hash` into the [accounts] section of the settings file, keeping the rest
-    of the file (comments included) as it is."""
+    """Write `user = hash` into the [accounts] section of the settings file `path`, keeping the
+    rest of the file (comments included) as it is; a missing file is created.
+
+    The file is replaced at once (`_replace_file`): a server re-reading its accounts sees the
+    old file or the new one, never half of one."""
+    path = os.path.realpath(path)  # a symbolic link to the settings file stays one
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
+        before = os.stat(path)
     except FileNotFoundError:
-        lines = []
+        lines, before = ["# Operator accounts, user = password hash: `ddi-lite passwd USER`."], None
     entry = "%s = %s" % (user, password_hash)
     section = None
     start = end = None
@@ -193,12 +200,47 @@ def set_password(path, user, password_hash):
             break
     else:
         if start is None:
-            lines += ["", "[%s]" % ACCOUNTS_SECTION, entry]
+            lines += (["", "[%s]" % ACCOUNTS_SECTION, entry] if before is not None
+                      else ["[%s]" % ACCOUNTS_SECTION, entry])
         else:
             lines.insert(end, entry)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    _replace_file(path, "\n".join(lines) + "\n", before)
+
+
+def _replace_file(path, text, before):
+    """Write `text` to a new file beside `path` and move it over `path`, durably. The new file
+    has the mode, owner and group of the one it replaces (`before`, its os.stat, or None): an
+    operator's passwd as root must not take the file from the service's user. A file that did
+    not exist is created 0600 and stays so: its hashes are worth guessing at offline, so no
+    one else may read them, not even for a moment before a chmod."""
+    directory = os.path.dirname(path)
+    descriptor, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                             dir=directory)  # created 0600
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            if before is not None:
+                os.fchmod(handle.fileno(), stat.S_IMODE(before.st_mode))
+                made = os.fstat(handle.fileno())
+                if (made.st_uid, made.st_gid) != (before.st_uid, before.st_gid):
+                    try:
+                        os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+                    except PermissionError as error:
+                        raise PermissionError(
+                            error.errno, "cannot keep the owner and group of %s (uid %d, gid "
+                            "%d); run this as its owner or as root" % (path, before.st_uid,
+                                                                      before.st_gid))
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself
+    finally:
+        os.close(folder)
