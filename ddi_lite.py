@@ -63,8 +63,9 @@ Setting = collections.namedtuple("Setting", "section key kind default help")
 SETTINGS = (
     Setting("server", "host", "str", "0.0.0.0", "Address to listen on."),
     Setting("server", "port", "port", 8080, "TCP port to listen on (hawkBit's port)."),
-    Setting("server", "data_dir", "path", "~/.local/share/ddi-lite",
-            "Where the database file and artifact blobs live (created on first start)."),
+    Setting("server", "data_dir", "path", "",
+            "Where the database and artifacts live (created on first start); empty: "
+            "/var/lib/ddi-lite as root, else $XDG_DATA_HOME/ddi-lite or ~/.local/share/ddi-lite."),
     Setting("server", "threads", "positive", 8, "Worker threads answering requests."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
@@ -161,7 +162,7 @@ def _convert(setting, value):
             return tuple(ipaddress.ip_network(part.strip(), strict=False)
                          for part in text.split(",") if part.strip())
         if kind == "path":
-            return os.path.abspath(os.path.expanduser(text))
+            return os.path.abspath(os.path.expanduser(text)) if text else ""
         return text
     except ValueError as error:
         raise ConfigError("[%s] %s = %r: %s" % (setting.section, setting.key, value, error))
@@ -204,6 +205,22 @@ LOCAL_CONFIG = "config.ini"
 SYSTEM_CONFIG = "/etc/ddi-lite/config.ini"
 CONFIG_HELP = ("settings file (default: $%s, else ./%s, else %s, else built-in defaults)"
                % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG))
+
+
+# The data directory of a server running as root, that is, of a service.
+SYSTEM_DATA_DIR = "/var/lib/ddi-lite"
+
+
+def default_data_dir(environ=None):
+    """The data directory when [server] data_dir is empty: a service's (SYSTEM_DATA_DIR) for
+    a process running as root, else the user's, as the XDG base directories have it."""
+    environ = os.environ if environ is None else environ
+    if os.geteuid() == 0:
+        return SYSTEM_DATA_DIR
+    base = environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):  # the XDG specification: a relative path is to be ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ddi-lite")
 
 
 def _named_config(named, environ):
@@ -299,6 +316,8 @@ def load_config(path=None, environ=None, overrides=None):
         if setting is None:
             raise ConfigError("unknown setting %s" % name)
         values[(section, key)] = _convert(setting, value)
+    if not values[("server", "data_dir")]:
+        values[("server", "data_dir")] = default_data_dir(environ)
     return Config(values, source, accounts, path)
 
 

@@ -299,3 +299,38 @@ def test_the_help_of_each_server_command_gives_the_lookup_order(capsys):
         text = " ".join(capsys.readouterr().out.split())
         assert "$DDI_LITE_CONFIG, else ./config.ini, else /etc/ddi-lite/config.ini" in text, \
             command
+
+
+# --- the default data directory -----------------------------------------------------------------
+
+SHIPPED = os.path.join(REPO, "config.ini")
+
+
+def test_the_data_directory_of_a_server_running_as_root_is_var_lib_ddi_lite(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    environ = {"XDG_DATA_HOME": "/home/ops/.data"}
+    assert ddi_lite.default_data_dir(environ) == "/var/lib/ddi-lite"
+    assert ddi_lite.load_config(SHIPPED, environ=environ)["server", "data_dir"] == \
+        "/var/lib/ddi-lite"
+
+
+def test_the_data_directory_of_a_user_is_under_xdg_data_home(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    environ = {"XDG_DATA_HOME": "/home/ops/.data"}
+    assert ddi_lite.default_data_dir(environ) == "/home/ops/.data/ddi-lite"
+    assert ddi_lite.load_config(SHIPPED, environ=environ)["server", "data_dir"] == \
+        "/home/ops/.data/ddi-lite"
+
+
+@pytest.mark.parametrize("environ", [{}, {"XDG_DATA_HOME": ""}, {"XDG_DATA_HOME": "data"}],
+                         ids=["unset", "empty", "relative"])
+def test_without_a_usable_xdg_data_home_a_users_data_is_in_local_share(monkeypatch, environ):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert ddi_lite.default_data_dir(environ) == os.path.join(
+        os.path.expanduser("~"), ".local", "share", "ddi-lite")
+
+
+def test_a_data_directory_that_is_set_wins_over_the_default(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert ddi_lite.load_config(SHIPPED, environ={"DDI_LITE_SERVER_DATA_DIR": str(tmp_path)})[
+        "server", "data_dir"] == str(tmp_path)
