@@ -30,7 +30,9 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import urllib.parse
 
 import bottle
@@ -45,8 +47,8 @@ from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import (ACCOUNTS_SECTION, DEFAULT_ACCOUNTS, Accounts, BadAccount,
-                              PasswordNotChecked, accounts_in, hash_password, set_password,
-                              settings_parser)
+                              PasswordNotChecked, SettingsFile, accounts_in, hash_password,
+                              set_password)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 log = logging.getLogger("ddi-lite")
@@ -182,14 +184,17 @@ class Config:
 
     `accounts` maps operator user names to password hashes ([accounts] in the file). `source`
     says where the settings came from, for the log; `path` is the settings file read (absolute),
-    None with built-in defaults.
+    None with built-in defaults. `accounts_file` (storage.accounts.SettingsFile) is where the
+    server re-reads the accounts when it changes: the file read, or with built-in defaults the
+    one `ddi-lite passwd` would create; None: the accounts are not re-read.
     """
 
-    def __init__(self, values, source, accounts, path=None):
+    def __init__(self, values, source, accounts, path=None, accounts_file=None):
         self._values = values
         self.source = source
         self.accounts = accounts
         self.path = path
+        self.accounts_file = accounts_file
 
     def __getitem__(self, section_key):
         return self._values[section_key]
@@ -286,11 +291,12 @@ def load_config(path=None, environ=None, overrides=None):
     accounts = dict(DEFAULT_ACCOUNTS)
     source = "built-in defaults, no settings file found"
     path = find_config(path, environ)
-    if path is not None:
-        parser = settings_parser()
+    if path is None:
+        accounts_file = SettingsFile(config_to_write(None, environ))
+    else:
+        accounts_file = SettingsFile(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle)
+            parser = accounts_file.parse()
         except (OSError, configparser.Error) as error:
             raise ConfigError("cannot read %s: %s" % (path, error))
         try:
@@ -318,7 +324,7 @@ def load_config(path=None, environ=None, overrides=None):
         values[(section, key)] = _convert(setting, value)
     if not values[("server", "data_dir")]:
         values[("server", "data_dir")] = default_data_dir(environ)
-    return Config(values, source, accounts, path)
+    return Config(values, source, accounts, path, accounts_file)
 
 
 ###############################################################################
@@ -1339,8 +1345,17 @@ def _api_docs(app):
     return lambda: bottle.HTTPResponse(body(), 200, {"Content-Type": JSON})
 
 
-def create_app(config):
-    """The ddi-lite WSGI application for these settings (opens the data directory)."""
+def operator_accounts(config):
+    """The operator accounts of these settings, re-read when their settings file changes."""
+    return Accounts(config.accounts, config["limits", "login_failures"],
+                    config["limits", "login_pause"], config["limits", "password_checks"],
+                    config.accounts_file)
+
+
+def create_app(config, accounts=None):
+    """The ddi-lite WSGI application for these settings (opens the data directory).
+    `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
+    that reloads them."""
     data_dir = config["server", "data_dir"]
     now = ddi.now_ms()
     min_polling = storage.schedule.parse_duration(config["ddi", "min_polling_time"])
@@ -1358,9 +1373,7 @@ def create_app(config):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
-    accounts = Accounts(config.accounts, config["limits", "login_failures"],
-                        config["limits", "login_pause"], config["limits", "password_checks"])
-    ManagementApi(config, blobs, accounts).install(app)
+    ManagementApi(config, blobs, accounts or operator_accounts(config)).install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
     return _normalised(app)
@@ -1399,8 +1412,8 @@ def passwd(args):
     except OSError as error:
         print("ddi-lite: cannot write %s: %s; nothing changed" % (path, error), file=sys.stderr)
         return 1
-    print("ddi-lite: password of %s stored in %s (restart the server to use it)"
-          % (args.user, os.path.abspath(path)))
+    print("ddi-lite: password of %s stored in %s (a server reading this file takes it at its "
+          "next login)" % (args.user, os.path.abspath(path)))
     return 0
 
 
@@ -1442,10 +1455,15 @@ def serve(config):
     # Held until the process ends: a second server on the same directory would sweep away
     # the first one's uploads in flight and interleave its writes.
     data_lock = storage.lock_data_dir(config["server", "data_dir"])  # noqa: F841
-    app = create_app(config)
+    accounts = operator_accounts(config)
+    app = create_app(config, accounts)
+    # Read in a thread of its own: the handler runs in the event loop's thread, which must not
+    # wait for the file, nor for a login that is re-reading it.
+    signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
+        target=accounts.reload, args=("SIGHUP",), name="sighup", daemon=True).start())
     ddi.poll_log.start_writer()
     host, port = config["server", "host"], config["server", "port"]
-    if Accounts(config.accounts).default_password_in_use():
+    if accounts.default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "
                     "ddi-lite passwd admin ***")
     server = connections.Server(

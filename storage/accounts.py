@@ -2,7 +2,8 @@
 
 What is here: the password hash `ddi-lite passwd` writes and the check of a login against it
 (with the rationing of wrong logins), the shipped admin/admin account, reading [accounts] from
-a settings file, and writing one account into it (`set_password`).
+a settings file and re-reading it when it changes or when asked (serve asks on SIGHUP), and
+writing one account into it (`set_password`).
 
 Boundaries: no HTTP. A login refused before its password was checked is `PasswordNotChecked`,
 which the web face (ddi_lite.basic_user) answers with 429. Which settings file is meant (the
@@ -15,6 +16,7 @@ import collections
 import configparser
 import hashlib
 import hmac
+import logging
 import os
 import re
 import stat
@@ -32,6 +34,8 @@ PASSWORD_ITERATIONS = 260000
 # every login of its account without a word.
 PASSWORD_HASH = re.compile(
     r"pbkdf2_sha256\$([1-9][0-9]{0,9})\$[!-#%-~]+\$[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]")
+
+log = logging.getLogger("ddi-lite")
 
 
 class BadAccount(ValueError):
@@ -67,13 +71,6 @@ def _password_matches(password, stored):
     return hmac.compare_digest(hash_password(password, salt, iterations), stored)
 
 
-def settings_parser():
-    """A parser for the settings file, as the server reads it."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # user names in [accounts] keep their case
-    return parser
-
-
 def accounts_in(parser, path):
     """The accounts of a parsed settings file `path`: user -> hash, the shipped admin/admin
     when it has no [accounts] section. BadAccount names a value that is not a hash."""
@@ -89,6 +86,39 @@ def accounts_in(parser, path):
     return accounts
 
 
+class SettingsFile:
+    """The settings file the accounts come from, and whether it changed since it was read.
+
+    A change is told by the file's device, inode, size and modification time, one stat:
+    `ddi-lite passwd` replaces the file (a new inode), an editor writes it (a new size or
+    time). A file that does not exist has no stamp, and may appear later.
+    """
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.stamp = None
+
+    def _current_stamp(self):
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+    def changed(self):
+        return self._current_stamp() != self.stamp
+
+    def parse(self):
+        """The file's contents as a ConfigParser; OSError or configparser.Error when it cannot
+        be read. The stamp is taken first, so that a change while it is read counts as one."""
+        self.stamp = self._current_stamp()
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # user names in [accounts] keep their case
+        with open(self.path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+        return parser
+
+
 class Accounts:
     """Operator accounts from config.ini's [accounts] section: user = password hash.
 
@@ -99,15 +129,26 @@ class Accounts:
     `login_failures` wrong logins a client gets 429 for `login_pause` seconds without a check,
     and beyond `password_checks` hashes at once every login gets 429. A remembered login is
     let in all the same.
+
+    With a `settings_file`, a new password needs no restart: a login looks at the file at most
+    once per `look_interval` seconds and re-reads the accounts when it changed; `reload` does
+    it at once (SIGHUP). Device requests never look. A file that cannot be read or holds a
+    value that is not a hash leaves the accounts as they were, with a warning: an operator's
+    typo must not lock every operator out.
     """
 
     _key = os.urandom(32)
     _dummy = "pbkdf2_sha256$%d$ddi-lite$" % PASSWORD_ITERATIONS
     # Clients whose wrong logins are counted; the least recent is forgotten first.
     remembered_clients = 4096
+    look_interval = 1.0
 
-    def __init__(self, hashes, login_failures=0, login_pause=30, password_checks=1):
+    def __init__(self, hashes, login_failures=0, login_pause=30, password_checks=1,
+                 settings_file=None):
         self.hashes = dict(hashes)
+        self.settings_file = settings_file
+        self._next_look = 0.0
+        self._reload_lock = threading.Lock()
         self.login_failures = login_failures
         self.login_pause = login_pause
         self._checks = threading.BoundedSemaphore(password_checks)
@@ -119,6 +160,7 @@ class Accounts:
 
     def verify(self, user, password, client=None):
         """Whether the password is right; PasswordNotChecked when it was not checked."""
+        self._reload_if_changed()
         stored = self.hashes.get(user)
         token = hmac.new(self._key, ("%s\0%s\0%s" % (user, password, stored)).encode("utf-8"),
                          hashlib.sha256).digest()
@@ -162,6 +204,38 @@ class Accounts:
             self._failures[client] = (failures, paused_until)
             while len(self._failures) > self.remembered_clients:
                 self._failures.popitem(last=False)
+
+    def _reload_if_changed(self):
+        if self.settings_file is None:
+            return
+        now = time.monotonic()
+        # One login looks; those at the same moment go on with the accounts as they are.
+        if now < self._next_look or not self._reload_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_look = now + self.look_interval
+            if self.settings_file.changed():
+                self._reload("the file changed")
+        finally:
+            self._reload_lock.release()
+
+    def reload(self, why):
+        """Re-read the accounts from the settings file now; `why` is said in the log line."""
+        with self._reload_lock:
+            self._reload(why)
+
+    def _reload(self, why):
+        path = self.settings_file.path
+        try:
+            hashes = accounts_in(self.settings_file.parse(), path)
+        except (OSError, ValueError, configparser.Error) as error:
+            log.warning("operator accounts NOT reloaded (%s): cannot read %s: %s; the accounts "
+                        "read before stay in use", why, path, " ".join(str(error).split()))
+            return
+        self.hashes = hashes
+        log.info("operator accounts reloaded from %s (%s): %d %s; other settings change only "
+                 "when the server restarts", path, why, len(hashes),
+                 "account" if len(hashes) == 1 else "accounts")
 
     def default_password_in_use(self):
         stored = self.hashes.get("admin")
