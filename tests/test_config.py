@@ -4,6 +4,7 @@ import configparser
 import io
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -118,6 +119,29 @@ def test_serve_logs_where_it_listens_and_which_config_and_data_it_uses(tmp_path)
     assert len(lines) == 1
     assert lines[0].endswith("ddi-lite listening on http://127.0.0.1:%d (config: %s, data: %s)"
                              % (server.port, server.config_path, tmp_path / "data"))
+
+
+def test_serve_without_a_settings_file_logs_that_it_uses_the_built_in_defaults(tmp_path):
+    import live
+    port = live.free_port()
+    log_path = tmp_path / "server.log"
+    # The system-wide file is one that does not exist, in case this machine has the real one.
+    script = ("import sys, ddi_lite; ddi_lite.SYSTEM_CONFIG = sys.argv[1]; "
+              "sys.exit(ddi_lite.main(sys.argv[2:]))")
+    with open(str(log_path), "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "etc.ini"), "serve", "--host",
+             "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+            cwd=str(tmp_path), env=live.clean_environment(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        line = live.wait_until(
+            lambda: [text for text in log_path.read_text().splitlines() if "listening" in text],
+            live.STARTUP_TIMEOUT, "ddi-lite start-up", on_timeout=log_path.read_text)
+    finally:
+        live.stop_process(process)
+    assert line[0].endswith("listening on http://127.0.0.1:%d (config: built-in defaults, no "
+                            "settings file found, data: %s)" % (port, tmp_path / "data"))
 
 
 # --- DDI_LITE_* variables that are not settings ----------------------------------------------
