@@ -255,9 +255,9 @@ def find_config(named=None, environ=None):
 
 
 def config_to_write(named=None, environ=None):
-    """The settings file `ddi-lite passwd` writes: the one the server reads (find_config), or,
-    when there is none, the file to create: the one named by --config or $DDI_LITE_CONFIG,
-    else the system-wide file when running as root (a service's), else ./config.ini."""
+    """The settings file `ddi-lite passwd` writes, the one the server reads: the file --config
+    or $DDI_LITE_CONFIG names (created if missing), else the one find_config finds, else the
+    one to create: the system-wide file when running as root (a service's), else ./config.ini."""
     environ = os.environ if environ is None else environ
     chosen = _named_config(named, environ)
     if chosen is not None:

@@ -7,8 +7,9 @@ writing one account into it (`set_password`).
 
 Boundaries: no HTTP. A login refused before its password was checked is `PasswordNotChecked`,
 which the web face (ddi_lite.basic_user) answers with 429. Which settings file is meant (the
---config lookup) is decided by the caller; the other sections of the file are the settings
-schema's (ddi_lite), read here only as far as writing an account must keep them.
+--config lookup) is decided by the caller, and so is when to reload (serve's SIGHUP). The other
+sections of the file belong to the settings schema (ddi_lite.load_config, which parses the
+file with `SettingsFile`); writing an account keeps them as they are.
 """
 
 import base64
@@ -132,9 +133,9 @@ class Accounts:
 
     With a `settings_file`, a new password needs no restart: a login looks at the file at most
     once per `look_interval` seconds and re-reads the accounts when it changed; `reload` does
-    it at once (SIGHUP). Device requests never look. A file that cannot be read or holds a
-    value that is not a hash leaves the accounts as they were, with a warning: an operator's
-    typo must not lock every operator out.
+    it at once (SIGHUP). Only operator logins look: device requests never come here. A file
+    that cannot be read or holds a value that is not a hash leaves the accounts as they were,
+    with a warning: an operator's typo must not lock every operator out.
     """
 
     _key = os.urandom(32)
