@@ -58,7 +58,8 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
 
 
 def close_store():
-    ddi.poll_log.flush()
+    """Write what the store still holds in memory (poll times) and close the database."""
+    ddi.poll_log.stop_writer()
     if not database.is_closed():
         database.close()
 

@@ -94,6 +94,7 @@ class PollLog:
         self._lock = threading.Lock()
         self._last_flush = 0
         self._writer = None
+        self._stop = threading.Event()
 
     def record(self, target_id, when):
         with self._lock:
@@ -104,13 +105,22 @@ class PollLog:
 
     def start_writer(self):
         if self._writer is None:
+            self._stop.clear()
             self._writer = threading.Thread(target=self._write_forever, name="poll-log",
                                             daemon=True)
             self._writer.start()
 
+    def stop_writer(self):
+        """End the writer thread, then write what is left. A flush alone could return while
+        the thread still writes the times it took, and the process could end before them."""
+        if self._writer is not None:
+            self._stop.set()
+            self._writer.join()
+            self._writer = None
+        self.flush()
+
     def _write_forever(self):
-        while True:
-            time.sleep(self.interval_ms / 1000)
+        while not self._stop.wait(self.interval_ms / 1000):
             try:
                 self.flush()
             except Exception:  # a failed write must not end the writer; it retries next time

@@ -55,3 +55,15 @@ def test_the_management_api_shows_a_poll_still_in_memory(server, monkeypatch):
     server.http.set_authorization(("Basic", ("admin", "admin")))
     shown = server.http.get("/rest/v1/targets/dev-1").json["lastControllerRequestAt"]
     assert shown == later
+
+
+def test_stopping_the_writer_ends_its_thread_and_writes_what_is_pending(server):
+    target = server.target("dev-1", "token-1")
+    log = ddi.PollLog()
+    log.interval_ms = 3600 * 1000  # the thread alone would not write for an hour
+    log.start_writer()
+    writer = log._writer
+    log.record(target.id, 7654321)
+    log.stop_writer()
+    assert not writer.is_alive()
+    assert last_poll("dev-1") == 7654321
