@@ -81,6 +81,8 @@ SETTINGS = (
             "Seconds a client has to send a request's line and headers, or be disconnected."),
     Setting("server", "idle_timeout", "positive", 60,
             "Seconds a connection may stay silent (between requests, or within a body)."),
+    Setting("server", "stop_timeout", "count", 10,
+            "Seconds a stop (SIGTERM) gives requests in flight to finish before closing them."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
             "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
     Setting("ddi", "min_polling_time", "duration", "00:00:30",
@@ -1453,9 +1455,12 @@ def copy_data(args):
 
 
 def serve(config):
-    # Held until the process ends: a second server on the same directory would sweep away
+    """Serve until SIGTERM or SIGINT, then stop gracefully: no new connections, requests in
+    flight get [server] stop_timeout seconds (a second signal ends them at once), every poll
+    time answered is committed, and the data directory is released."""
+    # Held until the server stops: a second server on the same directory would sweep away
     # the first one's uploads in flight and interleave its writes.
-    data_lock = storage.lock_data_dir(config["server", "data_dir"])  # noqa: F841
+    data_lock = storage.lock_data_dir(config["server", "data_dir"])
     accounts = operator_accounts(config)
     app = create_app(config, accounts)
     # Read in a thread of its own: the handler runs in the event loop's thread, which must not
@@ -1478,7 +1483,18 @@ def serve(config):
     # Only now that the port is bound: a failure to bind is the last line instead.
     log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])
-    server.run()
+    stop_timeout = config["server", "stop_timeout"]
+
+    def stop(signum, frame):
+        server.stop(stop_timeout)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        server.run()
+    finally:
+        storage.close_store()  # the poll times still in memory are written first
+        data_lock.close()
+    log.info("stopped")
 
 
 def main(argv=None):

@@ -3,8 +3,9 @@
 `Server(app, ...)` binds the listening sockets and runs Waitress's event loop with gated
 connections: a deadline for a request's headers, no body buffered before the app has
 authenticated its request, slow connections parked out of the loop's way, and room made at
-the connection limit. It knows the app only as a WSGI callable and the two environ keys
-below; it imports nothing of ddi-lite.
+the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
+in flight answered within a bound. It knows the app only as a WSGI callable and the two
+environ keys below; it imports nothing of ddi-lite.
 """
 
 import io
@@ -133,6 +134,11 @@ class GatedChannel(waitress.channel.HTTPChannel):
                     return False
                 self.woken = False
         return super().readable()
+
+    def close_when_answered(self):
+        """Close once the answers begun are sent, reading no further request (a stop)."""
+        self.close_when_flushed = True
+        self._map[self._fileno] = self  # in case it is parked
 
     def close_soon(self):
         """Close on the loop's next turn, not now: a descriptor closed now could be reused on
@@ -290,12 +296,13 @@ class Refusal(waitress.utilities.Error):
         return self.answer
 
 
-def run_event_loop(sockets, timeout):
+def run_event_loop(sockets, timeout, done):
     """Waitress's event loop, with select() while every descriptor is below 1024, as Waitress
-    has it by default, and poll() beyond, where select() fails. Waitress's poll() loop would
-    do for all, but it answered 200 polls at a third of the rate in `tests/bench/run.py --only
-    poll` (304 polls it did not slow); that is only paid while about 1000 files are open."""
-    while sockets:
+    has it by default, and poll() beyond, where select() fails, until `done()` (asked before
+    every turn) is true. Waitress's poll() loop would do for all, but it answered 200 polls
+    at a third of the rate in `tests/bench/run.py --only poll` (304 polls it did not slow);
+    that is only paid while about 1000 files are open."""
+    while sockets and not done():
         if max(sockets) < SELECT_LIMIT:
             waitress.wasyncore.poll(timeout, sockets)
         else:
@@ -330,7 +337,11 @@ OTHER_OPEN_FILES = 100
 
 class Server:
     """The listening sockets and worker threads serving `app`, with the gated connections
-    above; `run()` serves until the process ends."""
+    above; `run()` serves until `stop()` has been called and the requests in flight are
+    answered, or the stop's bound has passed."""
+
+    stop_by = None  # time.monotonic() by which a stop must be done; None while serving
+    finished = False  # run() is over: nothing left to wake
 
     def __init__(self, app, host, port, threads, max_connections, header_timeout,
                  idle_timeout, max_header_bytes, max_body_bytes):
@@ -354,13 +365,54 @@ class Server:
             backlog=1024)
         self.workers = waitress.task.ThreadedTaskDispatcher()
         self.sockets = {}
-        for address in self.settings.listen:
+        self.listeners = [
             GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
                         adj=self.settings, sockinfo=address)
+            for address in self.settings.listen]
         self.workers.set_thread_count(threads)
 
     def run(self):
         try:
-            run_event_loop(self.sockets, self.settings.asyncore_loop_timeout)
+            run_event_loop(self.sockets, self.settings.asyncore_loop_timeout, self._stopped)
         finally:
-            self.workers.shutdown()
+            self.finished = True
+            waitress.wasyncore.close_all(self.sockets)
+            # Idle workers end at once; one still in the app after a cut is not waited for
+            # long (it is a daemon thread, and Waitress logs it).
+            self.workers.shutdown(timeout=0.5)
+
+    def stop(self, timeout):
+        """Stop accepting connections, and end `run()` once the requests in flight are
+        answered or `timeout` seconds have passed; a second call ends it at once. Safe in a
+        signal handler: it notes the time and wakes the event loop, nothing more."""
+        now = time.monotonic()
+        self.stop_by = now + timeout if self.stop_by is None else now
+        if not self.finished:
+            self.listeners[0].pull_trigger()
+
+    def _stopped(self):
+        """Asked by the event loop before each turn: whether serving is over. Once a stop
+        has begun, every connection not at work (silent, idle between requests, still sending
+        headers, or done with its last answer) is closed as soon as its answers are sent, and
+        no further request is read from it. A connection whose request's headers have arrived
+        is at work until its answer is sent, a download to a slow reader included."""
+        if self.stop_by is None:
+            return False
+        beginning = self.listeners[0].accepting
+        for listener in self.listeners:
+            # Only the listening socket: the listener's wake-up pipe (which Waitress's
+            # close() closes too) still carries the workers' answers to the loop.
+            waitress.wasyncore.dispatcher.close(listener)
+            for channel in list(listener._not_served()):
+                channel.close_when_answered()
+        if beginning:
+            log.info("stopping: no new connections; requests in flight get %.0f s to finish",
+                     max(0, self.stop_by - time.monotonic()))
+        at_work = sum(len(listener.active_channels) for listener in self.listeners)
+        if not at_work:
+            return True
+        if time.monotonic() >= self.stop_by:
+            log.warning("stopping now: %d connection(s) closed before their answer was sent",
+                        at_work)
+            return True
+        return False
