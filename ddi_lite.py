@@ -42,7 +42,7 @@ import artifacts
 import openapi
 import storage
 from client import cli
-from service import connections, forwarded
+from service import connections, forwarded, systemd
 from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
@@ -1457,7 +1457,8 @@ def copy_data(args):
 def serve(config):
     """Serve until SIGTERM or SIGINT, then stop gracefully: no new connections, requests in
     flight get [server] stop_timeout seconds (a second signal ends them at once), every poll
-    time answered is committed, and the data directory is released."""
+    time answered is committed, and the data directory is released. systemd hears how it
+    goes (service/systemd.py)."""
     # Held until the server stops: a second server on the same directory would sweep away
     # the first one's uploads in flight and interleave its writes.
     data_lock = storage.lock_data_dir(config["server", "data_dir"])
@@ -1486,9 +1487,17 @@ def serve(config):
     stop_timeout = config["server", "stop_timeout"]
 
     def stop(signum, frame):
+        if server.stop_by is None:
+            # A raised stop_timeout may outlast the unit's TimeoutStopSec: ask for the time.
+            needed_us = (stop_timeout + 10) * 10 ** 6
+            systemd.notify("STOPPING=1", "EXTEND_TIMEOUT_USEC=%d" % needed_us,
+                           "STATUS=Stopping: requests in flight get %d s" % stop_timeout)
+        else:
+            systemd.notify("STATUS=Stopping now: a second signal ends the requests in flight")
         server.stop(stop_timeout)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    systemd.notify("READY=1", "STATUS=Serving on http://%s:%d" % (host, port))
     try:
         server.run()
     finally:
