@@ -11,7 +11,8 @@ simulator) in `client/`. Sections:
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Management API     /rest/v1/...
     Application        create_app(config) -> WSGI app
-    Command line       serve, passwd, and `main()`, which adds the client commands (client.cli)
+    Command line       serve, passwd, install-service, and `main()`, which adds the client
+                       commands (client.cli)
 """
 
 import argparse
@@ -32,6 +33,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 import threading
 import urllib.parse
 
@@ -327,6 +329,29 @@ def load_config(path=None, environ=None, overrides=None):
     if not values[("server", "data_dir")]:
         values[("server", "data_dir")] = default_data_dir(environ)
     return Config(values, source, accounts, path, accounts_file)
+
+
+def settings_file_text(values):
+    """A settings file as config.ini ships: every setting with its comment and its default, or
+    its text in `values` ("section.key" -> text), then the shipped account."""
+    lines = ["# ddi-lite settings. Each one can also be given as a command-line flag (shown with",
+             "# `ddi-lite serve --help`) or as an environment variable DDI_LITE_<SECTION>_<KEY>."]
+    section = None
+    for setting in SETTINGS:  # grouped by section
+        if setting.section != section:
+            section = setting.section
+            lines += ["", "[%s]" % section]
+        default = setting.default
+        if isinstance(default, bool):
+            default = "true" if default else "false"
+        value = values.get("%s.%s" % (setting.section, setting.key), default)
+        lines += textwrap.wrap("# " + setting.help, 96, subsequent_indent="# ")
+        lines.append(("%s = %s" % (setting.key, value)).rstrip())
+    lines += ["", "[%s]" % ACCOUNTS_SECTION,
+              "# Operator logins for the Management API: user = password hash. Set one with",
+              "# `ddi-lite passwd USER`. The shipped admin/admin matches hawkBit; change it."]
+    lines += ["%s = %s" % account for account in DEFAULT_ACCOUNTS.items()]
+    return "\n".join(lines) + "\n"
 
 
 ###############################################################################
@@ -1506,6 +1531,38 @@ def serve(config):
     log.info("stopped")
 
 
+def install_service(args):
+    """`ddi-lite install-service`: the systemd unit, its user, and /etc/ddi-lite/config.ini
+    with the defaults and data in /var/lib/ddi-lite (service/systemd.py). Needs root, unless
+    --root DIR puts the files into DIR (packages, tests) and leaves the system alone."""
+    root = os.path.abspath(args.root or "/")
+    if root == "/" and os.geteuid() != 0:
+        print("ddi-lite: install-service writes to /etc and creates a user: run it as root "
+              "(sudo), or give --root DIR to write the files into DIR", file=sys.stderr)
+        return 2
+
+    def settings_of(path):
+        config = load_config(path, environ={})  # as the service will: no DDI_LITE_* there
+        return config["server", "port"], config["server", "data_dir"]
+    text = settings_file_text({"server.data_dir": systemd.DATA_DIR})
+    try:
+        changes, notes = systemd.install(root, systemd.installed_command(), text, settings_of)
+    except systemd.InstallError as error:
+        print("ddi-lite: %s" % error, file=sys.stderr)
+        return error.code
+    except (ConfigError, OSError) as error:
+        print("ddi-lite: %s" % error, file=sys.stderr)
+        return 1
+    for line in changes + notes:
+        print("ddi-lite: %s" % line)
+    if not changes:
+        print("ddi-lite: nothing changed: the service was installed already")
+    print("Next steps:")
+    for step in systemd.NEXT_STEPS:
+        print("  " + step)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0],
                                      parents=[cli.operator_options()])
@@ -1533,6 +1590,12 @@ def main(argv=None):
                                     help="the server's " + CONFIG_HELP)
         command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
                                     help="the server's data directory (as for serve)")
+    install_parser = commands.add_parser(
+        "install-service", help="install the systemd unit, its user ddi-lite and "
+                                "/etc/ddi-lite/config.ini (as root)")
+    install_parser.add_argument("--root", metavar="DIR",
+                                help="write the files under DIR instead (packages, tests): no "
+                                     "user, no owners, no systemctl; root not needed")
     cli.add_commands(commands)
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:
@@ -1541,6 +1604,8 @@ def main(argv=None):
         return passwd(args)
     if args.command in ("backup", "restore"):
         return copy_data(args)
+    if args.command == "install-service":
+        return install_service(args)
     if any(hasattr(args, name) for name in cli.OPERATOR_OPTIONS):
         parser.error("--url, --user, --password and --json belong to the operator commands")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
