@@ -117,13 +117,15 @@ def install(root, command, config_text, settings_of):
     if command is None:
         raise InstallError("cannot find the ddi-lite command to run (install ddi-lite with "
                            "pip, then run its ddi-lite install-service)")
-    if command.startswith(HIDDEN_FROM_SERVICE):
-        message = ("%s is under %s, which the service cannot see (ProtectHome=yes): install "
-                   "ddi-lite elsewhere, e.g. python3 -m venv /opt/ddi-lite"
-                   % (command, "/" + command.split("/")[1]))
-        if system:
-            raise InstallError(message, code=2)
-        notes.append("warning: " + message)
+    for what, path in (("the ddi-lite command", command),
+                       ("the Python it runs on", _interpreter(command))):
+        if path.startswith(HIDDEN_FROM_SERVICE):
+            message = ("%s, %s, is under %s, which the service cannot see (ProtectHome=yes): "
+                       "install ddi-lite elsewhere, e.g. /usr/bin/python3 -m venv "
+                       "/opt/ddi-lite" % (what, path, "/" + path.split("/")[1]))
+            if system:
+                raise InstallError(message, code=2)
+            notes.append("warning: " + message)
     group = None
     if system:
         if not _user_exists():
@@ -160,6 +162,14 @@ def install(root, command, config_text, settings_of):
                      "(ReadWritePaths=), and it must belong to %s (chown -R %s: %s)"
                      % (data_dir, DATA_DIR, USER, USER, data_dir))
     return changes, notes
+
+
+def _interpreter(command):
+    """The real path of the program a script's #! line names ("" when there is none)."""
+    with open(command, "rb") as script:
+        first = script.readline()
+    words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+    return os.path.realpath(words[0]) if words else ""
 
 
 def _under(root, path):

@@ -117,10 +117,16 @@ def test_install_service_without_root_and_without_root_option_exits_2(monkeypatc
 
 
 def test_a_ddi_lite_the_service_cannot_see_is_named(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(systemd, "installed_command", lambda: "/home/op/venv/bin/ddi-lite")
-    assert ddi_lite.main(["install-service", "--root", str(tmp_path)]) == 0
-    assert ("ddi-lite: warning: /home/op/venv/bin/ddi-lite is under /home, which the service "
-            "cannot see (ProtectHome=yes)") in capsys.readouterr().out
+    command = tmp_path / "ddi-lite"
+    command.write_text("#!/home/op/venv/bin/python3\n")
+    monkeypatch.setattr(systemd, "installed_command", lambda: str(command))
+    monkeypatch.setattr(systemd, "HIDDEN_FROM_SERVICE", ("/home/", str(tmp_path) + "/"))
+    assert ddi_lite.main(["install-service", "--root", str(tmp_path / "root")]) == 0
+    out = capsys.readouterr().out
+    assert ("ddi-lite: warning: the ddi-lite command, %s, is under /%s, which the service "
+            "cannot see (ProtectHome=yes)" % (command, command.parts[1])) in out
+    assert ("ddi-lite: warning: the Python it runs on, /home/op/venv/bin/python3, is under "
+            "/home, which the service cannot see (ProtectHome=yes)") in out
 
 
 def test_passwd_keeps_the_installed_config_private(installed, monkeypatch):
