@@ -209,3 +209,12 @@ def test_an_installed_wheel_carries_the_unit():
         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
     assert found.stdout.split() == ["service/ddi-lite.service"], found.stderr
 
+
+def test_readme_shows_the_steps_install_service_prints():
+    with open(os.path.join(PROJECT_DIR, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    part = readme[readme.index("### Run it as a service"):]
+    part = part[:part.index("\n### ", 1)]
+    for step in ("ddi-lite install-service",) + systemd.NEXT_STEPS:
+        assert step.split("    #")[0] in part, step
+    assert "stop_timeout" in part and "journalctl -u ddi-lite" in part
