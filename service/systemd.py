@@ -12,6 +12,7 @@ system user it runs as, and /etc/ddi-lite/config.ini. It is given the text of th
 a way to read settings from it, and knows nothing else of the server.
 """
 
+import configparser
 import grp
 import logging
 import os
@@ -143,6 +144,7 @@ def install(root, command, config_text, settings_of):
         changes.append("wrote %s: the defaults, data in %s (mode 0640%s)"
                        % (config_path, DATA_DIR, ", group %s" % USER if system else ""))
     else:
+        changes += _data_dir_set(config_path)
         changes += _keep_private(config_path, 0o640, group)
     port, data_dir = settings_of(config_path)
     unit_path = _under(root, UNIT_PATH)
@@ -200,6 +202,45 @@ def _write(path, text, mode, group):
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _data_dir_set(path):
+    """An existing config.ini whose [server] data_dir is empty or missing (as in the shipped
+    config.ini, or one `ddi-lite passwd` created) gets DATA_DIR. Left empty, data_dir depends
+    on who runs the command: the service (user ddi-lite) would use its home's
+    ~/.local/share/ddi-lite, a `ddi-lite backup` as root /var/lib/ddi-lite."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        parser.read_string(text, path)
+    except configparser.Error as error:
+        raise InstallError("cannot read %s: %s" % (path, error))
+    if parser.get("server", "data_dir", fallback="").strip():
+        return []
+    lines = text.splitlines()
+    entry = "data_dir = " + DATA_DIR
+    section = header = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            if section == "server" and header is None:
+                header = index
+        elif section == "server" and stripped.split("=", 1)[0].strip() == "data_dir":
+            lines[index] = entry
+            break
+    else:
+        if header is None:
+            lines += ["", "[server]", entry]
+        else:
+            lines.insert(header + 1, entry)
+    status = os.stat(path)
+    _write(path, "\n".join(lines) + "\n", status.st_mode & 0o777, None)
+    if (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
+        os.chown(path, status.st_uid, status.st_gid)
+    return ["set data_dir = %s in %s (it was empty: the data directory would depend on "
+            "who runs ddi-lite)" % (DATA_DIR, path)]
 
 
 def _config_dir(path, group):

@@ -23,6 +23,7 @@ from service import connections, systemd
 
 UNIT = "etc/systemd/system/ddi-lite.service"
 CONFIG = "etc/ddi-lite/config.ini"
+HASH = ddi_lite.DEFAULT_ACCOUNTS["admin"]
 # The console script setup.cfg declares, as pip installed it beside this Python.
 CONSOLE_SCRIPT = os.path.join(os.path.dirname(sys.executable), "ddi-lite")
 
@@ -106,6 +107,27 @@ def test_install_service_keeps_an_existing_config_but_makes_it_private(tmp_path)
         ["CAP_NET_BIND_SERVICE"]
     assert unit["ReadWritePaths"] == ["/srv/ddi-lite"]
     assert "chown -R ddi-lite: /srv/ddi-lite" in output
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("# mine\n[server]\nport = 8080\ndata_dir =\n\n[accounts]\n",
+     "# mine\n[server]\nport = 8080\ndata_dir = /var/lib/ddi-lite\n\n[accounts]\n"),
+    ("[accounts]\nadmin = %s\n" % HASH,
+     "[accounts]\nadmin = %s\n\n[server]\ndata_dir = /var/lib/ddi-lite\n" % HASH),
+    ("[server]\nport = 8080\n", "[server]\ndata_dir = /var/lib/ddi-lite\nport = 8080\n"),
+], ids=["empty", "no [server] (made by passwd)", "not set"])
+def test_install_service_gives_an_existing_config_without_data_dir_the_services(
+        tmp_path, text, expected):
+    """Left empty, data_dir would be the home of whoever runs ddi-lite: the service's user
+    and an operator's backup as root would use different directories."""
+    root = tmp_path / "root"
+    (root / "etc/ddi-lite").mkdir(parents=True)
+    (root / CONFIG).write_text(text)
+    code, output = install_service(root)
+    assert code == 0, output
+    assert (root / CONFIG).read_text() == expected
+    assert "set data_dir = /var/lib/ddi-lite in %s" % (root / CONFIG) in output
+    assert "nothing changed" in install_service(root)[1]
 
 
 def test_install_service_without_root_and_without_root_option_exits_2(monkeypatch, capsys):
