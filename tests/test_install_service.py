@@ -202,6 +202,8 @@ def test_the_unit_is_a_hardened_notify_service_of_its_own_user(installed):
     unit = unit_settings(installed)
     expected = {
         "Type": ["notify"], "User": ["ddi-lite"], "Group": ["ddi-lite"],
+        # serve re-reads the accounts on SIGHUP.
+        "ExecReload": ["/bin/kill -HUP $MAINPID"],
         "StateDirectory": ["ddi-lite"], "Restart": ["on-failure"],
         "NoNewPrivileges": ["yes"], "ProtectSystem": ["strict"], "ProtectHome": ["yes"],
         "PrivateTmp": ["yes"], "PrivateDevices": ["yes"],
