@@ -2,11 +2,11 @@
 
 This module is the web face: the configuration schema, the app factory, the route table,
 authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
-command line. Rules live in `storage/`, bytes in `artifacts/`, the connection layer under the
-app in `service/`; the programs that talk to a server from outside (operator commands,
-simulator) in `client/`. Sections:
+command line. Rules live in `storage/`, bytes in `artifacts/`; what runs the app as a service
+(connections, settings lookup, systemd) in `service/`; the programs that talk to a server from
+outside (operator commands, simulator) in `client/`. Sections:
 
-    Configuration      one schema for config.ini, --flags and DDI_LITE_* variables
+    Configuration      the settings schema (read by service.configuration)
     HTTP plumbing      bodies, media types, errors, links
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Management API     /rest/v1/...
@@ -18,14 +18,11 @@ simulator) in `client/`. Sections:
 import argparse
 import base64
 import collections
-import configparser
 import datetime
-import difflib
 import functools
 import getpass
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import math
@@ -33,7 +30,6 @@ import os
 import re
 import signal
 import sys
-import textwrap
 import threading
 import urllib.parse
 
@@ -44,13 +40,12 @@ import artifacts
 import openapi
 import storage
 from client import cli
-from service import connections, forwarded, systemd
+from service import configuration, connections, forwarded, systemd
+from service.configuration import ConfigError, Setting
 from storage import coerce, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
-from storage.accounts import (ACCOUNTS_SECTION, DEFAULT_ACCOUNTS, Accounts, BadAccount,
-                              PasswordNotChecked, SettingsFile, accounts_in, hash_password,
-                              set_password)
+from storage.accounts import Accounts, PasswordNotChecked, hash_password, set_password
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 log = logging.getLogger("ddi-lite")
@@ -61,8 +56,6 @@ DEFAULT_TENANT = "DEFAULT"
 ###############################################################################
 # Configuration ###############################################################
 ###############################################################################
-
-Setting = collections.namedtuple("Setting", "section key kind default help")
 
 SETTINGS = (
     Setting("server", "host", "str", "0.0.0.0", "Address to listen on."),
@@ -132,226 +125,10 @@ TENANT_DEFAULTS = {
 }
 
 
-class ConfigError(ValueError):
-    pass
-
-
-# The whole numbers a kind of setting may be (a port beyond 65535 would wrap around).
-INT_RANGES = {"port": (1, 65535), "positive": (1, 2 ** 31 - 1), "count": (0, 2 ** 31 - 1)}
-
-
-def _convert(setting, value):
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    kind = setting.kind
-    try:
-        if kind == "int":
-            return int(text)
-        if kind in INT_RANGES:
-            low, high = INT_RANGES[kind]
-            number = int(text)
-            if not low <= number <= high:
-                raise ValueError("must be from %d to %d" % (low, high))
-            return number
-        if kind == "bool":
-            lowered = text.lower()
-            if lowered in ("true", "yes", "on", "1"):
-                return True
-            if lowered in ("false", "no", "off", "0"):
-                return False
-            raise ValueError("not a boolean")
-        if kind == "duration":
-            storage.schedule.parse_duration(text)
-            return text
-        if kind == "networks":
-            return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                         for part in text.split(",") if part.strip())
-        if kind == "path":
-            return os.path.abspath(os.path.expanduser(text)) if text else ""
-        return text
-    except ValueError as error:
-        raise ConfigError("[%s] %s = %r: %s" % (setting.section, setting.key, value, error))
-
-
-def flag_name(setting):
-    prefix = "" if setting.section == "server" else setting.section + "-"
-    return "--" + prefix + setting.key.replace("_", "-")
-
-
-def env_name(setting):
-    return "DDI_LITE_%s_%s" % (setting.section.upper(), setting.key.upper())
-
-
-class Config:
-    """Effective settings: built-in defaults < config file < environment < command line.
-
-    `accounts` maps operator user names to password hashes ([accounts] in the file). `source`
-    says where the settings came from, for the log; `path` is the settings file read (absolute),
-    None with built-in defaults. `accounts_file` (storage.accounts.SettingsFile) is where the
-    server re-reads the accounts when it changes: the file read, or with built-in defaults the
-    one `ddi-lite passwd` would create; None: the accounts are not re-read.
-    """
-
-    def __init__(self, values, source, accounts, path=None, accounts_file=None):
-        self._values = values
-        self.source = source
-        self.accounts = accounts
-        self.path = path
-        self.accounts_file = accounts_file
-
-    def __getitem__(self, section_key):
-        return self._values[section_key]
-
-
-# Read by the programs that talk to a server from outside (client/), so not the server's.
-CLIENT_VARIABLES = ("DDI_LITE_URL", "DDI_LITE_USER", "DDI_LITE_PASSWORD")
-
-# The settings file of every server-side command (serve, passwd, backup, restore): --config,
-# else this variable, else ./config.ini, else the system-wide file, else built-in defaults.
-CONFIG_VARIABLE = "DDI_LITE_CONFIG"
-LOCAL_CONFIG = "config.ini"
-SYSTEM_CONFIG = "/etc/ddi-lite/config.ini"
-CONFIG_HELP = ("settings file (default: $%s, else ./%s, else %s, else built-in defaults)"
-               % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG))
-
-
-# The data directory of a server running as root, that is, of a service.
-SYSTEM_DATA_DIR = "/var/lib/ddi-lite"
-
-
-def default_data_dir(environ=None):
-    """The data directory when [server] data_dir is empty: a service's (SYSTEM_DATA_DIR) for
-    a process running as root, else the user's, as the XDG base directories have it."""
-    environ = os.environ if environ is None else environ
-    if os.geteuid() == 0:
-        return SYSTEM_DATA_DIR
-    base = environ.get("XDG_DATA_HOME", "")
-    if not os.path.isabs(base):  # the XDG specification: a relative path is to be ignored
-        base = os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "ddi-lite")
-
-
-def _named_config(named, environ):
-    """(the file --config or $DDI_LITE_CONFIG names, which of them named it), or None."""
-    if named is not None:
-        return named, "--config"
-    if environ.get(CONFIG_VARIABLE):
-        return environ[CONFIG_VARIABLE], CONFIG_VARIABLE
-    return None
-
-
-def find_config(named=None, environ=None):
-    """The settings file to read, None when there is none. A file that --config (`named`) or
-    $DDI_LITE_CONFIG names must exist: falling back to another file, or to the defaults, would
-    serve settings the operator did not give."""
-    environ = os.environ if environ is None else environ
-    chosen = _named_config(named, environ)
-    if chosen is not None:
-        path, origin = chosen
-        if not os.path.exists(path):
-            raise ConfigError("settings file %s (from %s) does not exist" % (path, origin))
-        return path
-    for path in (LOCAL_CONFIG, SYSTEM_CONFIG):
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def config_to_write(named=None, environ=None):
-    """The settings file `ddi-lite passwd` writes, the one the server reads: the file --config
-    or $DDI_LITE_CONFIG names (created if missing), else the one find_config finds, else the
-    one to create: the system-wide file when running as root (a service's), else ./config.ini."""
-    environ = os.environ if environ is None else environ
-    chosen = _named_config(named, environ)
-    if chosen is not None:
-        return chosen[0]
-    found = find_config(None, environ)
-    if found is not None:
-        return found
-    return SYSTEM_CONFIG if os.geteuid() == 0 else LOCAL_CONFIG
-
-
-def _check_variable_names(environ):
-    """A DDI_LITE_* variable that nothing reads is a mistake (a typo, a setting that does not
-    exist): refuse it, so that the server does not start on settings it was not given."""
-    prefix = "DDI_LITE_"
-    known = {env_name(setting) for setting in SETTINGS} | set(CLIENT_VARIABLES) | \
-        {CONFIG_VARIABLE}
-    for name in sorted(environ):
-        if name.upper().startswith(prefix) and name not in known:
-            close = difflib.get_close_matches(name.upper()[len(prefix):],
-                                              sorted(k[len(prefix):] for k in known), n=1)
-            hint = ("did you mean %s%s?" % (prefix, close[0]) if close else
-                    "a setting is DDI_LITE_<SECTION>_<KEY>, as in DDI_LITE_SERVER_PORT")
-            raise ConfigError("unknown environment variable %s (%s)" % (name, hint))
-
-
 def load_config(path=None, environ=None, overrides=None):
-    """Read settings from the file find_config finds (`path`: what --config names);
-    `overrides` maps "section.key" to a value (flags, tests)."""
-    environ = os.environ if environ is None else environ
-    values = {(s.section, s.key): _convert(s, s.default) for s in SETTINGS}
-    accounts = dict(DEFAULT_ACCOUNTS)
-    source = "built-in defaults, no settings file found"
-    path = find_config(path, environ)
-    if path is None:
-        accounts_file = SettingsFile(config_to_write(None, environ))
-    else:
-        accounts_file = SettingsFile(path)
-        try:
-            parser = accounts_file.parse()
-        except (OSError, configparser.Error) as error:
-            raise ConfigError("cannot read %s: %s" % (path, error))
-        try:
-            accounts = accounts_in(parser, path)
-        except BadAccount as error:
-            raise ConfigError(str(error))
-        known = {(s.section, s.key): s for s in SETTINGS}
-        for section in parser.sections():
-            if section == ACCOUNTS_SECTION:
-                continue
-            for key, value in parser.items(section):
-                if (section, key) not in known:
-                    raise ConfigError("%s: unknown setting [%s] %s" % (path, section, key))
-                values[(section, key)] = _convert(known[(section, key)], value)
-        path = source = os.path.abspath(path)
-    for setting in SETTINGS:
-        if env_name(setting) in environ:
-            values[(setting.section, setting.key)] = _convert(setting, environ[env_name(setting)])
-    _check_variable_names(environ)
-    for name, value in (overrides or {}).items():
-        section, _, key = name.partition(".")
-        setting = next((s for s in SETTINGS if (s.section, s.key) == (section, key)), None)
-        if setting is None:
-            raise ConfigError("unknown setting %s" % name)
-        values[(section, key)] = _convert(setting, value)
-    if not values[("server", "data_dir")]:
-        values[("server", "data_dir")] = default_data_dir(environ)
-    return Config(values, source, accounts, path, accounts_file)
-
-
-def settings_file_text(values):
-    """A settings file as config.ini ships: every setting with its comment and its default, or
-    its text in `values` ("section.key" -> text), then the shipped account."""
-    lines = ["# ddi-lite settings. Each one can also be given as a command-line flag (shown with",
-             "# `ddi-lite serve --help`) or as an environment variable DDI_LITE_<SECTION>_<KEY>."]
-    section = None
-    for setting in SETTINGS:  # grouped by section
-        if setting.section != section:
-            section = setting.section
-            lines += ["", "[%s]" % section]
-        default = setting.default
-        if isinstance(default, bool):
-            default = "true" if default else "false"
-        value = values.get("%s.%s" % (setting.section, setting.key), default)
-        lines += textwrap.wrap("# " + setting.help, 96, subsequent_indent="# ")
-        lines.append(("%s = %s" % (setting.key, value)).rstrip())
-    lines += ["", "[%s]" % ACCOUNTS_SECTION,
-              "# Operator logins for the Management API: user = password hash. Set one with",
-              "# `ddi-lite passwd USER`. The shipped admin/admin matches hawkBit; change it."]
-    lines += ["%s = %s" % account for account in DEFAULT_ACCOUNTS.items()]
-    return "\n".join(lines) + "\n"
+    """The server's settings (SETTINGS): the settings file found (`path`: what --config names),
+    then DDI_LITE_* variables, then `overrides` ("section.key" -> value: flags, tests)."""
+    return configuration.load(SETTINGS, path, environ, overrides)
 
 
 ###############################################################################
@@ -1413,7 +1190,7 @@ def create_app(config, accounts=None):
 
 def _add_setting_flags(parser):
     for setting in SETTINGS:
-        parser.add_argument(flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
+        parser.add_argument(configuration.flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
                             metavar=setting.key.upper(), help=setting.help)
 
 
@@ -1432,9 +1209,9 @@ def passwd(args):
     if not password:
         print("ddi-lite: an empty password is not allowed; nothing changed", file=sys.stderr)
         return 1
-    path = config_to_write(args.config)
+    path = configuration.config_to_write(args.config)
     try:
-        if path == SYSTEM_CONFIG:  # a service's settings, the first time
+        if path == configuration.SYSTEM_CONFIG:  # a service's settings, the first time
             os.makedirs(os.path.dirname(path), exist_ok=True)
         set_password(path, args.user, hash_password(password))
     except OSError as error:
@@ -1544,7 +1321,7 @@ def install_service(args):
     def settings_of(path):
         config = load_config(path, environ={})  # as the service will: no DDI_LITE_* there
         return config["server", "port"], config["server", "data_dir"]
-    text = settings_file_text({"server.data_dir": systemd.DATA_DIR})
+    text = configuration.file_text(SETTINGS, {"server.data_dir": systemd.DATA_DIR})
     try:
         changes, notes = systemd.install(root, systemd.installed_command(), text, settings_of)
     except systemd.InstallError as error:
@@ -1569,7 +1346,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):
-        command_parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+        command_parser.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
         _add_setting_flags(command_parser)
     passwd_parser = commands.add_parser(
         "passwd", help="set an operator's password in the settings file")
@@ -1578,7 +1355,7 @@ def main(argv=None):
         "--config", metavar="FILE",
         help="settings file to write, created (mode 0600) if missing (default: the one serve "
              "reads: $%s, else ./%s, else %s; with none, %s as root, else ./%s)"
-             % (CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, SYSTEM_CONFIG, LOCAL_CONFIG))
+             % (configuration.CONFIG_VARIABLE, configuration.LOCAL_CONFIG, configuration.SYSTEM_CONFIG, configuration.SYSTEM_CONFIG, configuration.LOCAL_CONFIG))
     backup_parser = commands.add_parser(
         "backup", help="copy the database and artifacts into a new folder, also while serving")
     backup_parser.add_argument("dest", metavar="DEST", help="the new folder (must not exist)")
@@ -1587,7 +1364,7 @@ def main(argv=None):
     restore_parser.add_argument("src", metavar="SRC", help="a folder made by ddi-lite backup")
     for command_parser in (backup_parser, restore_parser):
         command_parser.add_argument("--config", metavar="FILE",
-                                    help="the server's " + CONFIG_HELP)
+                                    help="the server's " + configuration.CONFIG_HELP)
         command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
                                     help="the server's data directory (as for serve)")
     install_parser = commands.add_parser(

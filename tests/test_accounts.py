@@ -21,6 +21,7 @@ import webtest
 from conftest import DEVICE
 
 import ddi_lite
+from service import configuration
 from storage import accounts as operator_accounts
 
 
@@ -32,7 +33,7 @@ def places(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     system = tmp_path / "etc" / "ddi-lite" / "config.ini"
-    monkeypatch.setattr(ddi_lite, "SYSTEM_CONFIG", str(system))
+    monkeypatch.setattr(configuration, "SYSTEM_CONFIG", str(system))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.delenv("DDI_LITE_CONFIG", raising=False)
     return {"local": work / "config.ini", "system": system}

@@ -53,6 +53,7 @@ import pytest
 import webtest
 
 import ddi_lite
+from service import configuration
 import storage
 from conftest import DEVICE, Server, token
 from storage.accounts import Accounts
@@ -89,7 +90,7 @@ def wsgi_text(text):
 # --- the route table, read from the app itself ---------------------------------------------------
 
 def _installed_routes():
-    config = ddi_lite.Config({(setting.section, setting.key): setting.default
+    config = configuration.Config({(setting.section, setting.key): setting.default
                               for setting in ddi_lite.SETTINGS}, "built-in defaults", {})
     app = bottle.Bottle()
     ddi_lite.DeviceApi(config, None).install(app)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import ddi_lite
+from service import configuration
 import storage
 from storage import accounts as operator_accounts
 
@@ -30,8 +31,8 @@ def test_shipped_config_lists_every_setting_with_a_comment_and_its_default():
         line = next(i for i, text in enumerate(lines)
                     if text.split("=")[0].strip() == setting.key)
         assert lines[line - 1].startswith("# "), "no comment above %s" % setting.key
-        shipped = ddi_lite._convert(setting, parser.get(setting.section, setting.key))
-        assert shipped == ddi_lite._convert(setting, setting.default), setting.key
+        shipped = configuration.convert(setting, parser.get(setting.section, setting.key))
+        assert shipped == configuration.convert(setting, setting.default), setting.key
 
 
 def test_shipped_config_has_no_setting_outside_the_schema():
@@ -59,10 +60,10 @@ def test_environment_overrides_the_file_and_flags_override_the_environment(tmp_p
 
 
 def test_every_setting_has_a_flag_and_an_environment_variable():
-    flags = {ddi_lite.flag_name(s) for s in ddi_lite.SETTINGS}
+    flags = {configuration.flag_name(s) for s in ddi_lite.SETTINGS}
     assert {"--host", "--port", "--data-dir", "--ddi-min-polling-time"} <= flags
     assert len(flags) == len(ddi_lite.SETTINGS)
-    assert ddi_lite.env_name(ddi_lite.SETTINGS[0]) == "DDI_LITE_SERVER_HOST"
+    assert configuration.env_name(ddi_lite.SETTINGS[0]) == "DDI_LITE_SERVER_HOST"
 
 
 def test_data_dir_is_expanded_to_an_absolute_path(tmp_path):
@@ -126,7 +127,7 @@ def test_serve_without_a_settings_file_logs_that_it_uses_the_built_in_defaults(t
     port = live.free_port()
     log_path = tmp_path / "server.log"
     # The system-wide file is one that does not exist, in case this machine has the real one.
-    script = ("import sys, ddi_lite; ddi_lite.SYSTEM_CONFIG = sys.argv[1]; "
+    script = ("import sys, ddi_lite; ddi_lite.configuration.SYSTEM_CONFIG = sys.argv[1]; "
               "sys.exit(ddi_lite.main(sys.argv[2:]))")
     with open(str(log_path), "wb") as log:
         process = subprocess.Popen(
@@ -183,7 +184,7 @@ def test_every_ddi_lite_variable_the_client_programs_read_is_allowed():
         if name.endswith(".py"):
             with open(os.path.join(client_dir, name), encoding="utf-8") as handle:
                 read |= set(re.findall(r"\bDDI_LITE_[A-Z_]+", handle.read()))
-    assert read and read <= set(ddi_lite.CLIENT_VARIABLES)
+    assert read and read <= set(configuration.CLIENT_VARIABLES)
 
 
 # --- [accounts] values that are not password hashes ------------------------------------------
@@ -242,7 +243,7 @@ def places(tmp_path, monkeypatch):
              "local": work / "config.ini", "system": tmp_path / "etc" / "config.ini"}
     for port, path in enumerate(files.values(), 1001):
         path.write_text("[server]\nport = %d\n" % port)
-    monkeypatch.setattr(ddi_lite, "SYSTEM_CONFIG", str(files["system"]))
+    monkeypatch.setattr(configuration, "SYSTEM_CONFIG", str(files["system"]))
     return files
 
 
@@ -333,7 +334,7 @@ SHIPPED = os.path.join(REPO, "config.ini")
 def test_the_data_directory_of_a_server_running_as_root_is_var_lib_ddi_lite(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     environ = {"XDG_DATA_HOME": "/home/ops/.data"}
-    assert ddi_lite.default_data_dir(environ) == "/var/lib/ddi-lite"
+    assert configuration.default_data_dir(environ) == "/var/lib/ddi-lite"
     assert ddi_lite.load_config(SHIPPED, environ=environ)["server", "data_dir"] == \
         "/var/lib/ddi-lite"
 
@@ -341,7 +342,7 @@ def test_the_data_directory_of_a_server_running_as_root_is_var_lib_ddi_lite(monk
 def test_the_data_directory_of_a_user_is_under_xdg_data_home(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     environ = {"XDG_DATA_HOME": "/home/ops/.data"}
-    assert ddi_lite.default_data_dir(environ) == "/home/ops/.data/ddi-lite"
+    assert configuration.default_data_dir(environ) == "/home/ops/.data/ddi-lite"
     assert ddi_lite.load_config(SHIPPED, environ=environ)["server", "data_dir"] == \
         "/home/ops/.data/ddi-lite"
 
@@ -350,7 +351,7 @@ def test_the_data_directory_of_a_user_is_under_xdg_data_home(monkeypatch):
                          ids=["unset", "empty", "relative"])
 def test_without_a_usable_xdg_data_home_a_users_data_is_in_local_share(monkeypatch, environ):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert ddi_lite.default_data_dir(environ) == os.path.join(
+    assert configuration.default_data_dir(environ) == os.path.join(
         os.path.expanduser("~"), ".local", "share", "ddi-lite")
 
 

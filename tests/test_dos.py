@@ -19,7 +19,7 @@ import pytest
 import webob
 
 import ddi_lite
-from service import connections
+from service import configuration, connections
 from storage import accounts as operator_accounts
 from storage import ddi
 
@@ -156,7 +156,7 @@ def limited(config, **limits):
     would be let in even while its client pauses."""
     values = dict(config._values)
     values.update({("limits", key): value for key, value in limits.items()})
-    return ddi_lite.Config(values, config.source,
+    return configuration.Config(values, config.source,
                            {"admin": operator_accounts.hash_password("admin", iterations=1000)})
 
 

@@ -87,13 +87,17 @@ def test_the_graph_sees_the_project():
     assert "storage.db" in graph["storage.models"]
 
 
-def test_the_connection_layer_knows_nothing_of_the_server():
-    """service/ wraps any WSGI app: ddi_lite imports it, never the other way round."""
+def test_the_service_layer_knows_nothing_of_the_web_face():
+    """service/ runs any WSGI app and reads settings by a schema it is given: ddi_lite
+    imports it, never the other way round; it may use storage/ (the accounts of a settings
+    file, a duration's syntax), never the client programs."""
     graph = import_graph()
-    assert "service.connections" in graph["ddi_lite"]
+    assert {"service.connections", "service.configuration"} <= graph["ddi_lite"]
     for name in graph:
         if name.startswith("service"):
-            assert {module.partition(".")[0] for module in graph[name]} <= {"service"}, name
+            assert {module.partition(".")[0] for module in graph[name]} <= \
+                {"service", "storage"}, name
+    assert graph["service.connections"] == set()  # Waitress and the standard library only
 
 
 def test_no_module_imports_itself_back():

@@ -19,11 +19,12 @@ import pytest
 from live import PROJECT_DIR, clean_environment
 
 import ddi_lite
-from service import connections, systemd
+from service import configuration, connections, systemd
+from storage.accounts import DEFAULT_ACCOUNTS, Accounts
 
 UNIT = "etc/systemd/system/ddi-lite.service"
 CONFIG = "etc/ddi-lite/config.ini"
-HASH = ddi_lite.DEFAULT_ACCOUNTS["admin"]
+HASH = DEFAULT_ACCOUNTS["admin"]
 # The console script setup.cfg declares, as pip installed it beside this Python.
 CONSOLE_SCRIPT = os.path.join(os.path.dirname(sys.executable), "ddi-lite")
 
@@ -75,8 +76,8 @@ def test_install_service_writes_the_unit_and_a_config_only_the_service_may_read(
     for setting in ddi_lite.SETTINGS:
         if setting.key != "data_dir":
             assert config[setting.section, setting.key] == \
-                ddi_lite._convert(setting, setting.default), setting.key
-    assert config.accounts == ddi_lite.DEFAULT_ACCOUNTS
+                configuration.convert(setting, setting.default), setting.key
+    assert config.accounts == DEFAULT_ACCOUNTS
 
 
 def test_install_service_a_second_time_changes_nothing_and_says_so(installed):
@@ -159,7 +160,7 @@ def test_passwd_keeps_the_installed_config_private(installed, monkeypatch):
     finally:
         os.umask(umask)
     assert mode(installed / CONFIG) == 0o640
-    accounts = ddi_lite.Accounts(ddi_lite.load_config(str(installed / CONFIG), environ={})
+    accounts = Accounts(ddi_lite.load_config(str(installed / CONFIG), environ={})
                                  .accounts)
     assert accounts.verify("admin", "n3w password")
 
