@@ -40,9 +40,9 @@ import artifacts
 import openapi
 import storage
 from client import cli
-from service import configuration, connections, forwarded, systemd
+from service import configuration, connections, forwarded, metrics, systemd
 from service.configuration import ConfigError, Setting
-from storage import coerce, ddi, fleet, query, software, tenant
+from storage import coerce, counts, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import Accounts, PasswordNotChecked, hash_password, set_password
@@ -78,6 +78,8 @@ SETTINGS = (
             "Seconds a connection may stay silent (between requests, or within a body)."),
     Setting("server", "stop_timeout", "count", 10,
             "Seconds a stop (SIGTERM) gives requests in flight to finish before closing them."),
+    Setting("server", "metrics_open", "bool", False,
+            "Answer GET /metrics (Prometheus) without an operator login."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
             "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
     Setting("ddi", "min_polling_time", "duration", "00:00:30",
@@ -1008,6 +1010,19 @@ class ManagementApi:
             return bottle.HTTPResponse(_json_bytes(result), status, {"Content-Type": media_type})
         return route
 
+    def operator_only(self, handler):
+        """`handler()` behind the operators' login, for a resource that answers no JSON."""
+        def route():
+            environ = bottle.request.environ
+            try:
+                origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
+                if basic_user(environ, self.accounts, origin.client_ip) is None:
+                    raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
+            except HttpProblem as problem:
+                return framework_response(problem.status, problem.headers)
+            return handler()
+        return route
+
     def _body(self, context, required=True):
         """A JSON body; hal+json and a missing Content-Type are accepted here too."""
         media = context.request.environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -1157,10 +1172,17 @@ def operator_accounts(config):
                     config.accounts_file)
 
 
-def create_app(config, accounts=None):
+def _route_rule(environ):
+    """The rule of the route that answered (a bounded set, for the metrics), or `unmatched`."""
+    route = environ.get("bottle.route")
+    return route.rule if route is not None else "unmatched"
+
+
+def create_app(config, accounts=None, observer=None):
     """The ddi-lite WSGI application for these settings (opens the data directory).
     `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
-    that reloads them."""
+    that reloads them. `observer` (a service.metrics.Metrics, else one of its own) counts its
+    requests for GET /metrics."""
     data_dir = config["server", "data_dir"]
     now = ddi.now_ms()
     min_polling = storage.schedule.parse_duration(config["ddi", "min_polling_time"])
@@ -1178,10 +1200,20 @@ def create_app(config, accounts=None):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
-    ManagementApi(config, blobs, accounts or operator_accounts(config)).install(app)
+    management = ManagementApi(config, blobs, accounts or operator_accounts(config))
+    management.install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
-    return _normalised(app)
+    observer = observer or metrics.Metrics()
+    observer.watch_store(counts.store_counts)
+
+    def metrics_page():
+        return bottle.HTTPResponse(observer.exposition(), 200,
+                                   {"Content-Type": metrics.CONTENT_TYPE})
+    app.route("/metrics", "GET", metrics_page if config["server", "metrics_open"]
+              else management.operator_only(metrics_page))
+    wsgi = _normalised(app)
+    return observer.observe(wsgi, _route_rule)
 
 
 ###############################################################################
@@ -1265,7 +1297,8 @@ def serve(config):
     # the first one's uploads in flight and interleave its writes.
     data_lock = storage.lock_data_dir(config["server", "data_dir"])
     accounts = operator_accounts(config)
-    app = create_app(config, accounts)
+    observer = metrics.Metrics()
+    app = create_app(config, accounts, observer)
     # Read in a thread of its own: the handler runs in the event loop's thread, which must not
     # wait for the file, nor for a login that is re-reading it.
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
@@ -1283,6 +1316,7 @@ def serve(config):
         max_header_bytes=config["limits", "max_header_bytes"],
         # The artifact upload's limit, with room for its multipart framing.
         max_body_bytes=config["limits", "max_artifact_bytes"] + (1 << 20))
+    observer.watch_server(server.figures)
     # Only now that the port is bound: a failure to bind is the last line instead.
     log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
              config.source, config["server", "data_dir"])

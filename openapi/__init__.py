@@ -277,28 +277,32 @@ def _file_answers(md5sum):
 
 # The answer of a download: the file's bytes, whole or in ranges (or its MD5SUM line).
 FILE, FILE_OR_MD5SUM = "file", "file or MD5SUM"
+# The answer of /metrics: Prometheus's text exposition format.
+PROMETHEUS_TEXT = "Prometheus text"
 
 Body = collections.namedtuple("Body", "schema required media")
 Operation = collections.namedtuple(
-    "Operation", "summary answer body query errors status also json_get")
+    "Operation", "summary answer body query errors status also json_get operator")
 
 
 def op(summary, answer=None, body=None, query=(), errors=(), status=None, also=(),
-       json_get=False):
+       json_get=False, operator=False):
     """What a route takes and answers.
 
-    `answer`: the success body's schema (None: no body; or FILE, FILE_OR_MD5SUM).
+    `answer`: the success body's schema (None: no body; or FILE, FILE_OR_MD5SUM,
+    PROMETHEUS_TEXT).
     `body`: the request body, a schema or a Body.
     `status`: the success status, for routes whose table gives none.
     `also`: other success statuses, without a body.
     `errors`: the error statuses this route can answer besides those every route of its API
     can (see `_errors`).
     `json_get`: a device GET with content negotiation, a shallow ETag and 304.
+    `operator`: a server resource behind the operators' login (HTTP Basic), as /rest/v1 is.
     """
     if body is not None and not isinstance(body, Body):
         body = Body(body, True, None)
     return Operation(summary, answer, body, tuple(query), tuple(errors), status, tuple(also),
-                     json_get)
+                     json_get, operator)
 
 
 def _items(name):
@@ -560,6 +564,10 @@ OPERATIONS = {
     ("HEAD", "/"): op("Readiness, without credentials (`curl --head --fail`).", status=200),
     ("GET", "/v3/api-docs"): op("This description (OpenAPI 3).", ref("OpenApiDocument"),
                                 status=200),
+    ("GET", "/metrics"): op(
+        "The server's figures in Prometheus's text format 0.0.4: requests by route and status "
+        "class with their latency, queue depth, targets, actions and artifacts. Operators "
+        "only, unless [server] metrics_open.", PROMETHEUS_TEXT, status=200, operator=True),
 }
 
 
@@ -575,7 +583,7 @@ TAGS = (
     ("Software modules", "Software modules, their metadata and artifacts."),
     ("Distribution sets", "Distribution sets, their modules, metadata and assignments."),
     ("System configuration", "Tenant configuration keys."),
-    ("Server", "Readiness, the operator's user info and this description."),
+    ("Server", "Readiness, metrics, the operator's user info and this description."),
 )
 
 _TAG_OF_SEGMENT = {
@@ -632,6 +640,8 @@ def _errors(api, operation, parameters):
     answer (401; 400 and 415 with a body; 400 with a query or an integer in the path; for
     operators 406, 429 and, on an entity's path, 404)."""
     statuses = set(operation.errors)
+    if operation.operator:
+        statuses.update((401, 429))  # 429: wrong logins are rationed
     if api == SERVER:
         return statuses
     statuses.add(401)
@@ -654,6 +664,9 @@ def _success(operation, status, api):
     status = status or operation.status or 200
     if operation.answer in (FILE, FILE_OR_MD5SUM):
         return _file_answers(md5sum=operation.answer == FILE_OR_MD5SUM)
+    if operation.answer == PROMETHEUS_TEXT:
+        return {str(status): {"description": "OK.", "content": {
+            "text/plain": {"schema": schemas.string("# HELP, # TYPE and sample lines.")}}}}
     answers = {}
     if operation.answer is None or status == 204:
         answers[str(status)] = {"description": "Done (no body)."}
@@ -683,7 +696,7 @@ def _operation(method, rule, status):
     path, parameters = openapi_path(rule)
     described = OPERATIONS.get((method, rule))
     result = {"tags": [_tag_of(rule, api)], "operationId": _operation_id(method, path, api),
-              "security": SECURITY[api]}
+              "security": SECURITY[MANAGEMENT if described and described.operator else api]}
     if described is None:
         result.update(summary=UNDESCRIBED, parameters=parameters,
                       responses={"default": {"description": "Not described yet."}})

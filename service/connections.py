@@ -395,6 +395,15 @@ class Server:
             for address in self.settings.listen]
         self.workers.set_thread_count(threads)
 
+    def figures(self):
+        """What service.metrics reports of the server (its SERVER_FIGURES)."""
+        workers = self.workers
+        return {"queue_depth": workers.depth(), "queue_depth_max": workers.max_depth,
+                "busy_threads": workers.active_count, "threads": len(workers.threads),
+                "connections": sum(len(listener.active_channels)
+                                   for listener in list(self.sockets.values())
+                                   if isinstance(listener, GatedServer))}
+
     def run(self):
         try:
             run_event_loop(self.sockets, self.settings.asyncore_loop_timeout, self._stopped)

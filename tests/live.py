@@ -91,7 +91,7 @@ class DdiLite:
     """`ddi-lite serve` on a free loopback port with its own config.ini and data directory."""
 
     def __init__(self, directory, config_lines=(), min_polling_time="00:00:01",
-                 entry=("-m", "ddi_lite")):
+                 entry=("-m", "ddi_lite"), threads=8):
         """`entry`: what Python runs instead of `-m ddi_lite` (a script that calls
         `ddi_lite.main` after setting a trap, for crash tests)."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,8 @@ class DdiLite:
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = directory / "server.log"
         self.config_path = directory / "config.ini"
-        self.config_path.write_text("\n".join(["[server]", "threads = 8"] + list(config_lines))
+        self.config_path.write_text("\n".join(["[server]", "threads = %d" % threads]
+                                              + list(config_lines))
                                     + "\n", encoding="utf-8")
         environment = clean_environment()
         with open(str(self.log_path), "wb") as log:

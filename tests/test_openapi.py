@@ -199,7 +199,7 @@ def api(tmp_path_factory):
 
 
 def credentials(case):
-    if case.operation.path.startswith("/rest/v1/"):
+    if case.operation.path.startswith("/rest/v1/") or case.operation.path == "/metrics":
         return OPERATOR
     if case.operation.path.startswith("/{tenant}/"):
         return DEVICE
