@@ -1178,6 +1178,16 @@ def _route_rule(environ):
     return route.rule if route is not None else "unmatched"
 
 
+def _health(check):
+    """Spring Boot's actuator health answer, which tools written for hawkBit read:
+    {"status":"UP"}, or {"status":"DOWN"} with 503."""
+    def answer():
+        up = check()
+        return bottle.HTTPResponse(_json_bytes({"status": "UP" if up else "DOWN"}),
+                                   200 if up else 503, {"Content-Type": JSON})
+    return answer
+
+
 def create_app(config, accounts=None, observer=None):
     """The ddi-lite WSGI application for these settings (opens the data directory).
     `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
@@ -1204,6 +1214,9 @@ def create_app(config, accounts=None, observer=None):
     management.install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
+    app.route("/actuator/health", "GET", _health(storage.db.answers))
+    app.route("/actuator/health/liveness", "GET", _health(lambda: True))
+    app.route("/actuator/health/readiness", "GET", _health(storage.db.answers))
     observer = observer or metrics.Metrics()
     observer.watch_store(counts.store_counts)
 

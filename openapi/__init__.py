@@ -169,7 +169,9 @@ RESPONSE_MEDIA = {DEVICE: (HAL_JSON, JSON, CBOR), MANAGEMENT: (HAL_JSON, JSON),
 
 _HAWKBIT = "hawkbit"
 _FRAMEWORK = "framework"
-_BODY_SCHEMAS = {_HAWKBIT: ref("ExceptionInfo"), _FRAMEWORK: ref("FrameworkError")}
+_HEALTH = "health"
+_BODY_SCHEMAS = {_HAWKBIT: ref("ExceptionInfo"), _FRAMEWORK: ref("FrameworkError"),
+                 _HEALTH: ref("Health")}
 
 ErrorAnswer = collections.namedtuple("ErrorAnswer", "name description bodies may_be_empty")
 
@@ -203,6 +205,7 @@ ERRORS = {
                      "metadata, targets per assignment); or, for operators, too many wrong "
                      "logins or password checks at once: Retry-After says when to try again.",
                      (_HAWKBIT, _FRAMEWORK), False),
+    503: ErrorAnswer("Down", "Not ready: the database does not answer.", (_HEALTH,), False),
 }
 # Devices get an empty 401 without a challenge, as from hawkBit.
 DEVICE_UNAUTHORIZED = ErrorAnswer("DeviceUnauthorized", "Not authenticated (no body).", (),
@@ -564,6 +567,15 @@ OPERATIONS = {
     ("HEAD", "/"): op("Readiness, without credentials (`curl --head --fail`).", status=200),
     ("GET", "/v3/api-docs"): op("This description (OpenAPI 3).", ref("OpenApiDocument"),
                                 status=200),
+    ("GET", "/actuator/health"): op(
+        "Health, without credentials, at Spring Boot's path that hawkBit serves: UP, or DOWN "
+        "(503) when the database does not answer.", ref("Health"), errors=(503,), status=200),
+    ("GET", "/actuator/health/liveness"): op(
+        "Liveness, without credentials: UP while the server answers at all.", ref("Health"),
+        status=200),
+    ("GET", "/actuator/health/readiness"): op(
+        "Readiness, without credentials: UP, or DOWN (503) when the database does not answer.",
+        ref("Health"), errors=(503,), status=200),
     ("GET", "/metrics"): op(
         "The server's figures in Prometheus's text format 0.0.4: requests by route and status "
         "class with their latency, queue depth, targets, actions and artifacts. Operators "
@@ -583,7 +595,8 @@ TAGS = (
     ("Software modules", "Software modules, their metadata and artifacts."),
     ("Distribution sets", "Distribution sets, their modules, metadata and assignments."),
     ("System configuration", "Tenant configuration keys."),
-    ("Server", "Readiness, metrics, the operator's user info and this description."),
+    ("Server", "Readiness and health, metrics, the operator's user info and this "
+               "description."),
 )
 
 _TAG_OF_SEGMENT = {

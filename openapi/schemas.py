@@ -432,6 +432,8 @@ SERVER = {
                      required=("name", "status")),
     "OpenApiDocument": obj({"openapi": string()}, required=("openapi",),
                            description="This document."),
+    "Health": obj({"status": enum(("UP", "DOWN"))}, required=("status",),
+                  description="Spring Boot's actuator health, as hawkBit answers it."),
 }
 
 SCHEMAS = dict(SHARED, **DDI, **MGMT, **SERVER)

@@ -96,3 +96,12 @@ def scalar(sql, *params):
     """The first column of the first row of a hand-written query, or None."""
     row = database.execute_sql(sql, params).fetchone()
     return row[0] if row else None
+
+
+def answers():
+    """Whether the database answers a trivial query that reads its file (readiness)."""
+    try:
+        database.execute_sql("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except (peewee.DatabaseError, peewee.InterfaceError):
+        return False
+    return True

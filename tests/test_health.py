@@ -1,0 +1,50 @@
+"""Is it up, and which one is it: Spring Boot's actuator health paths that hawkBit serves
+(liveness, readiness with the database, health), without credentials."""
+
+import os
+
+import pytest
+
+import storage
+
+UP = {"status": "UP"}
+DOWN = {"status": "DOWN"}
+
+
+@pytest.mark.parametrize("path", ["/actuator/health", "/actuator/health/liveness",
+                                  "/actuator/health/readiness"])
+def test_health_answers_up_without_credentials(server, path):
+    response = server.http.get(path)
+    assert (response.status_int, response.content_type, response.json) == \
+        (200, "application/json", UP)
+
+
+@pytest.fixture
+def unreachable_database(server):
+    """The database file cannot be opened: the data directory is gone from under the server
+    (a disk that failed or was unmounted). The connection this thread held is closed first,
+    as one would be after an error, so that the next query has to open the file again."""
+    data_dir = server.config["server", "data_dir"]
+    storage.close_store()
+    os.rename(data_dir, data_dir + ".away")
+    yield server
+    os.rename(data_dir + ".away", data_dir)
+
+
+def test_readiness_is_503_down_when_the_database_does_not_answer(unreachable_database):
+    response = unreachable_database.http.get("/actuator/health/readiness", status=503)
+    assert (response.content_type, response.json) == ("application/json", DOWN)
+    assert unreachable_database.http.get("/actuator/health", status=503).json == DOWN
+
+
+def test_liveness_stays_up_when_the_database_does_not_answer(unreachable_database):
+    assert unreachable_database.http.get("/actuator/health/liveness").json == UP
+
+
+def test_readiness_is_up_again_once_the_database_answers(server):
+    data_dir = server.config["server", "data_dir"]
+    storage.close_store()
+    os.rename(data_dir, data_dir + ".away")
+    server.http.get("/actuator/health/readiness", status=503)
+    os.rename(data_dir + ".away", data_dir)
+    assert server.http.get("/actuator/health/readiness").json == UP
