@@ -40,7 +40,7 @@ import artifacts
 import openapi
 import storage
 from client import cli
-from service import configuration, connections, forwarded, metrics, systemd
+from service import access_log, configuration, connections, forwarded, metrics, systemd
 from service.configuration import ConfigError, Setting
 from storage import coerce, counts, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
@@ -78,6 +78,8 @@ SETTINGS = (
             "Seconds a connection may stay silent (between requests, or within a body)."),
     Setting("server", "stop_timeout", "count", 10,
             "Seconds a stop (SIGTERM) gives requests in flight to finish before closing them."),
+    Setting("server", "access_log", "bool", False,
+            "Log one line per request (logger ddi-lite.access): method, path, status, time."),
     Setting("server", "metrics_open", "bool", False,
             "Answer GET /metrics (Prometheus) without an operator login."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
@@ -982,6 +984,7 @@ class ManagementApi:
                 user = basic_user(environ, self.accounts, origin.client_ip)
                 if user is None:
                     raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
+                environ["REMOTE_USER"] = user  # for the access log
                 accept = environ.get("HTTP_ACCEPT", "")
                 media_type = HAL_JSON if (not accept or HAL_JSON in accept or "*/*" in accept) \
                     else JSON if JSON in accept else None
@@ -1016,8 +1019,10 @@ class ManagementApi:
             environ = bottle.request.environ
             try:
                 origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
-                if basic_user(environ, self.accounts, origin.client_ip) is None:
+                user = basic_user(environ, self.accounts, origin.client_ip)
+                if user is None:
                     raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
+                environ["REMOTE_USER"] = user
             except HttpProblem as problem:
                 return framework_response(problem.status, problem.headers)
             return handler()
@@ -1178,6 +1183,11 @@ def _route_rule(environ):
     return route.rule if route is not None else "unmatched"
 
 
+def _controller_id(environ):
+    """The controller id in the path of the device resource that answered, else None."""
+    return (environ.get("route.url_args") or {}).get("controller_id")
+
+
 def _health(check):
     """Spring Boot's actuator health answer, which tools written for hawkBit read:
     {"status":"UP"}, or {"status":"DOWN"} with 503."""
@@ -1226,6 +1236,8 @@ def create_app(config, accounts=None, observer=None):
     app.route("/metrics", "GET", metrics_page if config["server", "metrics_open"]
               else management.operator_only(metrics_page))
     wsgi = _normalised(app)
+    if config["server", "access_log"]:
+        wsgi = access_log.logged(wsgi, config["server", "trusted_proxies"], _controller_id)
     return observer.observe(wsgi, _route_rule)
 
 
