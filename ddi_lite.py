@@ -23,6 +23,7 @@ import functools
 import getpass
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import logging
 import math
@@ -1399,9 +1400,18 @@ def install_service(args):
     return 0
 
 
+def version():
+    """The installed distribution's version (setup.cfg's, once installed)."""
+    try:
+        return importlib.metadata.version("ddi-lite")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0],
                                      parents=[cli.operator_options()])
+    parser.add_argument("--version", action="version", version="ddi-lite " + version())
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):

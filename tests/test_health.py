@@ -1,11 +1,15 @@
 """Is it up, and which one is it: Spring Boot's actuator health paths that hawkBit serves
-(liveness, readiness with the database, health), without credentials."""
+(liveness, readiness with the database, health), without credentials; `ddi-lite --version`."""
 
+import importlib.metadata
 import os
+import subprocess
+import sys
 
 import pytest
 
 import storage
+from live import PROJECT_DIR, clean_environment
 
 UP = {"status": "UP"}
 DOWN = {"status": "DOWN"}
@@ -48,3 +52,11 @@ def test_readiness_is_up_again_once_the_database_answers(server):
     server.http.get("/actuator/health/readiness", status=503)
     os.rename(data_dir + ".away", data_dir)
     assert server.http.get("/actuator/health/readiness").json == UP
+
+
+def test_version_prints_the_installed_distributions_version():
+    completed = subprocess.run([sys.executable, "-m", "ddi_lite", "--version"],
+                               cwd=PROJECT_DIR, env=clean_environment(), capture_output=True,
+                               text=True, timeout=30)
+    assert (completed.returncode, completed.stdout, completed.stderr) == \
+        (0, "ddi-lite %s\n" % importlib.metadata.version("ddi-lite"), "")
