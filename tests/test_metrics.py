@@ -301,6 +301,15 @@ def test_artifact_counts_and_bytes_match_what_was_uploaded(server):
     assert value(families, "ddi_lite_artifact_blob_bytes") == 1300
 
 
+def test_readme_lists_every_metric_the_page_has(server):
+    readme = open(live.PROJECT_DIR + "/README.md", encoding="utf-8").read()
+    table = readme.split("| metric | type | labels | what it counts |\n")[1].split("\n\n")[0]
+    listed = {name for row in table.splitlines()[1:]
+              for name in re.findall(r"`((?:ddi_lite|process)_[a-z_]+)`", row.split("|")[1])}
+    answered = set(scrape(server)) | {name for _, name, _, _ in metrics.SERVER_FIGURES}
+    assert listed == answered
+
+
 ###############################################################################
 # Waitress's queue, on a real server ##########################################
 ###############################################################################
