@@ -23,7 +23,6 @@ import functools
 import getpass
 import hashlib
 import hmac
-import importlib.metadata
 import json
 import logging
 import math
@@ -1180,8 +1179,7 @@ def operator_accounts(config):
 
 def _route_rule(environ):
     """The rule of the route that answered (a bounded set, for the metrics), or `unmatched`."""
-    route = environ.get("bottle.route")
-    return route.rule if route is not None else "unmatched"
+    return getattr(environ.get("bottle.route"), "rule", "unmatched")
 
 
 def _controller_id(environ):
@@ -1189,14 +1187,10 @@ def _controller_id(environ):
     return (environ.get("route.url_args") or {}).get("controller_id")
 
 
-def _health(check):
-    """Spring Boot's actuator health answer, which tools written for hawkBit read:
-    {"status":"UP"}, or {"status":"DOWN"} with 503."""
-    def answer():
-        up = check()
-        return bottle.HTTPResponse(_json_bytes({"status": "UP" if up else "DOWN"}),
-                                   200 if up else 503, {"Content-Type": JSON})
-    return answer
+def _health(up):
+    """Spring Boot's actuator health, as tools written for hawkBit read it: UP, or DOWN (503)."""
+    return bottle.HTTPResponse(_json_bytes({"status": "UP" if up else "DOWN"}),
+                               200 if up else 503, {"Content-Type": JSON})
 
 
 def create_app(config, accounts=None, observer=None):
@@ -1225,9 +1219,9 @@ def create_app(config, accounts=None, observer=None):
     management.install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
-    app.route("/actuator/health", "GET", _health(storage.db.answers))
-    app.route("/actuator/health/liveness", "GET", _health(lambda: True))
-    app.route("/actuator/health/readiness", "GET", _health(storage.db.answers))
+    app.route("/actuator/health", "GET", lambda: _health(storage.db.answers()))
+    app.route("/actuator/health/liveness", "GET", lambda: _health(True))
+    app.route("/actuator/health/readiness", "GET", lambda: _health(storage.db.answers()))
     observer = observer or metrics.Metrics()
     observer.watch_store(counts.store_counts)
 
@@ -1400,18 +1394,10 @@ def install_service(args):
     return 0
 
 
-def version():
-    """The installed distribution's version (setup.cfg's, once installed)."""
-    try:
-        return importlib.metadata.version("ddi-lite")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0],
                                      parents=[cli.operator_options()])
-    parser.add_argument("--version", action="version", version="ddi-lite " + version())
+    parser.add_argument("--version", action="version", version="ddi-lite " + openapi.version())
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):

@@ -727,7 +727,8 @@ def _operation(method, rule, status):
     return path, result
 
 
-def _version():
+def version():
+    """The installed distribution's version (ddi-lite --version prints it too)."""
     try:
         return importlib.metadata.version("ddi-lite")
     except importlib.metadata.PackageNotFoundError:
@@ -742,7 +743,7 @@ def document(routes):
         paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "ddi-lite: hawkBit DDI and Management API", "version": _version(),
+        "info": {"title": "ddi-lite: hawkBit DDI and Management API", "version": version(),
                  "description": DESCRIPTION,
                  "license": {"name": "EPL-2.0",
                              "url": "https://www.eclipse.org/legal/epl-2.0/"}},

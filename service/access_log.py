@@ -7,13 +7,13 @@ A line reads
     203.0.113.7 GET /DEFAULT/controller/v1/dev-1 200 253 1.2ms controller=dev-1
 
 the client (the address a trusted proxy reports, else the peer), the method, the path before
-the app tidies it (percent-encoded, without the query string), the status, the body's length as the answer
-declares it (0 for HEAD, `-` when it declares none), the app's time to answer (a download's
-bytes stream after it), and who asked when known: `controller=` for the device resources (the
-id in the path, as the app's `controller_of(environ)` names it), `user=` for a logged-in
-operator (REMOTE_USER). No header is logged, so neither a token nor a password ever is; the
-query string is left out because it says nothing about who or where, and a client may put
-there what it should not. Knows the app only as WSGI.
+the app tidies it (percent-encoded, without the query string), the status, the body's length
+as the answer declares it (0 for HEAD, `-` when it declares none), the app's time to answer
+(a download's bytes stream after it), and who asked when known: `controller=` for the device
+resources (the id in the path, as the app's `controller_of(environ)` names it), `user=` for a
+logged-in operator (REMOTE_USER). No header is logged, so neither a token nor a password ever
+is; the query string is left out because it says nothing about who or where, and a client
+may put there what it should not. Knows the app only as WSGI.
 """
 
 import logging
