@@ -134,6 +134,15 @@ def test_metrics_need_an_operator_login_by_default(server):
     assert server.http.get("/metrics", headers=token(), status=401).status_int == 401
 
 
+def test_wrong_logins_for_metrics_are_rationed_as_for_the_management_api(server):
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode("ascii")}
+    answers = [server.http.get("/metrics", headers=wrong, status="*")
+               for _ in range(server.config["limits", "login_failures"] + 1)]
+    assert [answer.status_int for answer in answers[-2:]] == [401, 429]
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    assert answers[-1].json["status"] == 429
+
+
 def test_metrics_open_without_login_with_the_setting(tmp_path):
     config = ddi_lite.load_config(path=None, environ={"DDI_LITE_SERVER_METRICS_OPEN": "true"},
                                   overrides={"server.data_dir": str(tmp_path / "data")})
