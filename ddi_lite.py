@@ -974,17 +974,22 @@ class ManagementApi:
         return bottle.HTTPResponse(_json_bytes({"name": "ddi-lite", "status": "up"}), 200,
                                    {"Content-Type": JSON})
 
+    def _operator(self, environ):
+        """(Origin, user) of a request an operator's login authenticates; 401 otherwise."""
+        origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
+        user = basic_user(environ, self.accounts, origin.client_ip)
+        if user is None:
+            raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
+        environ["REMOTE_USER"] = user  # for the access log
+        return origin, user
+
     def _guarded(self, handler, status, upload=False):
         """`upload`: the route takes an artifact, the one body beyond max_body_bytes."""
         def route(**params):
             request = bottle.request
             environ = request.environ
             try:
-                origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
-                user = basic_user(environ, self.accounts, origin.client_ip)
-                if user is None:
-                    raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
-                environ["REMOTE_USER"] = user  # for the access log
+                origin, user = self._operator(environ)
                 accept = environ.get("HTTP_ACCEPT", "")
                 media_type = HAL_JSON if (not accept or HAL_JSON in accept or "*/*" in accept) \
                     else JSON if JSON in accept else None
@@ -1018,11 +1023,7 @@ class ManagementApi:
         def route():
             environ = bottle.request.environ
             try:
-                origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
-                user = basic_user(environ, self.accounts, origin.client_ip)
-                if user is None:
-                    raise HttpProblem(401, {"WWW-Authenticate": 'Basic realm="hawkBit"'})
-                environ["REMOTE_USER"] = user
+                self._operator(environ)
             except HttpProblem as problem:
                 return framework_response(problem.status, problem.headers)
             return handler()
