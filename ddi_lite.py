@@ -42,7 +42,7 @@ import storage
 from client import cli
 from service import access_log, configuration, connections, forwarded, metrics, systemd
 from service.configuration import ConfigError, Setting
-from storage import coerce, counts, ddi, fleet, query, software, tenant
+from storage import chunks, coerce, counts, ddi, fleet, query, software, tenant
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import Accounts, PasswordNotChecked, hash_password, set_password
@@ -482,6 +482,9 @@ class DeviceApi:
         self.trusted_proxies = config["server", "trusted_proxies"]
         self.max_body = config["limits", "max_body_bytes"]
         self.blobs = blobs
+        # The sets' chunks (storage/chunks.py), this app's own: an app serves one database,
+        # and what it cached must never be served from another.
+        self.chunk_cache = chunks.ChunkCache()
 
     def install(self, app):
         json_get, json_put, json_post = self._json("GET"), self._json("PUT"), self._json("POST")
@@ -594,7 +597,7 @@ class DeviceApi:
         int_parameter(bottle.request.query.get("c"))
         history = int_parameter(bottle.request.query.get("actionHistory"), 0)
         return ddi.deployment_base(device.target, action_id, history, device.artifact_url,
-                                   device.now)
+                                   device.now, self.chunk_cache)
 
     def deployment_feedback(self, device, action_id):
         return self._feedback(device, action_id, transitions.DEPLOYMENT)
@@ -614,7 +617,7 @@ class DeviceApi:
         action_id = int_parameter(action_id)
         history = int_parameter(bottle.request.query.get("actionHistory"), 0)
         return ddi.installed_base(device.target, action_id, history, device.artifact_url,
-                                  device.now)
+                                  device.now, self.chunk_cache)
 
     def report_installed(self, device):
         body = read_body(bottle.request, self.max_body)
@@ -636,7 +639,7 @@ class DeviceApi:
         int_parameter(bottle.request.query.get("c"))
         history = int_parameter(bottle.request.query.get("actionHistory"), 0)
         return ddi.confirmation_base_action(device.target, action_id, history,
-                                            device.artifact_url, device.now)
+                                            device.artifact_url, device.now, self.chunk_cache)
 
     def confirmation_feedback(self, device, action_id):
         action_id = int_parameter(action_id)
@@ -665,7 +668,8 @@ class DeviceApi:
         ddi.deactivate_auto_confirm(device.target)
 
     def artifact_list(self, device, module_id):
-        return ddi.artifact_list(device.target, int_parameter(module_id), device.artifact_url)
+        return ddi.artifact_list(device.target, int_parameter(module_id), device.artifact_url,
+                                 self.chunk_cache)
 
     def download(self, device, media_type, module_id, filename):
         request = bottle.request

@@ -10,11 +10,11 @@ import errno
 import fcntl
 import os
 
-from storage import actions, blobs, catalog, ddi, tenant
+from storage import actions, blobs, catalog, chunks, ddi, tenant
 from storage.db import database, open_database
 from storage.models import ALL_MODELS, Action
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_FILE = "ddi-lite.sqlite3"
 LOCK_FILE = "ddi-lite.lock"
 # Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
@@ -22,7 +22,9 @@ LOCK_FILE = "ddi-lite.lock"
 FIRST_ACTION_ID = 100
 
 # Each entry upgrades the schema from the version before it to its index + 1.
-MIGRATIONS = ()
+MIGRATIONS = (
+    chunks.create_generation,  # 2: the software generation that says when cached sets are stale
+)
 
 
 def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_seconds=None,
@@ -35,6 +37,7 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
     if version == 0:
         with db.atomic():
             db.create_tables(ALL_MODELS)
+            chunks.create_generation(db)
             db.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
                            (Action._meta.table_name, FIRST_ACTION_ID - 1))
             db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)

@@ -24,16 +24,11 @@ from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNot
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
                             InvalidTargetAttributes, ModuleNotAssigned, QuotaExceeded)
-from storage.models import (Action, ActionStatus, Artifact, DistributionSet,
-                            DistributionSetModule, SoftwareModule, SoftwareModuleMetadata,
-                            SoftwareModuleType, Target)
+from storage.models import Action, ActionStatus, Artifact, DistributionSet, Target
 
 MAX_CONTROLLER_ID = 256
 MAX_HISTORY = 100
-MAX_VISIBLE_METADATA = 50
 PLUG_AND_PLAY = "CONTROLLER_PLUG_AND_PLAY"
-# hawkBit's legacy names of module types in DDI chunks; Zephyr requires `bApp`.
-CHUNK_PARTS = {"application": "bApp", "runtime": "jvm"}
 # An artifact's checksum file is at its download URL plus this (§4.16).
 MD5SUM_SUFFIX = ".MD5SUM"
 
@@ -358,9 +353,10 @@ def _handling(action, window, now):
     return download, update
 
 
-def _artifact_document(artifact, artifact_url):
+def _artifact_document(module_id, artifact, artifact_url):
+    """An artifact (`chunks.ChunkArtifact`) as a device sees it, with its links."""
     href = "%s/softwaremodules/%d/artifacts/%s" % (
-        artifact_url, artifact.module_id, urllib.parse.quote(artifact.filename, safe=""))
+        artifact_url, module_id, urllib.parse.quote(artifact.filename, safe=""))
     md5_href = href + MD5SUM_SUFFIX
     doc = collections.OrderedDict()
     doc["filename"] = artifact.filename
@@ -374,40 +370,22 @@ def _artifact_document(artifact, artifact_url):
     return doc
 
 
-def _chunks(distribution_set_id, artifact_url):
-    modules = list(SoftwareModule.select(SoftwareModule, SoftwareModuleType)
-                   .join(DistributionSetModule,
-                         on=(DistributionSetModule.module == SoftwareModule.id))
-                   .switch(SoftwareModule).join(SoftwareModuleType)
-                   .where(DistributionSetModule.distribution_set == distribution_set_id)
-                   .order_by(SoftwareModule.id))
-    module_ids = [module.id for module in modules]
-    artifacts = collections.defaultdict(list)
-    metadata = collections.defaultdict(list)
-    if module_ids:
-        for artifact in (Artifact.select().where(Artifact.module.in_(module_ids))
-                         .order_by(Artifact.id)):
-            artifacts[artifact.module_id].append(artifact)
-        for entry in (SoftwareModuleMetadata.select()
-                      .where(SoftwareModuleMetadata.module.in_(module_ids)
-                             & SoftwareModuleMetadata.target_visible)
-                      .order_by(SoftwareModuleMetadata.key)):
-            metadata[entry.module_id].append(entry)
-    chunks = []
-    for module in modules:
-        chunk = collections.OrderedDict()
-        type_key = module.module_type.key
-        chunk["part"] = CHUNK_PARTS.get(type_key, type_key)
-        chunk["version"] = module.version
-        chunk["name"] = module.name
-        if module.encrypted:
-            chunk["encrypted"] = True
-        chunk["artifacts"] = [_artifact_document(a, artifact_url) for a in artifacts[module.id]]
-        visible = metadata[module.id][:MAX_VISIBLE_METADATA]
-        if visible:
-            chunk["metadata"] = [{"key": m.key, "value": m.value} for m in visible]
-        chunks.append(chunk)
-    return chunks
+def _chunk_documents(chunks, artifact_url):
+    """The `chunks` of a deployment from a set's cached `chunks.Chunk` tuples (§4.3.3)."""
+    documents = []
+    for chunk in chunks:
+        document = collections.OrderedDict()
+        document["part"] = chunk.part
+        document["version"] = chunk.version
+        document["name"] = chunk.name
+        if chunk.encrypted:
+            document["encrypted"] = True
+        document["artifacts"] = [_artifact_document(chunk.module_id, artifact, artifact_url)
+                                 for artifact in chunk.artifacts]
+        if chunk.metadata:
+            document["metadata"] = [{"key": key, "value": value} for key, value in chunk.metadata]
+        documents.append(document)
+    return documents
 
 
 def history_messages(action, count):
@@ -428,12 +406,14 @@ def history_messages(action, count):
     return messages
 
 
-def _action_document(action, inner_name, history_count, artifact_url, now, window):
+def _action_document(action, inner_name, history_count, artifact_url, now, window,
+                     chunk_cache):
     download, update = _handling(action, window, now)
     inner = collections.OrderedDict((("download", download), ("update", update)))
     if window is not None:
         inner["maintenanceWindow"] = "available" if window.is_open else "unavailable"
-    inner["chunks"] = _chunks(action.distribution_set_id, artifact_url)
+    inner["chunks"] = _chunk_documents(chunk_cache.chunks(action.distribution_set_id),
+                                       artifact_url)
     document = collections.OrderedDict((("id", str(action.id)), (inner_name, inner)))
     messages = history_messages(action, history_count)
     if messages:
@@ -459,32 +439,34 @@ def _note_retrieved(action, now):
             pass  # a device's read must not fail because the history is full
 
 
-def deployment_base(target, action_id, history_count, artifact_url, now):
+def deployment_base(target, action_id, history_count, artifact_url, now, chunk_cache):
+    """The deployment of an action (§4.3); `chunk_cache` is the app's `chunks.ChunkCache`."""
     action = require_action(target, action_id)
     action = _cancel_if_window_lapsed(action, now)
     if action.status in (t.CANCELING, t.CANCELED, t.WAIT_FOR_CONFIRMATION, t.SCHEDULED):
         raise EmptyNotFound()
     document = _action_document(action, "deployment", history_count, artifact_url, now,
-                                _window(action, now))
+                                _window(action, now), chunk_cache)
     _note_retrieved(action, now)
     return document
 
 
-def installed_base(target, action_id, history_count, artifact_url, now):
+def installed_base(target, action_id, history_count, artifact_url, now, chunk_cache):
     action = require_action(target, action_id)
     if action.active or action.status in (t.CANCELING, t.CANCELED, t.SCHEDULED):
         raise EmptyNotFound()
     return _action_document(action, "deployment", history_count, artifact_url, now,
-                            _window(action, now))
+                            _window(action, now), chunk_cache)
 
 
-def confirmation_base_action(target, action_id, history_count, artifact_url, now):
+def confirmation_base_action(target, action_id, history_count, artifact_url, now,
+                             chunk_cache):
     action = require_action(target, action_id)
     action = _cancel_if_window_lapsed(action, now)
     if action.status != t.WAIT_FOR_CONFIRMATION:
         raise EmptyNotFound()
     return _action_document(action, "confirmation", history_count, artifact_url, now,
-                            _window(action, now))
+                            _window(action, now), chunk_cache)
 
 
 def cancel_action(target, action_id, now):
@@ -616,6 +598,8 @@ _OPEN_ACTION_WITH_MODULE = Prepared(
     'AND "action"."status" NOT IN (\'%s\', \'%s\') AND "m"."module_id" = ? '
     'ORDER BY COALESCE("action"."weight", 1000) DESC, "action"."id" LIMIT 1'
     % (t.CANCELING, t.CANCELED), Action)
+_SET_HOLDS_MODULE = ('SELECT 1 FROM "distribution_set_module" '
+                     'WHERE "distribution_set_id" = ? AND "module_id" = ?')
 _ARTIFACT_BY_NAME = Prepared(
     'SELECT * FROM "artifact" WHERE "module_id" = ? AND "filename" = ?', Artifact)
 
@@ -624,16 +608,22 @@ def _open_action_with_module(target, module_id):
     return _OPEN_ACTION_WITH_MODULE.first(target.id, module_id)
 
 
-def artifact_list(target, module_id, artifact_url):
+def artifact_list(target, module_id, artifact_url, chunk_cache):
+    """The artifacts of a module of an open action of the target, or of its installed set."""
     _require_module(module_id)
-    allowed = _open_action_with_module(target, module_id) is not None or (
-        target.installed_ds_id is not None and DistributionSetModule.select().where(
-            (DistributionSetModule.distribution_set == target.installed_ds_id)
-            & (DistributionSetModule.module == module_id)).exists())
-    if not allowed:
+    action = _open_action_with_module(target, module_id)
+    if action is not None:
+        distribution_set_id = action.distribution_set_id
+    elif target.installed_ds_id is not None and scalar(
+            _SET_HOLDS_MODULE, target.installed_ds_id, module_id) is not None:
+        distribution_set_id = target.installed_ds_id
+    else:
         raise ModuleNotAssigned(module_id, target.controller_id)
-    return [_artifact_document(a, artifact_url)
-            for a in Artifact.select().where(Artifact.module == module_id).order_by(Artifact.id)]
+    chunk = chunk_cache.module(distribution_set_id, module_id)
+    if chunk is None:  # taken out of the set since the line above
+        raise ModuleNotAssigned(module_id, target.controller_id)
+    return [_artifact_document(module_id, artifact, artifact_url)
+            for artifact in chunk.artifacts]
 
 
 def artifact_for_download(target, module_id, filename):
