@@ -73,8 +73,12 @@ def create_generation(db):
                 'WHERE "id" = 1; END' % (table, event.lower(), event, table))
 
 
+# A scalar subquery too, for statements that read the generation with their own rows.
+GENERATION_QUERY = 'SELECT "generation" FROM "software_generation" WHERE "id" = 1'
+
+
 def generation():
-    return scalar('SELECT "generation" FROM "software_generation" WHERE "id" = 1')
+    return scalar(GENERATION_QUERY)
 
 
 # --- reading a set ---------------------------------------------------------------------------
@@ -127,10 +131,11 @@ class ChunkCache:
         self._sets = {}
         self._lock = threading.Lock()
 
-    def chunks(self, distribution_set_id):
-        """The set's chunks as they are now (a tuple of `Chunk`)."""
+    def chunks(self, distribution_set_id, current=None):
+        """The set's chunks (a tuple of `Chunk`), as new as the software generation `current`
+        the caller read (or this reads now, when None) at least."""
         cached = self._sets.get(distribution_set_id)
-        if cached is not None and cached[0] == generation():
+        if cached is not None and cached[0] == (generation() if current is None else current):
             return cached[1]
         entry = read_set(distribution_set_id)
         with self._lock:

@@ -46,7 +46,8 @@ class Prepared:
 
     Generating SQL is most of what Peewee spends on a small query, and the device poll path
     asks the same few questions thousands of times a second. The SELECT lists all columns of
-    each of `models`, in that order (`SELECT "a".*, "b".* ...`).
+    each of `models`, in that order (`SELECT "a".*, "b".* ...`); columns it lists after those
+    (scalar subqueries, say) come back as they are, after the instances.
     """
 
     def __init__(self, sql, *models):
@@ -61,7 +62,8 @@ class Prepared:
 
     def first_joined(self, *params):
         """The first row as one instance per model (None for a model whose columns are all
-        NULL, as after a LEFT JOIN that found nothing), or None when there is no row."""
+        NULL, as after a LEFT JOIN that found nothing) and any further columns' values, or
+        None when there is no row."""
         cursor = database.execute_sql(self.sql, params)
         row = cursor.fetchone()
         if row is None:
@@ -80,7 +82,7 @@ class Prepared:
             instance.__data__ = {field.name: field.python_value(value)
                                  for field, value in zip(fields, values)}
             instances.append(instance)
-        return tuple(instances)
+        return tuple(instances) + tuple(row[start:])
 
     def _resolve(self, description):
         groups, start = [], 0

@@ -14,7 +14,7 @@ import urllib.parse
 
 import peewee
 
-from storage import assignments, query, schedule
+from storage import assignments, chunks, query, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -328,15 +328,31 @@ def update_attributes(target, data, mode, now):
 # --- one action, as the device sees it -----------------------------------------------------
 
 _ACTION_BY_ID = Prepared('SELECT * FROM "action" WHERE "id" = ?', Action)
+# An action with what its documents need besides, in one statement: each statement gives up
+# the GIL and waits to take it back behind the server's other threads, which under load costs
+# more than the statement.
+_ACTION_FOR_DOCUMENT = Prepared(
+    'SELECT "action".*, (SELECT "status" FROM "action_status" WHERE "action_id" = "action"."id" '
+    'ORDER BY "id" DESC LIMIT 1), (%s) FROM "action" WHERE "id" = ?' % chunks.GENERATION_QUERY,
+    Action)
 
 
 def require_action(target, action_id):
-    action = _ACTION_BY_ID.first(action_id)
-    if action is None:
+    return _of_target(target, action_id, _ACTION_BY_ID.first_joined(action_id))[0]
+
+
+def _action_for_document(target, action_id):
+    """`require_action`, with the status of the action's newest history entry and the software
+    generation (`storage.chunks`): (action, status, generation)."""
+    return _of_target(target, action_id, _ACTION_FOR_DOCUMENT.first_joined(action_id))
+
+
+def _of_target(target, action_id, row):
+    if row is None:
         raise EntityNotFound("Action", action_id)
-    if action.target_id != target.id:
+    if row[0].target_id != target.id:
         raise ActionNotOfTarget(action_id, target.controller_id)
-    return action
+    return row
 
 
 def _handling(action, window, now):
@@ -407,13 +423,12 @@ def history_messages(action, count):
 
 
 def _action_document(action, inner_name, history_count, artifact_url, now, window,
-                     chunk_cache):
+                     set_chunks):
     download, update = _handling(action, window, now)
     inner = collections.OrderedDict((("download", download), ("update", update)))
     if window is not None:
         inner["maintenanceWindow"] = "available" if window.is_open else "unavailable"
-    inner["chunks"] = _chunk_documents(chunk_cache.chunks(action.distribution_set_id),
-                                       artifact_url)
+    inner["chunks"] = _chunk_documents(set_chunks, artifact_url)
     document = collections.OrderedDict((("id", str(action.id)), (inner_name, inner)))
     messages = history_messages(action, history_count)
     if messages:
@@ -427,9 +442,9 @@ def newest_entry_status(action):
                   'ORDER BY "id" DESC LIMIT 1', action.id)
 
 
-def _note_retrieved(action, now):
+def _note_retrieved(action, newest_status, now):
     """Note that the device fetched its action, once per change (§4.3 step 4)."""
-    if not action.active or newest_entry_status(action) == t.RETRIEVED:
+    if not action.active or newest_status == t.RETRIEVED:
         return
     with write():
         action = Action.get_by_id(action.id)
@@ -441,32 +456,37 @@ def _note_retrieved(action, now):
 
 def deployment_base(target, action_id, history_count, artifact_url, now, chunk_cache):
     """The deployment of an action (§4.3); `chunk_cache` is the app's `chunks.ChunkCache`."""
-    action = require_action(target, action_id)
+    action, newest_status, generation = _action_for_document(target, action_id)
+    # `newest_status` is used below only for an action this leaves as it is: a lapsed window
+    # makes it CANCELING, an empty 404.
     action = _cancel_if_window_lapsed(action, now)
     if action.status in (t.CANCELING, t.CANCELED, t.WAIT_FOR_CONFIRMATION, t.SCHEDULED):
         raise EmptyNotFound()
     document = _action_document(action, "deployment", history_count, artifact_url, now,
-                                _window(action, now), chunk_cache)
-    _note_retrieved(action, now)
+                                _window(action, now),
+                                chunk_cache.chunks(action.distribution_set_id, generation))
+    _note_retrieved(action, newest_status, now)
     return document
 
 
 def installed_base(target, action_id, history_count, artifact_url, now, chunk_cache):
-    action = require_action(target, action_id)
+    action, _, generation = _action_for_document(target, action_id)
     if action.active or action.status in (t.CANCELING, t.CANCELED, t.SCHEDULED):
         raise EmptyNotFound()
     return _action_document(action, "deployment", history_count, artifact_url, now,
-                            _window(action, now), chunk_cache)
+                            _window(action, now),
+                            chunk_cache.chunks(action.distribution_set_id, generation))
 
 
 def confirmation_base_action(target, action_id, history_count, artifact_url, now,
                              chunk_cache):
-    action = require_action(target, action_id)
+    action, _, generation = _action_for_document(target, action_id)
     action = _cancel_if_window_lapsed(action, now)
     if action.status != t.WAIT_FOR_CONFIRMATION:
         raise EmptyNotFound()
     return _action_document(action, "confirmation", history_count, artifact_url, now,
-                            _window(action, now), chunk_cache)
+                            _window(action, now),
+                            chunk_cache.chunks(action.distribution_set_id, generation))
 
 
 def cancel_action(target, action_id, now):
