@@ -12,8 +12,8 @@ When a cached set is stale: the database holds a software generation, one intege
 row of `software_generation`. Triggers add one to it in the same transaction as every insert,
 update or delete of a row the chunks are read from: software modules, module types, artifacts,
 module metadata, and which modules a set holds. Every read compares the generation the set was
-read at with the stored one (one read of one row by its primary key) and reads the set again
-when they differ. A miss reads the generation and the rows in one read transaction, one WAL
+read at with the stored one (one row by its primary key, which `storage.ddi` reads in the same
+statement as the action) and reads the set again when they differ. A miss reads the generation and the rows in one read transaction, one WAL
 snapshot, so a cached set is never labelled with a generation its rows do not match.
 
 Why a counter in the database, bumped by triggers:
@@ -122,8 +122,9 @@ def read_set(distribution_set_id):
 class ChunkCache:
     """The chunks of the sets devices asked for, each with the generation it was read at.
 
-    One per app: entries are only ever trusted after comparing generations, so two apps (or
-    processes) on one database each keep their own and stay right.
+    One per app, which serves one database: a generation number tells what changed in that
+    database only. Another one, such as a restored backup changed on its own, may reach the
+    same number with other rows.
     """
 
     def __init__(self, max_sets=MAX_CACHED_SETS):
