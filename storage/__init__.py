@@ -12,18 +12,28 @@ import os
 
 from storage import actions, blobs, catalog, chunks, ddi, tenant
 from storage.db import database, open_database
-from storage.models import ALL_MODELS, Action
+from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE_FILE = "ddi-lite.sqlite3"
 LOCK_FILE = "ddi-lite.lock"
 # Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
 # single-digit ids break it; SWUpdate holds ids as int32.
 FIRST_ACTION_ID = 100
 
+
+def _add_tags_and_target_types(db):
+    """Schema 2 -> 3: the tables of tags and target types, and each target's type (none)."""
+    db.create_tables(TAG_AND_TARGET_TYPE_MODELS)
+    db.execute_sql('ALTER TABLE "target" ADD COLUMN "target_type_id" INTEGER '
+                   'REFERENCES "target_type" ("id")')
+    db.execute_sql('CREATE INDEX "target_target_type_id" ON "target" ("target_type_id")')
+
+
 # Each entry upgrades the schema from the version before it to its index + 1.
 MIGRATIONS = (
     chunks.create_generation,  # 2: the software generation that says when cached sets are stale
+    _add_tags_and_target_types,  # 3: tags and target types
 )
 
 

@@ -153,6 +153,26 @@ class DistributionSetMetadata(BaseModel):
         primary_key = peewee.CompositeKey("distribution_set", "key")
 
 
+class TargetType(Audited):
+    """A kind of device, and the distribution set types its devices can install."""
+
+    id = AutoIncrementField()
+    key = peewee.CharField(unique=True, max_length=64)
+    name = peewee.CharField(unique=True, max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    colour = peewee.CharField(null=True, max_length=16)
+
+
+class TargetTypeSetType(BaseModel):
+    """A distribution set type the devices of a target type are compatible with."""
+
+    target_type = peewee.ForeignKeyField(TargetType, on_delete="CASCADE")
+    set_type = peewee.ForeignKeyField(DistributionSetType, on_delete="CASCADE")
+
+    class Meta:
+        primary_key = peewee.CompositeKey("target_type", "set_type")
+
+
 class Target(Audited):
     id = AutoIncrementField()
     controller_id = peewee.CharField(unique=True, max_length=256)
@@ -172,6 +192,8 @@ class Target(Audited):
     auto_confirm_initiator = peewee.CharField(null=True, max_length=64)
     auto_confirm_remark = peewee.CharField(null=True, max_length=512)
     auto_confirm_activated_at = peewee.BigIntegerField(null=True)
+    # Schema 3: added last, as the migration of an older database appends the column.
+    target_type = peewee.ForeignKeyField(TargetType, null=True)
 
 
 class TargetMetadata(BaseModel):
@@ -224,6 +246,40 @@ class ActionStatus(BaseModel):
         indexes = ((("action", "id"), False),)
 
 
+class TargetTag(Audited):
+    id = AutoIncrementField()
+    name = peewee.CharField(unique=True, max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    colour = peewee.CharField(null=True, max_length=16)
+
+
+class TargetTagAssignment(BaseModel):
+    tag = peewee.ForeignKeyField(TargetTag, on_delete="CASCADE")
+    target = peewee.ForeignKeyField(Target, on_delete="CASCADE")
+
+    class Meta:
+        primary_key = peewee.CompositeKey("tag", "target")
+
+
+class DistributionSetTag(Audited):
+    id = AutoIncrementField()
+    name = peewee.CharField(unique=True, max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    colour = peewee.CharField(null=True, max_length=16)
+
+
+class DistributionSetTagAssignment(BaseModel):
+    tag = peewee.ForeignKeyField(DistributionSetTag, on_delete="CASCADE")
+    distribution_set = peewee.ForeignKeyField(DistributionSet, on_delete="CASCADE")
+
+    class Meta:
+        primary_key = peewee.CompositeKey("tag", "distribution_set")
+
+
+# Added by schema 3 (tags and target types); an older database gets them by migration.
+TAG_AND_TARGET_TYPE_MODELS = (TargetType, TargetTypeSetType, TargetTag, TargetTagAssignment,
+                              DistributionSetTag, DistributionSetTagAssignment)
+
 ALL_MODELS = (
     TenantConfig,
     SoftwareModuleType,
@@ -239,4 +295,4 @@ ALL_MODELS = (
     TargetMetadata,
     Action,
     ActionStatus,
-)
+) + TAG_AND_TARGET_TYPE_MODELS
