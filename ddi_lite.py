@@ -43,6 +43,7 @@ from client import cli
 from service import access_log, configuration, connections, forwarded, metrics, systemd
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, fleet, query, software, tenant
+from storage import software_types, tags, target_types
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import Accounts, PasswordNotChecked, hash_password, set_password
@@ -172,6 +173,10 @@ ERROR_STATUS = {
     store_errors.NotDeletable: 405,
     store_errors.AutoConfirmAlreadyActive: 409,
     store_errors.EntityAlreadyExists: 409,
+    store_errors.TargetTypeInUse: 409,
+    store_errors.IncompatibleTargetType: 400,
+    store_errors.TargetTypeKeyOrNameRequired: 400,
+    store_errors.EntityReadOnly: 403,
     store_errors.EmptyGone: 410,
     store_errors.BinaryDeleted: 410,
     store_errors.Locked: 423,
@@ -966,12 +971,100 @@ class ManagementApi:
              lambda c, key: F.put_config(c.base, key, body(c), c.user)),
             ("DELETE", "/system/configs/<key>", 204, lambda c, key: F.delete_config(key)),
             ("GET", "/userinfo", 200, lambda c: F.userinfo(c.user)),
-        )
+        ) + self._tag_and_type_routes()
         for method, path, status, handler in routes:
             upload = (method, path) == ("POST", "/softwaremodules/<sid>/artifacts")
             app.route("/rest/v1" + path, method, self._guarded(handler, status, upload),
                       status=status)
         app.route("/", ["GET", "HEAD"], self.readiness)
+
+    def _tag_and_type_routes(self):
+        """Tags (§12.3), target types (§12.4) and the write half of module and set types
+        (§8): rows of the same table."""
+        body = self._body
+        TAGS, SETS, TT, W = tags.TARGET_TAGS, tags.SET_TAGS, target_types, software_types
+
+        def policy(c):
+            return tags.not_found_policy(c.query.get("onNotFoundPolicy"))
+        return (
+            # target tags
+            ("GET", "/targettags", 200, lambda c: TAGS.list(c.base, *_listing(c))),
+            ("POST", "/targettags", 201, lambda c: TAGS.create(c.base, body(c), c.user)),
+            ("GET", "/targettags/<tag>", 200, lambda c, tag: TAGS.get(c.base, _id(tag))),
+            ("PUT", "/targettags/<tag>", 200,
+             lambda c, tag: TAGS.update(c.base, _id(tag), body(c), c.user)),
+            ("DELETE", "/targettags/<tag>", 204, lambda c, tag: TAGS.delete(_id(tag))),
+            ("GET", "/targettags/<tag>/assigned", 200,
+             lambda c, tag: tags.tagged_targets(c.base, _id(tag), *_listing(c))),
+            ("POST", "/targettags/<tag>/assigned", 204,
+             lambda c, tag: TAGS.assign(_id(tag), body(c), policy(c))),
+            ("PUT", "/targettags/<tag>/assigned", 204,
+             lambda c, tag: TAGS.assign(_id(tag), body(c), policy(c))),
+            ("DELETE", "/targettags/<tag>/assigned", 204,
+             lambda c, tag: TAGS.unassign(_id(tag), body(c), policy(c))),
+            ("POST", "/targettags/<tag>/assigned/<cid>", 204,
+             lambda c, tag, cid: TAGS.assign_one(_id(tag), cid)),
+            ("DELETE", "/targettags/<tag>/assigned/<cid>", 204,
+             lambda c, tag, cid: TAGS.unassign_one(_id(tag), cid)),
+            ("GET", "/targets/<cid>/tags", 200, lambda c, cid: tags.tags_of_target(c.base, cid)),
+            # distribution set tags
+            ("GET", "/distributionsettags", 200, lambda c: SETS.list(c.base, *_listing(c))),
+            ("POST", "/distributionsettags", 201,
+             lambda c: SETS.create(c.base, body(c), c.user)),
+            ("GET", "/distributionsettags/<tag>", 200,
+             lambda c, tag: SETS.get(c.base, _id(tag))),
+            ("PUT", "/distributionsettags/<tag>", 200,
+             lambda c, tag: SETS.update(c.base, _id(tag), body(c), c.user)),
+            ("DELETE", "/distributionsettags/<tag>", 204, lambda c, tag: SETS.delete(_id(tag))),
+            ("GET", "/distributionsettags/<tag>/assigned", 200,
+             lambda c, tag: tags.tagged_sets(c.base, _id(tag), *_listing(c))),
+            ("POST", "/distributionsettags/<tag>/assigned", 204,
+             lambda c, tag: SETS.assign(_id(tag), body(c))),
+            ("DELETE", "/distributionsettags/<tag>/assigned", 204,
+             lambda c, tag: SETS.unassign(_id(tag), body(c))),
+            ("POST", "/distributionsettags/<tag>/assigned/<did>", 204,
+             lambda c, tag, did: SETS.assign_one(_id(tag), _id(did))),
+            ("DELETE", "/distributionsettags/<tag>/assigned/<did>", 204,
+             lambda c, tag, did: SETS.unassign_one(_id(tag), _id(did))),
+            # target types
+            ("GET", "/targettypes", 200, lambda c: TT.list_types(c.base, *_listing(c))),
+            ("POST", "/targettypes", 201, lambda c: TT.create_types(c.base, body(c), c.user)),
+            ("GET", "/targettypes/<tid>", 200, lambda c, tid: TT.get_type(c.base, _id(tid))),
+            ("PUT", "/targettypes/<tid>", 200,
+             lambda c, tid: TT.update_type(c.base, _id(tid), body(c), c.user)),
+            ("DELETE", "/targettypes/<tid>", 204, lambda c, tid: TT.delete_type(_id(tid))),
+            ("GET", "/targettypes/<tid>/compatibledistributionsettypes", 200,
+             lambda c, tid: TT.compatible_set_types(c.base, _id(tid))),
+            ("POST", "/targettypes/<tid>/compatibledistributionsettypes", 204,
+             lambda c, tid: TT.add_compatible_set_types(_id(tid), body(c), c.user)),
+            ("DELETE", "/targettypes/<tid>/compatibledistributionsettypes/<dtid>", 204,
+             lambda c, tid, dtid: TT.remove_compatible_set_type(_id(tid), _id(dtid), c.user)),
+            ("POST", "/targets/<cid>/targettype", 204,
+             lambda c, cid: TT.assign_to_target(cid, body(c), c.user)),
+            ("DELETE", "/targets/<cid>/targettype", 204,
+             lambda c, cid: TT.unassign_from_target(cid, c.user)),
+            # writes on module and set types
+            ("POST", "/softwaremoduletypes", 201,
+             lambda c: W.create_module_types(c.base, body(c), c.user)),
+            ("PUT", "/softwaremoduletypes/<tid>", 200,
+             lambda c, tid: W.update_module_type(c.base, _id(tid), body(c), c.user)),
+            ("DELETE", "/softwaremoduletypes/<tid>", 204,
+             lambda c, tid: W.delete_module_type(_id(tid))),
+            ("POST", "/distributionsettypes", 201,
+             lambda c: W.create_set_types(c.base, body(c), c.user)),
+            ("PUT", "/distributionsettypes/<tid>", 200,
+             lambda c, tid: W.update_set_type(c.base, _id(tid), body(c), c.user)),
+            ("DELETE", "/distributionsettypes/<tid>", 204,
+             lambda c, tid: W.delete_set_type(_id(tid))),
+            ("POST", "/distributionsettypes/<tid>/mandatorymoduletypes", 204,
+             lambda c, tid: W.add_set_type_module_types(_id(tid), body(c), True, c.user)),
+            ("POST", "/distributionsettypes/<tid>/optionalmoduletypes", 204,
+             lambda c, tid: W.add_set_type_module_types(_id(tid), body(c), False, c.user)),
+            ("DELETE", "/distributionsettypes/<tid>/mandatorymoduletypes/<mid>", 204,
+             lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
+            ("DELETE", "/distributionsettypes/<tid>/optionalmoduletypes/<mid>", 204,
+             lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
+        )
 
     def readiness(self):
         """`GET /` without credentials, for readiness checks (`curl --head --fail`)."""

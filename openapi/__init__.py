@@ -75,6 +75,13 @@ PATH_PARAMETERS = {
                                          "A metadata key.", "location"),
     ("key", "configs"): _path_parameter("keyName", schemas.string(),
                                         "A tenant configuration key.", "pollingTime"),
+    # tags and target types
+    ("tag", "targettags"): _id("targetTagId", "A target tag."),
+    ("tag", "distributionsettags"): _id("distributionsetTagId", "A distribution set tag."),
+    ("tid", "targettypes"): _id("targetTypeId", "A target type."),
+    ("dtid", None): _id("distributionSetTypeId", "A distribution set type."),
+    ("cid", "assigned"): _path_parameter("controllerId", schemas.string(),
+                                         "A target's controller id.", "dev-1"),
 }
 
 
@@ -111,6 +118,12 @@ QUERY_PARAMETERS = {
     "sha1sum": _query("sha1sum", schemas.string(), "Expected SHA-1 of the upload."),
     "sha256sum": _query("sha256sum", schemas.string(), "Expected SHA-256 of the upload."),
     "filename": _query("filename", schemas.string(), "Name to store the upload under."),
+    "onNotFoundPolicy": _query(
+        "onNotFoundPolicy",
+        schemas.enum(("FAIL", "ON_WHAT_FOUND_AND_FAIL", "ON_WHAT_FOUND_AND_SUCCESS")),
+        "Unknown controller ids: FAIL (default) changes nothing and answers 404; "
+        "ON_WHAT_FOUND_AND_FAIL changes the known targets, then answers 404; "
+        "ON_WHAT_FOUND_AND_SUCCESS changes the known targets and succeeds."),
 }
 
 LIST = ("q", "sort", "offset", "limit")
@@ -180,6 +193,8 @@ ERRORS = {
     400: ErrorAnswer("BadRequest", "Bad request: a body that cannot be read or breaks a rule, "
                      "or a malformed parameter.", (_HAWKBIT, _FRAMEWORK), True),
     401: ErrorAnswer("Unauthorized", "Not authenticated.", (_FRAMEWORK,), False),
+    403: ErrorAnswer("ReadOnly", "The entity cannot be changed any more (the module types of "
+                     "a set type that sets use).", (_HAWKBIT,), False),
     404: ErrorAnswer("NotFound", "Not found: an unknown entity or path. No body where hawkBit "
                      "sends none (a resource that does not apply to the action's state, an "
                      "action of another target).", (_HAWKBIT, _FRAMEWORK), True),
@@ -562,6 +577,103 @@ OPERATIONS = {
         "Forget a key's value: the server's default applies again."),
     ("GET", _M + "/userinfo"): op("The logged-in operator.", ref("MgmtUserInfo")),
 
+    # --- tags, target types, and writes on module and set types ---------------------------
+    ("GET", _M + "/targettags"): op("List target tags.", ref("PagedListMgmtTag"), query=LIST),
+    ("POST", _M + "/targettags"): op(
+        "Create target tags (all or none).", _items("MgmtTag"),
+        body=_items("MgmtTagRequestBodyPut"), errors=(409,)),
+    ("GET", _M + "/targettags/<tag>"): op("One target tag.", ref("MgmtTag")),
+    ("PUT", _M + "/targettags/<tag>"): op(
+        "Change a target tag's fields (those given and not null).", ref("MgmtTag"),
+        body=ref("MgmtTagRequestBodyPut"), errors=(409,)),
+    ("DELETE", _M + "/targettags/<tag>"): op("Delete a target tag; its targets lose it."),
+    ("GET", _M + "/targettags/<tag>/assigned"): op(
+        "The targets with the tag.", ref("PagedListMgmtTarget"), query=LIST),
+    ("POST", _M + "/targettags/<tag>/assigned"): op(
+        "Tag targets: controller ids, or objects with a controllerId (older hawkBit).",
+        body=ref("MgmtTargetTagAssignment"), query=("onNotFoundPolicy",)),
+    ("PUT", _M + "/targettags/<tag>/assigned"): op(
+        "Same as POST (the method hawkBit 0.6 to 1.0 used).",
+        body=ref("MgmtTargetTagAssignment"), query=("onNotFoundPolicy",)),
+    ("DELETE", _M + "/targettags/<tag>/assigned"): op(
+        "Untag targets.", body=ref("MgmtTargetTagAssignment"), query=("onNotFoundPolicy",)),
+    ("POST", _M + "/targettags/<tag>/assigned/<cid>"): op("Tag one target."),
+    ("DELETE", _M + "/targettags/<tag>/assigned/<cid>"): op("Untag one target."),
+    ("GET", _M + "/targets/<cid>/tags"): op("The target's tags.", _items("MgmtTag")),
+    ("GET", _M + "/distributionsettags"): op(
+        "List distribution set tags.", ref("PagedListMgmtTag"), query=LIST),
+    ("POST", _M + "/distributionsettags"): op(
+        "Create distribution set tags (all or none).", _items("MgmtTag"),
+        body=_items("MgmtTagRequestBodyPut"), errors=(409,)),
+    ("GET", _M + "/distributionsettags/<tag>"): op("One distribution set tag.", ref("MgmtTag")),
+    ("PUT", _M + "/distributionsettags/<tag>"): op(
+        "Change a distribution set tag's fields (those given and not null).", ref("MgmtTag"),
+        body=ref("MgmtTagRequestBodyPut"), errors=(409,)),
+    ("DELETE", _M + "/distributionsettags/<tag>"): op(
+        "Delete a distribution set tag; its sets lose it."),
+    ("GET", _M + "/distributionsettags/<tag>/assigned"): op(
+        "The distribution sets with the tag (those marked deleted too).",
+        ref("PagedListMgmtDistributionSet"), query=LIST),
+    ("POST", _M + "/distributionsettags/<tag>/assigned"): op(
+        "Tag distribution sets: ids, or objects with a distributionSetId (older hawkBit); "
+        "404 and no change when one is unknown.", body=ref("MgmtDistributionSetTagAssignment")),
+    ("DELETE", _M + "/distributionsettags/<tag>/assigned"): op(
+        "Untag distribution sets.", body=ref("MgmtDistributionSetTagAssignment")),
+    ("POST", _M + "/distributionsettags/<tag>/assigned/<did>"): op("Tag one distribution set."),
+    ("DELETE", _M + "/distributionsettags/<tag>/assigned/<did>"): op(
+        "Untag one distribution set."),
+    ("GET", _M + "/targettypes"): op("List target types.", ref("PagedListMgmtTargetType"),
+                                     query=LIST),
+    ("POST", _M + "/targettypes"): op(
+        "Create target types (all or none); key or name is required, each defaults to the "
+        "other.", _items("MgmtTargetType"), body=_items("MgmtTargetTypeRequestBodyPost"),
+        errors=(404, 409, 429)),
+    ("GET", _M + "/targettypes/<tid>"): op("One target type.", ref("MgmtTargetType")),
+    ("PUT", _M + "/targettypes/<tid>"): op(
+        "Change a target type's name, description or colour.", ref("MgmtTargetType"),
+        body=ref("MgmtTargetTypeRequestBodyPut"), errors=(409,)),
+    ("DELETE", _M + "/targettypes/<tid>"): op(
+        "Delete a target type that no target has (409 otherwise).", errors=(409,)),
+    ("GET", _M + "/targettypes/<tid>/compatibledistributionsettypes"): op(
+        "The distribution set types the type's targets can install.",
+        _items("MgmtDistributionSetType")),
+    ("POST", _M + "/targettypes/<tid>/compatibledistributionsettypes"): op(
+        "Add compatible distribution set types.", body=_items("MgmtId"), errors=(429,)),
+    ("DELETE", _M + "/targettypes/<tid>/compatibledistributionsettypes/<dtid>"): op(
+        "Remove a compatible distribution set type."),
+    ("POST", _M + "/targets/<cid>/targettype"): op(
+        "Give the target a type.", body=ref("MgmtId")),
+    ("DELETE", _M + "/targets/<cid>/targettype"): op("Take the target's type away."),
+    ("POST", _M + "/softwaremoduletypes"): op(
+        "Create software module types (all or none).", _items("MgmtSoftwareModuleType"),
+        body=_items("MgmtSoftwareModuleTypeRequestBodyPost"), errors=(409,)),
+    ("PUT", _M + "/softwaremoduletypes/<tid>"): op(
+        "Change a module type's description or colour.", ref("MgmtSoftwareModuleType"),
+        body=ref("MgmtTypeRequestBodyPut")),
+    ("DELETE", _M + "/softwaremoduletypes/<tid>"): op(
+        "Delete a module type (only marked deleted while modules or set types use it)."),
+    ("POST", _M + "/distributionsettypes"): op(
+        "Create distribution set types with their module types (all or none).",
+        _items("MgmtDistributionSetType"),
+        body=_items("MgmtDistributionSetTypeRequestBodyPost"), errors=(404, 409, 429)),
+    ("PUT", _M + "/distributionsettypes/<tid>"): op(
+        "Change a set type's description or colour.", ref("MgmtDistributionSetType"),
+        body=ref("MgmtTypeRequestBodyPut")),
+    ("DELETE", _M + "/distributionsettypes/<tid>"): op(
+        "Delete a set type (only marked deleted while sets have it); target types lose it."),
+    ("POST", _M + "/distributionsettypes/<tid>/mandatorymoduletypes"): op(
+        "Require module types (403 once sets of the type exist).",
+        body=_one_or_many("MgmtId"), errors=(403, 429)),
+    ("POST", _M + "/distributionsettypes/<tid>/optionalmoduletypes"): op(
+        "Allow module types (403 once sets of the type exist).",
+        body=_one_or_many("MgmtId"), errors=(403, 429)),
+    ("DELETE", _M + "/distributionsettypes/<tid>/mandatorymoduletypes/<mid>"): op(
+        "Take a module type off the set type (403 once sets of the type exist).",
+        errors=(403,)),
+    ("DELETE", _M + "/distributionsettypes/<tid>/optionalmoduletypes/<mid>"): op(
+        "Take a module type off the set type (403 once sets of the type exist).",
+        errors=(403,)),
+
     # --- the server ----------------------------------------------------------------------
     ("GET", "/"): op("Readiness, without credentials.", ref("Readiness"), status=200),
     ("HEAD", "/"): op("Readiness, without credentials (`curl --head --fail`).", status=200),
@@ -595,6 +707,8 @@ TAGS = (
     ("Software modules", "Software modules, their metadata and artifacts."),
     ("Distribution sets", "Distribution sets, their modules, metadata and assignments."),
     ("System configuration", "Tenant configuration keys."),
+    ("Tags", "Target tags and distribution set tags."),
+    ("Target types", "Kinds of targets and the distribution set types they can install."),
     ("Server", "Readiness and health, metrics, the operator's user info and this "
                "description."),
 )
@@ -603,6 +717,7 @@ _TAG_OF_SEGMENT = {
     "targets": "Targets", "actions": "Actions", "softwaremoduletypes": "Types",
     "distributionsettypes": "Types", "softwaremodules": "Software modules",
     "distributionsets": "Distribution sets", "system": "System configuration",
+    "targettags": "Tags", "distributionsettags": "Tags", "targettypes": "Target types",
 }
 
 DESCRIPTION = """\

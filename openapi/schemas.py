@@ -279,9 +279,11 @@ MGMT = {
          "securityToken": string("The target token (Authorization: TargetToken ...)."),
          "requestAttributes": boolean("Whether the device is asked for its attributes."),
          "group": string(),
+         "targetType": integer("The target type's id (absent: no type)."),
+         "targetTypeName": string("The target type's name."),
          "autoConfirmActive": boolean("Present when the confirmation flow is on."),
          "_links": links("self", "assignedDS", "installedDS", "attributes", "actions",
-                         "metadata", "autoConfirm")},
+                         "metadata", "targetType", "autoConfirm")},
         required=("controllerId", "updateStatus", "securityToken", "requestAttributes",
                   "_links")),
     "MgmtTargetRequestBody": obj(
@@ -290,8 +292,8 @@ MGMT = {
          "securityToken": string(maxLength=128), "address": string(maxLength=512),
          "group": string(maxLength=256),
          "requestAttributes": boolean("Ask the device for its attributes (PUT; true only)."),
-         "targetType": integer("Target types are not kept: any id is unknown (404); "
-                               "-1 on PUT unassigns.")},
+         "targetType": integer("A target type's id (404 when unknown); -1 on PUT takes "
+                               "the type away.")},
         description="A target to create (controllerId required) or the fields to change."),
     "MgmtTargetAttributes": obj({}, additionalProperties=string(),
                                 description="The attributes the device reported."),
@@ -426,6 +428,59 @@ MGMT = {
 MGMT.update({"PagedList" + name: paged(name) for name in (
     "MgmtTarget", "MgmtAction", "MgmtActionStatus", "MgmtMetadata", "MgmtSoftwareModuleType",
     "MgmtDistributionSetType", "MgmtSoftwareModule", "MgmtDistributionSet")})
+
+_LOOK_AND_FEEL = {"description": string(maxLength=512),
+                  "colour": string("A colour for user interfaces, free text.", maxLength=16)}
+_TYPE_IDS = array(ref("MgmtId"), "Types by id.")
+
+TAGS_AND_TYPES = {
+    "MgmtTag": audited(
+        dict({"id": integer(), "name": string()}, **_LOOK_AND_FEEL,
+             _links=links("self", "assignedTargets", "assignedDistributionSets")),
+        required=("id", "name", "_links")),
+    "MgmtTagRequestBodyPut": obj(dict({"name": string(minLength=1, maxLength=128)},
+                                      **_LOOK_AND_FEEL),
+                                 description="A tag to create (name required) or the fields "
+                                             "to change."),
+    "MgmtTargetTagAssignment": array(
+        {"oneOf": [string("A controller id."),
+                   obj({"controllerId": string()}, required=("controllerId",),
+                       description="The form of hawkBit before 0.6.")]},
+        "The targets, each by its controller id."),
+    "MgmtDistributionSetTagAssignment": array(
+        {"oneOf": [integer("A distribution set id."),
+                   obj({"distributionSetId": integer()}, required=("distributionSetId",),
+                       description="The form of hawkBit before 0.6.")]},
+        "The distribution sets, each by its id."),
+    "MgmtTargetType": audited(
+        dict({"id": integer(), "key": string(), "name": string(), "deleted": boolean()},
+             **_LOOK_AND_FEEL, _links=links("self", "compatibledistributionsettypes")),
+        required=("id", "key", "name", "deleted", "_links")),
+    "MgmtTargetTypeRequestBodyPost": obj(
+        dict({"key": string(maxLength=64), "name": string(maxLength=128),
+              "compatibledistributionsettypes": _TYPE_IDS}, **_LOOK_AND_FEEL),
+        description="Key or name is required; each defaults to the other."),
+    "MgmtTargetTypeRequestBodyPut": obj(dict({"name": string(minLength=1, maxLength=128)},
+                                             **_LOOK_AND_FEEL)),
+    "MgmtTypeRequestBodyPut": obj(dict(_LOOK_AND_FEEL),
+                                  description="What a module or set type may change."),
+    "MgmtSoftwareModuleTypeRequestBodyPost": obj(
+        dict({"key": string(minLength=1, maxLength=64),
+              "name": string(minLength=1, maxLength=128),
+              "maxAssignments": integer("Modules of the type one set may hold (default 1).",
+                                        fmt="int32", minimum=1),
+              "minArtifacts": integer("Artifacts a module needs to be complete (default 0).",
+                                      fmt="int32", minimum=0)}, **_LOOK_AND_FEEL),
+        required=("key", "name")),
+    "MgmtDistributionSetTypeRequestBodyPost": obj(
+        dict({"key": string(minLength=1, maxLength=64),
+              "name": string(minLength=1, maxLength=128),
+              "mandatorymodules": _TYPE_IDS, "optionalmodules": _TYPE_IDS},
+             **_LOOK_AND_FEEL),
+        required=("key", "name")),
+}
+MGMT.update(TAGS_AND_TYPES)
+MGMT.update({"PagedList" + name: paged(name) for name in ("MgmtTag", "MgmtTargetType")})
 
 SERVER = {
     "Readiness": obj({"name": string(), "status": enum(("up",))},

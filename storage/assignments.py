@@ -11,10 +11,11 @@ from storage import tenant
 from storage import transitions as t
 from storage.actions import append_entry, apply_event
 from storage.db import write
-from storage.errors import (IncompleteDistributionSet, InvalidDistributionSet,
-                            InvalidMaintenanceSchedule)
-from storage.models import (Action, DistributionSetModule, DistributionSetTypeModule,
-                            SoftwareModule, Target)
+from storage.errors import (IncompatibleTargetType, IncompleteDistributionSet,
+                            InvalidDistributionSet, InvalidMaintenanceSchedule)
+from storage.models import (Action, DistributionSetModule, DistributionSetType,
+                            DistributionSetTypeModule, SoftwareModule, Target, TargetType,
+                            TargetTypeSetType)
 
 OFFLINE_LINE = "Update Server: Action reported as offline deployment"
 
@@ -38,6 +39,31 @@ def check_assignable(distribution_set):
     if not is_complete(distribution_set):
         raise IncompleteDistributionSet(
             "Distribution set %d lacks a mandatory software module." % distribution_set.id)
+
+
+def incompatible_with(set_type_id):
+    """Expression: the target has a type, and that type does not list `set_type_id` as
+    compatible (a target without a type takes any set)."""
+    compatible = TargetTypeSetType.select(TargetTypeSetType.target_type).where(
+        TargetTypeSetType.set_type == set_type_id)
+    return Target.target_type.is_null(False) & Target.target_type.not_in(compatible)
+
+
+def check_target_types(distribution_set, targets):
+    """Refuse the whole request when one of `targets` cannot take the set (hawkBit checks
+    before it assigns anything, online or offline)."""
+    target_ids = [target.id for target in targets]
+    type_names = set()
+    for start in range(0, len(target_ids), 500):
+        type_names.update(row.name for row in TargetType.select(TargetType.name).join(
+            Target, on=(Target.target_type == TargetType.id)).where(
+            Target.id.in_(target_ids[start:start + 500])
+            & incompatible_with(distribution_set.set_type_id)).distinct())
+    if type_names:
+        set_type = DistributionSetType.get_by_id(distribution_set.set_type_id)
+        raise IncompatibleTargetType(
+            "Targets of types [%s] are not compatible with distribution set of type %s"
+            % (", ".join(sorted(type_names)), set_type.name))
 
 
 def check_window(window, now):

@@ -54,7 +54,7 @@ def bootstrap(now):
 
 
 def create_target(controller_id, now, user, name=None, security_token=None, description=None,
-                  address=None, group=None):
+                  address=None, group=None, target_type=None):
     validate_controller_id(controller_id)
     with write():
         if Target.select().where(Target.controller_id == controller_id).exists():
@@ -64,7 +64,7 @@ def create_target(controller_id, now, user, name=None, security_token=None, desc
             controller_id=controller_id, name=(name or controller_id)[:128],
             description=description, security_token=security_token or secrets.token_hex(16),
             address=address, group=group, update_status="UNKNOWN", request_attributes=True,
-            attributes={}, **_audit(now, user))
+            attributes={}, target_type=target_type, **_audit(now, user))
 
 
 def module_type_by_key(key):

@@ -530,6 +530,7 @@ def report_installed(target, name, version, now):
         raise InvalidDistributionSet("The distribution set is invalidated.")
     if not assignments.is_complete(distribution_set):
         raise IncompleteDistributionSet("The distribution set is incomplete.")
+    assignments.check_target_types(distribution_set, [target])
     if target.update_status == "PENDING" or target.assigned_ds_id == distribution_set.id:
         return False
     with write():

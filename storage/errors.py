@@ -241,3 +241,43 @@ class BinaryDeleted(StoreError):
 
     error_code = "hawkbit.server.error.artifact.binaryDeleted"
     exception_class = _ARTIFACT + "ArtifactBinaryNoLongerExistsException"
+
+
+# --- Tags and target types (mgmt-contract §12.3, §12.4) and type writes (§8).
+
+class EntitiesNotFound(EntityNotFound):
+    """404: several ids of one request that do not exist, named in one error (hawkBit)."""
+
+    def __init__(self, entity_type, entity_ids):
+        StoreError.__init__(
+            self, "%s with given identifier {[%s]} does not exist."
+            % (entity_type, ", ".join(str(entity_id) for entity_id in entity_ids)),
+            {"type": entity_type, "entityId": list(entity_ids)})
+
+
+class IncompatibleTargetType(StoreError):
+    """400: a set whose type the target's type does not list as compatible."""
+
+    error_code = "hawkbit.server.error.target.type.incompatible"
+    exception_class = _REPO + "IncompatibleTargetTypeException"
+
+
+class TargetTypeInUse(StoreError):
+    """409: deleting a target type that targets still have."""
+
+    error_code = "hawkbit.server.error.target.type.used"
+    exception_class = _REPO + "TargetTypeInUseException"
+
+
+class TargetTypeKeyOrNameRequired(StoreError):
+    """400: a target type created with neither key nor name."""
+
+    error_code = "hawkbit.server.error.target.type.keyOrNameRequired"
+    exception_class = _REPO + "TargetTypeKeyOrNameRequiredException"
+
+
+class EntityReadOnly(StoreError):
+    """403: changing the module types of a set type that distribution sets already use."""
+
+    error_code = "hawkbit.server.error.entityreadonly"
+    exception_class = _REPO + "EntityReadOnlyException"

@@ -11,7 +11,7 @@ every change of an action's state goes through `storage.actions.apply_event`.
 import collections
 import urllib.parse
 
-from storage import assignments, ddi, query, schedule, software, tenant
+from storage import assignments, ddi, query, schedule, software, target_types, tenant
 from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
 from storage.actions import apply_event, touch
@@ -148,6 +148,7 @@ def target_document(base, target, full=False, settings=None, now=None, with_poll
     doc["securityToken"] = target.security_token
     doc["requestAttributes"] = bool(target.request_attributes)
     doc["group"] = target.group
+    doc.update(target_types.target_type_fields(target))
     if flow:
         doc["autoConfirmActive"] = bool(target.auto_confirm_active)
     links = collections.OrderedDict((("self", link(base, self_path)),))
@@ -157,6 +158,8 @@ def target_document(base, target, full=False, settings=None, now=None, with_poll
         links["attributes"] = link(base, self_path + "/attributes")
         links["actions"] = link(base, self_path + "/actions" + ACTION_LINK_QUERY)
         links["metadata"] = link(base, self_path + "/metadata")
+        if "targetType" in doc:
+            links["targetType"] = link(base, "targettypes/%d" % doc["targetType"])
         if flow:
             links["autoConfirm"] = link(base, self_path + "/autoConfirm")
     doc["_links"] = links
@@ -201,14 +204,6 @@ def get_target(base, controller_id):
     return target_document(base, _target(controller_id), full=True)
 
 
-def _target_type_reference(value, field, allow_unassign):
-    """Target types are not kept (Tier 2): any id is unknown, -1 unassigns (a no-op)."""
-    type_id = as_int(value, field)
-    if type_id is None or (allow_unassign and type_id == -1):
-        return None
-    raise EntityNotFound("TargetType", type_id)
-
-
 def _optional_text(item, key, max_length, blank_ok=True):
     text = as_str(item.get(key), key, max_length=max_length)
     if text is not None and not blank_ok and not text.strip():
@@ -235,8 +230,7 @@ def _parse_new_target(item):
         address=_optional_text(item, "address", MAX_ADDRESS),
         group=_optional_text(item, "group", MAX_GROUP),
     )
-    _target_type_reference(item.get("targetType"), "targetType", allow_unassign=False)
-    return controller_id, fields
+    return controller_id, fields, as_int(item.get("targetType"), "targetType")
 
 
 def create_targets(base, body, user):
@@ -244,7 +238,7 @@ def create_targets(base, body, user):
     items = as_list(body, "targets", required=True)
     parsed = [_parse_new_target(item) for item in items]
     seen = set()
-    for controller_id, _ in parsed:
+    for controller_id, _, _ in parsed:
         if controller_id in seen:
             raise EntityAlreadyExists("Target with controller id '%s' is given twice."
                                       % controller_id)
@@ -252,8 +246,10 @@ def create_targets(base, body, user):
     now = ddi.now_ms()
     created = []
     with write():
-        for controller_id, fields in parsed:
-            created.append(create_target(controller_id, now, user, **fields))
+        for controller_id, fields, type_id in parsed:
+            target_type = None if type_id is None else target_types.get_existing_type(type_id)
+            created.append(create_target(controller_id, now, user, target_type=target_type,
+                                         **fields))
     settings = tenant.settings()
     return [target_document(base, target, settings=settings, now=now, with_poll=False)
             for target in created]
@@ -287,7 +283,10 @@ def update_target(base, controller_id, body, user):
         changes["request_attributes"] = True
     with write():
         target = _target(controller_id)
-        _target_type_reference(body.get("targetType"), "targetType", allow_unassign=True)
+        type_change = target_types.type_change(body.get("targetType"))
+        if type_change is not None:
+            changes["target_type"] = None if type_change == target_types.NO_TYPE \
+                else type_change
         if changes:
             for column, value in changes.items():
                 setattr(target, column, value)

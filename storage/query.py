@@ -29,9 +29,11 @@ from peewee import SQL, NodeList, fn
 from storage import schedule, tenant
 from storage.errors import StoreError
 from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetMetadata,
-                            DistributionSetModule, DistributionSetType,
+                            DistributionSetModule, DistributionSetTag,
+                            DistributionSetTagAssignment, DistributionSetType,
                             DistributionSetTypeModule, SoftwareModule, SoftwareModuleMetadata,
-                            SoftwareModuleType, Target, TargetMetadata)
+                            SoftwareModuleType, Target, TargetMetadata, TargetTag,
+                            TargetTagAssignment, TargetType)
 
 _REPO = "org.eclipse.hawkbit.repository.exception."
 _MGMT = "org.eclipse.hawkbit.mgmt.rest.resource.exception."
@@ -529,6 +531,18 @@ def _set_modules(attribute):
     return exists
 
 
+def _tagged(assignment, tag, owner_column, owner_id):
+    """`tag.name` of a target or a set: EXISTS over its tag assignments."""
+    def exists(predicate):
+        link = assignment.alias()
+        inner = tag.alias()
+        return fn.EXISTS(link.select(SQL("1"))
+                         .join(inner, on=(link.tag == inner.id))
+                         .where((getattr(link, owner_column) == owner_id)
+                                & predicate(inner.name)))
+    return exists
+
+
 def _set_complete():
     """True when the set has a module of every mandatory module type of its set type."""
     required = DistributionSetTypeModule.alias()
@@ -605,13 +619,21 @@ def _targets():
         Field("installedDS.version", STRING,
               _related(DistributionSet, Target.installed_ds, "version")),
         Field("lastControllerRequestAt", NUMBER, _plain(Target.last_target_query)),
-    ] + _audit(Target)
+        Field("tag.name", STRING,
+              exists=_tagged(TargetTagAssignment, TargetTag, "target", Target.id)),
+    ] + _typed(TargetType, Target.target_type) + _audit(Target)
     collection = Collection(
         "targets", Target, fields, "controllerId:ASC",
         maps={"attribute": _attribute,
               "metadata": _metadata(TargetMetadata, "target", Target.id)},
         needs_sub=("assignedds", "installedds"))
     collection.alias("id", "controllerId")
+    collection.alias("tag", "tag.name")
+    collection.alias("type", "type.key")
+    # hawkBit 1.0 named the type `targetType`; later versions keep it as an alias.
+    for sub in ("id", "key", "name"):
+        collection.alias("targetType." + sub, "type." + sub)
+    collection.alias("targetType", "type.key")
     return collection
 
 
@@ -681,6 +703,9 @@ def _distribution_sets():
         Field("module.name", STRING, exists=_set_modules("name")),
         Field("valid", BOOLEAN, _plain(DistributionSet.valid)),
         Field("complete", BOOLEAN, _set_complete),
+        Field("tag.name", STRING, exists=_tagged(DistributionSetTagAssignment,
+                                                 DistributionSetTag, "distribution_set",
+                                                 DistributionSet.id)),
     ] + _typed(DistributionSetType, DistributionSet.set_type) \
         + _audit(DistributionSet)
     collection = Collection(
@@ -689,6 +714,7 @@ def _distribution_sets():
                                     DistributionSet.id)},
         needs_sub=("module",))
     collection.alias("type", "type.key")
+    collection.alias("tag", "tag.name")
     return collection
 
 
@@ -699,6 +725,16 @@ def _types(name, model, extra=()):
         Field("name", STRING, _plain(model.name)),
         Field("description", STRING, _plain(model.description)),
     ] + list(extra) + _audit(model)
+    return Collection(name, model, fields, "id:ASC")
+
+
+def _tags(name, model):
+    fields = [
+        Field("id", NUMBER, _plain(model.id)),
+        Field("name", STRING, _plain(model.name)),
+        Field("description", STRING, _plain(model.description)),
+        Field("colour", STRING, _plain(model.colour)),
+    ] + _audit(model)
     return Collection(name, model, fields, "id:ASC")
 
 
@@ -724,6 +760,9 @@ COLLECTIONS = {
         [Field("maxAssignments", NUMBER, _plain(SoftwareModuleType.max_assignments))]),
     "distributionsettypes": _types("distributionsettypes", DistributionSetType),
     "actionstatus": _action_status(),
+    "targettags": _tags("targettags", TargetTag),
+    "distributionsettags": _tags("distributionsettags", DistributionSetTag),
+    "targettypes": _types("targettypes", TargetType),
 }
 
 

@@ -1031,6 +1031,7 @@ def assign_targets(base, set_id, body, offline, user):
         for start in range(0, len(keys), 500):
             for target in Target.select().where(Target.controller_id.in_(keys[start:start + 500])):
                 targets[target.controller_id] = target
+        assignments.check_target_types(distribution_set, list(targets.values()))
         jobs = [(targets.get(request.key), distribution_set, request, window)
                 for request, window in zip(requests, windows)]
         return _carry_out(base, jobs, offline, user, now)
@@ -1052,6 +1053,8 @@ def assign_from_target(base, controller_id, body, offline, user):
         jobs = []
         for request in requests:
             distribution_set = _assignable_set(request.key)
+            if target is not None:
+                assignments.check_target_types(distribution_set, [target])
             window = None if offline else _online_window(request, now)
             jobs.append((target, distribution_set, request, window))
         return _carry_out(base, jobs, offline, user, now)

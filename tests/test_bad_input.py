@@ -129,9 +129,18 @@ READS = {
     ("GET", API + "/distributionsets/<did>/assignedTargets"): LISTING,
     ("POST", API + "/distributionsets/<did>/assignedTargets"): ("offline",),
     ("GET", API + "/distributionsets/<did>/installedTargets"): LISTING,
+    ("GET", API + "/targettags"): LISTING,
+    ("GET", API + "/targettags/<tag>/assigned"): LISTING,
+    ("POST", API + "/targettags/<tag>/assigned"): ("onNotFoundPolicy",),
+    ("PUT", API + "/targettags/<tag>/assigned"): ("onNotFoundPolicy",),
+    ("DELETE", API + "/targettags/<tag>/assigned"): ("onNotFoundPolicy",),
+    ("GET", API + "/distributionsettags"): LISTING,
+    ("GET", API + "/distributionsettags/<tag>/assigned"): LISTING,
+    ("GET", API + "/targettypes"): LISTING,
 }
 QUERY_PARAMS = ("offset", "limit", "sort", "q", "c", "actionHistory", "force", "offline",
-                "keepLast", "representation", "soft_deleted_mode", "filename", "md5sum")
+                "keepLast", "representation", "soft_deleted_mode", "filename", "md5sum",
+                "onNotFoundPolicy")
 
 
 def _window():
@@ -202,11 +211,50 @@ TEMPLATES = {
         "pollingTime": "00:10:00", "authentication.targettoken.enabled": True,
         "maintenanceWindowPollCount": 3},
     ("PUT", API + "/system/configs/<key>"): lambda s: {"value": "00:10:00"},
+    # tags, target types, writes on module and set types
+    ("POST", API + "/targettags"):
+        lambda s: [{"name": "new-tag", "description": "d", "colour": "#ff0000"}],
+    ("PUT", API + "/targettags/<tag>"):
+        lambda s: {"name": "renamed", "description": "d", "colour": "blue"},
+    ("POST", API + "/targettags/<tag>/assigned"):
+        lambda s: ["dev-2", {"controllerId": "dev-1"}],
+    ("PUT", API + "/targettags/<tag>/assigned"): lambda s: ["dev-2"],
+    ("DELETE", API + "/targettags/<tag>/assigned"): lambda s: ["dev-1"],
+    ("POST", API + "/distributionsettags"):
+        lambda s: [{"name": "new-tag", "description": "d", "colour": "#00ff00"}],
+    ("PUT", API + "/distributionsettags/<tag>"):
+        lambda s: {"name": "renamed", "description": "d", "colour": "green"},
+    ("POST", API + "/distributionsettags/<tag>/assigned"):
+        lambda s: [s.spare_set_id, {"distributionSetId": s.set_id}],
+    ("DELETE", API + "/distributionsettags/<tag>/assigned"): lambda s: [s.set_id],
+    ("POST", API + "/targettypes"): lambda s: [{
+        "key": "new-type", "name": "New type", "description": "d", "colour": "c",
+        "compatibledistributionsettypes": [{"id": s.set_type_id}]}],
+    ("PUT", API + "/targettypes/<tid>"):
+        lambda s: {"name": "renamed", "description": "d", "colour": "c"},
+    ("POST", API + "/targettypes/<tid>/compatibledistributionsettypes"):
+        lambda s: [{"id": s.set_type_id}],
+    ("POST", API + "/targets/<cid>/targettype"): lambda s: {"id": s.target_type_id},
+    ("POST", API + "/softwaremoduletypes"): lambda s: [{
+        "key": "runtime", "name": "Runtime", "description": "d", "colour": "c",
+        "maxAssignments": 1, "minArtifacts": 0}],
+    ("PUT", API + "/softwaremoduletypes/<tid>"): lambda s: {"description": "d", "colour": "c"},
+    ("POST", API + "/distributionsettypes"): lambda s: [{
+        "key": "rt", "name": "Runtime set", "description": "d", "colour": "c",
+        "mandatorymodules": [{"id": s.module_type_id}],
+        "optionalmodules": [{"id": s.app_type_id}]}],
+    ("PUT", API + "/distributionsettypes/<tid>"): lambda s: {"description": "d", "colour": "c"},
+    ("POST", API + "/distributionsettypes/<tid>/mandatorymoduletypes"):
+        lambda s: {"id": s.app_type_id},
+    ("POST", API + "/distributionsettypes/<tid>/optionalmoduletypes"):
+        lambda s: [{"id": s.module_type_id}],
 }
 # Routes that may read a body although no template describes it (or that must ignore one).
 BODY_ROUTES = set(TEMPLATES) | {
     ("POST", D + "/confirmationBase/deactivateAutoConfirm"),
     ("POST", API + "/targets/<cid>/autoConfirm/deactivate"),
+    ("POST", API + "/targettags/<tag>/assigned/<cid>"),
+    ("POST", API + "/distributionsettags/<tag>/assigned/<did>"),
 }
 UPLOAD_ROUTE = ("POST", API + "/softwaremodules/<sid>/artifacts")
 DOWNLOAD_ROUTES = {("GET", D + "/softwaremodules/<module_id>/artifacts/<filename>"),
@@ -434,6 +482,21 @@ def seed(server):
     s.app_type_id = next(t["id"] for t in module_types if t["key"] == "application")
     set_types = http.get(API + "/distributionsettypes", headers=admin).json["content"]
     s.set_type_id = next(t["id"] for t in set_types if t["key"] == "os_app")
+    # os_app's twin that no set has: its module types may still change.
+    s.free_set_type_id = http.post_json(API + "/distributionsettypes", [{
+        "key": "free", "name": "Free", "mandatorymodules": [{"id": s.module_type_id}],
+        "optionalmodules": [{"id": s.app_type_id}]}], headers=admin).json[0]["id"]
+    s.target_tag_id = http.post_json(API + "/targettags", [{"name": "line-1"}],
+                                     headers=admin).json[0]["id"]
+    http.post_json(API + "/targettags/%d/assigned" % s.target_tag_id, ["dev-1"],
+                   headers=admin)
+    s.set_tag_id = http.post_json(API + "/distributionsettags", [{"name": "stable"}],
+                                  headers=admin).json[0]["id"]
+    http.post_json(API + "/distributionsettags/%d/assigned" % s.set_tag_id, [s.set_id],
+                   headers=admin)
+    s.target_type_id = http.post_json(API + "/targettypes", [{
+        "name": "gateway", "compatibledistributionsettypes": [{"id": s.set_type_id}]}],
+        headers=admin).json[0]["id"]
     return s
 
 
@@ -470,7 +533,11 @@ def fill(rule, s, override=None):
         "sid": str(s.module_id), "did": str(s.set_id),
         "aid": str(s.artifact_id if "/artifacts/<aid>" in rule else s.action_id),
         "tid": str(s.module_type_id if rule.startswith(API + "/softwaremoduletypes")
-                   else s.set_type_id),
+                   else s.target_type_id if rule.startswith(API + "/targettypes")
+                   else s.free_set_type_id),
+        "dtid": str(s.set_type_id),
+        "tag": str(s.target_tag_id if rule.startswith(API + "/targettags")
+                   else s.set_tag_id),
         "mid": str(s.app_type_id if "optional" in rule else s.module_type_id),
         "key": "pollingTime" if rule.startswith(API + "/system/configs") else "meta-key",
     }
@@ -510,13 +577,25 @@ READBACK = (
     (API + "/distributionsets/<did>/assignedTargets", "/targets/dev-2/actions?limit=500"),
     (API + "/distributionsets", "/distributionsets?limit=500"),
     (API + "/system/configs", "/system/configs"),
+    (API + "/targettags/<tag>/assigned", "/targettags/{target_tag}/assigned?limit=500"),
+    (API + "/targettags", "/targettags?limit=500"),
+    (API + "/distributionsettags/<tag>/assigned",
+     "/distributionsettags/{set_tag}/assigned?limit=500"),
+    (API + "/distributionsettags", "/distributionsettags?limit=500"),
+    (API + "/targettypes/<tid>/compatibledistributionsettypes",
+     "/targettypes/{target_type}/compatibledistributionsettypes"),
+    (API + "/targettypes", "/targettypes?limit=500"),
+    (API + "/softwaremoduletypes", "/softwaremoduletypes?limit=500"),
+    (API + "/distributionsettypes", "/distributionsettypes?limit=500"),
 )
 
 
 def readback_path(rule, s):
     for prefix, path in READBACK:
         if rule.startswith(prefix):
-            return path.format(action=s.action_id, module=s.module_id, set=s.set_id)
+            return path.format(action=s.action_id, module=s.module_id, set=s.set_id,
+                               target_tag=s.target_tag_id, set_tag=s.set_tag_id,
+                               target_type=s.target_type_id)
     return None
 
 

@@ -143,8 +143,9 @@ def data_config(directory):
 def seeded_data(tmp_path_factory):
     """A data directory holding what the document's path examples name: target dev-1 with
     action 100 of distribution set 1, software module 1 with artifact 1 (fw.swu), metadata
-    key `location` on each. Devices may log in with the gateway token. Made once, copied for
-    each test: a fresh copy costs a third of seeding a new one."""
+    key `location` on each, target tag 1 on dev-1, distribution set tag 1 on set 1, target
+    type 1 (no target has it). Devices may log in with the gateway token. Made once, copied
+    for each test: a fresh copy costs a third of seeding a new one."""
     directory = tmp_path_factory.mktemp("seeded") / "data"
     server = Server(data_config(directory))
     try:
@@ -157,6 +158,12 @@ def seeded_data(tmp_path_factory):
         for path in ("targets/dev-1", "softwaremodules/1", "distributionsets/1"):
             server.http.post_json("/rest/v1/%s/metadata" % path,
                                   [{"key": "location", "value": "lab"}], headers=OPERATOR)
+        for path, tagged in (("targettags", "dev-1"), ("distributionsettags", 1)):
+            server.http.post_json("/rest/v1/" + path, [{"name": "lab"}], headers=OPERATOR)
+            server.http.post_json("/rest/v1/%s/1/assigned" % path, [tagged], headers=OPERATOR)
+        server.http.post_json("/rest/v1/targettypes", [
+            {"name": "gateway", "compatibledistributionsettypes": [{"id": 3}]}],
+            headers=OPERATOR)
     finally:
         storage.close_store()
     return directory

@@ -369,9 +369,8 @@ def test_placeholders(world):
 
 @pytest.mark.parametrize("collection,q", [
     ("targets", "foo==1"),
-    ("targets", "tag==x"),
-    ("targets", "tag.name==x"),
-    ("targets", "type==x"),
+    ("targets", "tag.colour==x"),
+    ("targets", "type.colour==x"),
     ("targets", "assignedDS==fw"),
     ("targets", "installedDS==fw"),
     ("targets", "assignedDS.foo==fw"),
@@ -383,7 +382,7 @@ def test_placeholders(world):
     ("actions", "rollout.id==1"),
     ("actions", "attribute.hw==x"),
     ("distributionsets", "module==x"),
-    ("distributionsets", "tag==x"),
+    ("distributionsets", "tag.id==1"),
     ("softwaremodules", "module.id==1"),
     ("softwaremoduletypes", "maxassignments.x==1"),
     ("distributionsettypes", "maxAssignments==1"),
