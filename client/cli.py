@@ -1,7 +1,7 @@
 """client.cli: the argparse definitions of the client commands, for `ddi_lite.main()`.
 
 The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `modules`, `sets`,
-`config`), their --url/--user/--password/--json options, and `simulate`. This module imports
+`config`, `tags`), their --url/--user/--password/--json options, and `simulate`. This module imports
 only the standard library: the server builds its parser from it, and each command's handler
 imports client.commands or client.simulator only when that command runs.
 """
@@ -19,8 +19,10 @@ OPERATOR_OPTIONS = ("url", "user", "password", "json")
 TARGET_QUERY_FIELDS = (
     "controllerId", "id", "name", "description", "updateStatus", "ipAddress", "group",
     "assignedDS.name", "assignedDS.version", "installedDS.name", "installedDS.version",
-    "lastControllerRequestAt", "attribute.<key>", "metadata.<key>",
-    "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+    "lastControllerRequestAt", "attribute.<key>", "metadata.<key>", "tag", "tag.name",
+    "type", "type.id", "type.key", "type.name", "targetType", "targetType.id",
+    "targetType.key", "targetType.name", "createdAt", "createdBy", "lastModifiedAt",
+    "lastModifiedBy")
 ACTION_QUERY_FIELDS = (
     "id", "active", "status", "detailStatus", "lastStatusCode", "weight",
     "target.controllerId", "target.name", "target.updateStatus", "target.address",
@@ -31,8 +33,11 @@ MODULE_QUERY_FIELDS = (
     "metadata.<key>", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
 SET_QUERY_FIELDS = (
     "id", "name", "version", "description", "type", "type.id", "type.key", "type.name",
-    "module.id", "module.name", "valid", "complete", "metadata.<key>",
+    "module.id", "module.name", "valid", "complete", "metadata.<key>", "tag", "tag.name",
     "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+TAG_QUERY_FIELDS = (
+    "id", "name", "description", "colour", "createdAt", "createdBy", "lastModifiedAt",
+    "lastModifiedBy")
 # The statuses an action may be in (storage/transitions.py), and those of a target (§5.1).
 ACTION_STATUSES = ("scheduled", "wait_for_confirmation", "running", "retrieved", "canceling",
                    "canceled", "finished", "error", "downloaded")
@@ -47,6 +52,7 @@ def add_commands(commands):
     """Add the client commands to `ddi-lite`'s sub-command parsers; each sets `handler`, the
     function that runs it: `args.handler(args)` is the exit code."""
     _add_operator_commands(commands)
+    _add_tags_commands(commands)
     _add_simulate_command(commands)
 
 
@@ -105,9 +111,10 @@ def _epilog(examples, *sections, environment=ENVIRONMENT):
         + ("\n" + environment if environment else "")
 
 
-def _add_operator_commands(commands):
-    options = operator_options()
-
+def _command_makers(commands, options):
+    """command(parent, name, function_name, summary, examples, *sections): a command that
+    runs client.commands.<function_name>; group(name, summary, words, examples): a command
+    word whose sub-commands are the real commands."""
     def command(parent, name, function_name, summary, examples, *sections):
         # Raw, so that the epilog keeps its lines; the description is wrapped here instead.
         parser = parent.add_parser(name, parents=[options], help=summary,
@@ -122,6 +129,13 @@ def _add_operator_commands(commands):
                                      description=summary, epilog=_epilog(examples),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
         return parser.add_subparsers(dest=name + "_command", metavar=words, required=True)
+    return command, group
+
+
+def _add_operator_commands(commands):
+    options = operator_options()
+
+    command, group = _command_makers(commands, options)
 
     targets = group("targets", "list, add, show or delete targets (devices)",
                     "{list,add,show,delete}", [
@@ -136,12 +150,20 @@ def _add_operator_commands(commands):
         "ddi-lite targets list --query 'name==lab-*;installedDS.version!=2.1'",
         "# devices that missed their polls (the server fills in the time):",
         "ddi-lite targets list --query 'lastControllerRequestAt=le=${OVERDUE_TS}'",
-        "ddi-lite targets list --query attribute.hw_revision==3 --json"],
+        "ddi-lite targets list --query attribute.hw_revision==3 --json",
+        "# the targets tagged line-3 (see ddi-lite tags), and those of them in error:",
+        "ddi-lite targets list --tag line-3",
+        "ddi-lite targets list --tag line-3 --query updateStatus==error",
+        "ddi-lite targets list --query type.key==gateway"],
         _query_help(TARGET_QUERY_FIELDS, "updateStatus: " + ", ".join(TARGET_UPDATE_STATUSES),
+                    "tag means tag.name, type and targetType mean type.key (the target "
+                    "type)",
                     "${NOW_TS} and ${OVERDUE_TS} in a value are now and now minus the polling "
                     "and overdue times, in epoch milliseconds"))
     parser.add_argument("--query", metavar="RSQL",
                         help='only the targets that match, e.g. "name==lab-*"')
+    parser.add_argument("--tag", metavar="NAME",
+                        help="only the targets with this target tag (with --query: both)")
     parser = command(targets, "add", "targets_add",
                      "create a target and print its security token", [
                          "ddi-lite targets add board-7",
@@ -151,7 +173,8 @@ def _add_operator_commands(commands):
     parser.add_argument("--name", help="display name (default: the ID)")
     parser.add_argument("--token", help="security token (default: a random one)")
     parser = command(targets, "show", "targets_show",
-                     "show a target, its attributes and its assigned and installed sets", [
+                     "show a target, its type, tags and attributes and its assigned and "
+                     "installed sets", [
                          "ddi-lite targets show board-7",
                          "ddi-lite targets show board-7 --json"])
     parser.add_argument("controller_id", metavar="ID")
@@ -253,7 +276,7 @@ def _add_operator_commands(commands):
                          "ddi-lite sets list --query name==gateway-os",
                          "ddi-lite sets list --query module.id==7 --json"],
                      _query_help(SET_QUERY_FIELDS, "type: os, app, os_app, or any other set "
-                                 "type key (type means type.key)"))
+                                 "type key (type means type.key); tag means tag.name"))
     parser.add_argument("--query", metavar="RSQL",
                         help='only the sets that match, e.g. "name==demo"')
     parser = command(sets, "show", "sets_show",
@@ -282,6 +305,59 @@ def _add_operator_commands(commands):
                          "ddi-lite config set authentication.gatewaytoken.key 9f2c1d7e"])
     parser.add_argument("key", metavar="KEY")
     parser.add_argument("value", metavar="VALUE")
+
+
+# --- ddi-lite tags ---------------------------------------------------------------------------
+
+def _add_tags_commands(commands):
+    """`tags list|create|delete|assign|unassign`: target tags, or with --sets the tags of
+    distribution sets. A tag is named by its name, as operators know it."""
+    options = operator_options()
+    command, group = _command_makers(commands, options)
+    tags = group("tags", "manage target tags (with --sets: distribution set tags)",
+                 "{list,create,delete,assign,unassign}", [
+                     "ddi-lite tags create line-3 --colour '#ff0000'",
+                     "ddi-lite tags assign line-3 board-7 board-8",
+                     "ddi-lite targets list --tag line-3",
+                     "ddi-lite tags list --sets",
+                     "# each command has its own help: ddi-lite tags assign --help"])
+
+    def tags_command(name, summary, examples, *sections):
+        parser = command(tags, name, "tags_" + name, summary, examples, *sections)
+        parser.add_argument("--sets", action="store_true",
+                            help="distribution set tags instead of target tags")
+        return parser
+
+    parser = tags_command("list", "list the tags with how many targets (sets) carry each", [
+        "ddi-lite tags list",
+        "ddi-lite tags list --query 'name==line-*'",
+        "ddi-lite tags list --sets --json"], _query_help(TAG_QUERY_FIELDS))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the tags that match, e.g. "name==line-*"')
+    parser = tags_command("create", "create a tag and print its id", [
+        "ddi-lite tags create line-3",
+        "ddi-lite tags create line-3 --description 'production line 3' --colour '#ff0000'",
+        "ddi-lite tags create stable --sets"])
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("--description", help="free text")
+    parser.add_argument("--colour", help="a colour for user interfaces, e.g. #ff0000")
+    parser = tags_command("delete", "delete a tag; what it was on loses it", [
+        "ddi-lite tags delete line-3",
+        "ddi-lite tags delete stable --sets"])
+    parser.add_argument("name", metavar="NAME")
+    parser = tags_command(
+        "assign", "put a tag on targets (controller ids) or, with --sets, on distribution "
+        "sets (ids); nothing changes when one of them is unknown", [
+            "ddi-lite tags assign line-3 board-7 board-8",
+            "ddi-lite tags assign stable 5 6 --sets"])
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("items", nargs="+", metavar="TARGET|SET")
+    parser = tags_command(
+        "unassign", "take a tag off targets or, with --sets, off distribution sets", [
+            "ddi-lite tags unassign line-3 board-7",
+            "ddi-lite tags unassign stable 5 --sets"])
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("items", nargs="+", metavar="TARGET|SET")
 
 
 # --- ddi-lite simulate ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|modules|sets|config ...`,
-the operator's command line.
+"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|modules|sets|config|tags
+...`, the operator's command line.
 
 Each command talks to a running server over the Management API (/rest/v1), so it works from
 another machine too: `ManagementClient` on client.http, the tables and the progress bar it
@@ -357,8 +357,17 @@ def upload_artifact(client, module_id, path):
     return artifact
 
 
+def _rsql_text(text):
+    """`text` as one quoted RSQL value, taken literally (no wildcard)."""
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"').replace("*", "\\*")
+
+
 def targets_list(args, client):
-    targets = _all_pages(client, "/targets", {"q": args.query} if args.query else None)
+    conditions = [condition for condition in (
+        "tag==" + _rsql_text(args.tag) if args.tag is not None else None,
+        "(%s)" % args.query if args.query else None) if condition]
+    targets = _all_pages(client, "/targets",
+                         {"q": ";".join(conditions)} if conditions else None)
     if args.json:
         print_json(targets)
         return
@@ -385,9 +394,10 @@ def targets_show(args, client):
     attributes = client.call("GET", path + "/attributes") or {}
     assigned = client.call("GET", path + "/assignedDS")
     installed = client.call("GET", path + "/installedDS")
+    tags = client.call("GET", path + "/tags")
     if args.json:
         print_json({"target": target, "attributes": attributes, "assignedDS": assigned,
-                    "installedDS": installed})
+                    "installedDS": installed, "tags": tags})
         return
     last_poll = _when(target.get("lastControllerRequestAt"))
     if (target.get("pollStatus") or {}).get("overdue"):
@@ -399,6 +409,8 @@ def targets_show(args, client):
         ("update status", target.get("updateStatus")),
         ("security token", target.get("securityToken")),
         ("address", target.get("address")),
+        ("target type", target.get("targetTypeName")),
+        ("tags", ", ".join(tag["name"] for tag in tags) or None),
         ("last poll", last_poll),
         ("assigned set", _set_label(assigned)),
         ("installed set", _set_label(installed)),
@@ -727,6 +739,89 @@ def config_set(args, client):
         print_json(stored)
     else:
         print("%s = %s" % (args.key, _text(stored.get("value"))))
+
+
+# --- tags -------------------------------------------------------------------------------------
+
+def _tag_kind(args):
+    """(collection, what its tags go on) for target tags, or distribution set tags (--sets)."""
+    return ("/distributionsettags", "set") if args.sets else ("/targettags", "target")
+
+
+def _counted(count, noun):
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def _tag_named(client, args):
+    collection, _ = _tag_kind(args)
+    found = client.call("GET", collection, query={"q": "name==" + _rsql_text(args.name),
+                                                  "limit": 1})["content"]
+    if not found:
+        raise CommandFailed("no %s tag is named %s" % (
+            "distribution set" if args.sets else "target", args.name))
+    return found[0]
+
+
+def _tagged_items(args):
+    """The command line's TARGET|SET words as the request body: controller ids, or set ids."""
+    if not args.sets:
+        return list(args.items)
+    try:
+        return [int(item) for item in args.items]
+    except ValueError:
+        raise CommandFailed("distribution sets are named by their ids (numbers), not %s"
+                            % " ".join(args.items), 2)
+
+
+def tags_list(args, client):
+    collection, owners = _tag_kind(args)
+    tags = _all_pages(client, collection, {"q": args.query} if args.query else None)
+    counts = [client.call("GET", "%s/%d/assigned" % (collection, tag["id"]),
+                          query={"offset": 0, "limit": 1})["total"] for tag in tags]
+    if args.json:
+        print_json(tags)
+        return
+    print_table([(tag["id"], tag["name"], count, tag.get("colour"), tag.get("description"))
+                 for tag, count in zip(tags, counts)],
+                header=("ID", "NAME", owners.upper() + "S", "COLOUR", "DESCRIPTION"))
+
+
+def tags_create(args, client):
+    collection, _ = _tag_kind(args)
+    fields = {"name": args.name, "description": args.description, "colour": args.colour}
+    created = client.call("POST", collection, [
+        {key: value for key, value in fields.items() if value is not None}])[0]
+    if args.json:
+        print_json(created)
+    else:
+        print(created["id"])
+
+
+def tags_delete(args, client):
+    collection, _ = _tag_kind(args)
+    tag = _tag_named(client, args)
+    client.call("DELETE", "%s/%d" % (collection, tag["id"]))
+    if not args.json:
+        print("tag %s deleted" % args.name)
+
+
+def _tags_change(args, client, method, done):
+    collection, owners = _tag_kind(args)
+    items = _tagged_items(args)
+    tag = _tag_named(client, args)
+    client.call(method, "%s/%d/assigned" % (collection, tag["id"]), items)
+    if args.json:
+        print_json(client.call("GET", "%s/%d" % (collection, tag["id"])))
+    else:
+        print("tag %s %s %s" % (args.name, done, _counted(len(set(items)), owners)))
+
+
+def tags_assign(args, client):
+    _tags_change(args, client, "POST", "put on")
+
+
+def tags_unassign(args, client):
+    _tags_change(args, client, "DELETE", "taken off")
 
 
 def run_operator_command(args, command):

@@ -295,7 +295,9 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
     for collection, listed in (("targets", cli_parser.TARGET_QUERY_FIELDS),
                                ("actions", cli_parser.ACTION_QUERY_FIELDS),
                                ("softwaremodules", cli_parser.MODULE_QUERY_FIELDS),
-                               ("distributionsets", cli_parser.SET_QUERY_FIELDS)):
+                               ("distributionsets", cli_parser.SET_QUERY_FIELDS),
+                               ("targettags", cli_parser.TAG_QUERY_FIELDS),
+                               ("distributionsettags", cli_parser.TAG_QUERY_FIELDS)):
         server = query.COLLECTIONS[collection]
         accepted = set(server.fields) | {"%s.<key>" % name for name in server.maps}
         assert len(set(listed)) == len(listed)
@@ -308,7 +310,8 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
 OPERATOR_COMMANDS = [
     "targets", "targets list", "targets add", "targets show", "targets delete", "upload",
     "assign", "actions", "cancel", "modules", "modules list", "modules show", "modules delete",
-    "sets", "sets list", "sets show", "sets delete", "config", "config get", "config set"]
+    "sets", "sets list", "sets show", "sets delete", "config", "config get", "config set",
+    "tags", "tags list", "tags create", "tags delete", "tags assign", "tags unassign"]
 
 
 def help_of(words, capsys):
@@ -337,7 +340,8 @@ def test_help_shows_examples_and_the_environment_variables(words, capsys):
     ("targets list", cli_parser.TARGET_QUERY_FIELDS),
     ("actions", cli_parser.ACTION_QUERY_FIELDS),
     ("modules list", cli_parser.MODULE_QUERY_FIELDS),
-    ("sets list", cli_parser.SET_QUERY_FIELDS)])
+    ("sets list", cli_parser.SET_QUERY_FIELDS),
+    ("tags list", cli_parser.TAG_QUERY_FIELDS)])
 def test_help_of_a_command_with_query_lists_the_query_fields(words, fields, capsys):
     assert set(fields) <= set(re.findall(r"[\w.<>]+", help_of(words, capsys)))
 
@@ -350,6 +354,103 @@ def test_every_query_in_the_help_examples_is_one_the_server_accepts(url, capsys)
     for example in examples:
         result = cli(url, *example[1:])
         assert result.returncode == 0, (example, result.stderr)
+
+
+def test_tags_create_assign_and_targets_list_by_tag(url):
+    live.api(url, "POST", "/targets", [{"controllerId": "tag-%d" % n} for n in (1, 2, 3)])
+    created = cli(url, "tags", "create", "line 3", "--description", "production line 3",
+                  "--colour", "#ff0000")
+    assert created.returncode == 0, created.stderr
+    tag_id = int(created.stdout)
+    assert live.api(url, "GET", "/targettags/%d" % tag_id)["colour"] == "#ff0000"
+
+    assigned = cli(url, "tags", "assign", "line 3", "tag-1", "tag-3")
+    assert (assigned.returncode, assigned.stdout) == (0, "tag line 3 put on 2 targets\n")
+    listed = cli(url, "tags", "list", "--query", "name==line*")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split() == ["ID", "NAME", "TARGETS", "COLOUR",
+                                                     "DESCRIPTION"]
+    assert table_row(listed.stdout, str(tag_id))[1:5] == ["line", "3", "2", "#ff0000"]
+
+    by_tag = cli(url, "targets", "list", "--tag", "line 3")
+    assert by_tag.returncode == 0, by_tag.stderr
+    assert [line.split()[0] for line in by_tag.stdout.splitlines()[1:]] == ["tag-1", "tag-3"]
+    narrowed = cli(url, "--json", "targets", "list", "--tag", "line 3", "--query",
+                   "controllerId==tag-3,controllerId==tag-2")
+    assert [t["controllerId"] for t in json.loads(narrowed.stdout)] == ["tag-3"]
+
+    unassigned = cli(url, "tags", "unassign", "line 3", "tag-1")
+    assert (unassigned.returncode, unassigned.stdout) == (0, "tag line 3 taken off 1 target\n")
+    assert [t["controllerId"] for t in live.api(
+        url, "GET", "/targettags/%d/assigned" % tag_id)["content"]] == ["tag-3"]
+
+
+def test_targets_list_by_a_tag_name_with_a_wildcard_takes_it_literally(url):
+    live.api(url, "POST", "/targets", [{"controllerId": "star-1"}, {"controllerId": "star-2"}])
+    tags = live.api(url, "POST", "/targettags", [{"name": 'st*r "1"'}, {"name": "star"}])
+    live.api(url, "POST", "/targettags/%d/assigned" % tags[0]["id"], ["star-1"])
+    live.api(url, "POST", "/targettags/%d/assigned" % tags[1]["id"], ["star-2"])
+    listed = cli(url, "--json", "targets", "list", "--tag", 'st*r "1"')
+    assert listed.returncode == 0, listed.stderr
+    assert [t["controllerId"] for t in json.loads(listed.stdout)] == ["star-1"]
+
+
+def test_tags_assign_of_an_unknown_target_tags_nothing_and_says_which(url):
+    live.api(url, "POST", "/targets", [{"controllerId": "tagged-1"}])
+    tag_id = int(cli(url, "tags", "create", "strict").stdout)
+    result = cli(url, "tags", "assign", "strict", "tagged-1", "ghost-7")
+    assert result.returncode == 1
+    assert result.stderr == \
+        "ddi-lite: Target with given identifier {[ghost-7]} does not exist.\n"
+    assert live.api(url, "GET", "/targettags/%d/assigned" % tag_id)["total"] == 0
+
+
+def test_tags_of_an_unknown_name_and_a_duplicate_name_are_refused(url):
+    result = cli(url, "tags", "delete", "never-made")
+    assert (result.returncode, result.stderr) == (1, "ddi-lite: no target tag is named "
+                                                     "never-made\n")
+    cli(url, "tags", "create", "twice")
+    result = cli(url, "tags", "create", "twice")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ddi-lite: refused (HTTP 409): ")
+
+
+def test_set_tags_with_the_sets_flag(url):
+    module = live.api(url, "POST", "/softwaremodules",
+                      [{"name": "tagged-fw", "version": "1.0", "type": "os"}])[0]
+    sets = live.api(url, "POST", "/distributionsets", [
+        {"name": "tagged-set", "version": str(n), "type": "os",
+         "modules": [{"id": module["id"]}]} for n in (1, 2)])
+    tag_id = int(cli(url, "tags", "create", "stable", "--sets").stdout)
+    assert live.api(url, "GET", "/distributionsettags/%d" % tag_id)["name"] == "stable"
+    assigned = cli(url, "tags", "assign", "stable", str(sets[0]["id"]), str(sets[1]["id"]),
+                   "--sets")
+    assert (assigned.returncode, assigned.stdout) == (0, "tag stable put on 2 sets\n")
+    listed = cli(url, "tags", "list", "--sets", "--query", "name==stable")
+    assert table_row(listed.stdout, str(tag_id))[1:3] == ["stable", "2"]
+    found = live.api(url, "GET", "/distributionsets?q=tag%3D%3Dstable")["content"]
+    assert sorted(s["id"] for s in found) == sorted(s["id"] for s in sets)
+    not_a_number = cli(url, "tags", "assign", "stable", "tagged-set", "--sets")
+    assert not_a_number.returncode == 2
+    assert "ids" in not_a_number.stderr
+    assert cli(url, "tags", "delete", "stable", "--sets").stdout == "tag stable deleted\n"
+    assert live.api(url, "GET", "/distributionsettags?q=name%3D%3Dstable")["total"] == 0
+
+
+def test_targets_show_names_the_target_type_and_the_tags(url):
+    target_type = live.api(url, "POST", "/targettypes", [{"name": "gateway"}])[0]
+    live.api(url, "POST", "/targets", [{"controllerId": "typed-1",
+                                        "targetType": target_type["id"]}])
+    tags = live.api(url, "POST", "/targettags", [{"name": "north"}, {"name": "south"}])
+    for tag in tags:
+        live.api(url, "POST", "/targettags/%d/assigned" % tag["id"], ["typed-1"])
+    shown = cli(url, "targets", "show", "typed-1")
+    assert shown.returncode == 0, shown.stderr
+    assert table_row(shown.stdout, "target") == ["target", "type", "gateway"]
+    assert table_row(shown.stdout, "tags") == ["tags", "north,", "south"]
+    document = json.loads(cli(url, "--json", "targets", "show", "typed-1").stdout)
+    assert document["target"]["targetTypeName"] == "gateway"
+    assert [tag["name"] for tag in document["tags"]] == ["north", "south"]
 
 
 def test_cancel_asks_the_device_to_cancel(url):
