@@ -32,7 +32,9 @@ def _audit(now, user):
 
 def bootstrap(now):
     """Create hawkBit's default types on an empty database."""
-    if SoftwareModuleType.select().exists():
+    # Either kind of type left means an operator's database: types can be deleted now, and
+    # bringing back hawkBit's would collide with a type given one of their keys since.
+    if SoftwareModuleType.select().exists() or DistributionSetType.select().exists():
         return
     with write():
         module_types = {}

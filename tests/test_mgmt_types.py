@@ -13,6 +13,9 @@ is mandatory, and adding one to the other list moves it.
 
 import pytest
 
+import storage
+from conftest import Server
+
 API = "/rest/v1"
 BASE = "http://localhost"
 AUDIT = {"createdBy", "createdAt", "lastModifiedBy", "lastModifiedAt"}
@@ -256,3 +259,21 @@ def test_delete_set_type_unused_is_gone_used_is_marked_deleted(api):
     error(api.http.post_json(API + "/distributionsets", [
         {"name": "n", "version": "1", "type": "os_app"}], status=400), 400, CONSTRAINT)
     error(api.http.delete(API + "/distributionsettypes/4711", status=404), 404, NOT_FOUND)
+
+
+def test_a_server_whose_default_types_were_deleted_starts_again(api, config):
+    """The bootstrap types are made on a new database only: after an operator deleted them
+    and reused a key, a restart neither brings them back nor fails on the key."""
+    for key in ("os", "app", "os_app"):
+        api.http.delete(API + "/distributionsettypes/%d" % type_id(
+            api, "distributionsettypes", key), status=204)
+    for key in ("os", "application"):
+        api.http.delete(API + "/softwaremoduletypes/%d" % type_id(
+            api, "softwaremoduletypes", key), status=204)
+    set_type(api, key="os", name="My OS")
+    storage.close_store()
+    restarted = Server(config)
+    restarted.http.set_authorization(("Basic", ("admin", "admin")))
+    listed = restarted.http.get(API + "/distributionsettypes").json["content"]
+    assert [(t["key"], t["name"]) for t in listed] == [("os", "My OS")]
+    assert restarted.http.get(API + "/softwaremoduletypes").json["total"] == 0
