@@ -217,14 +217,6 @@ def _touch(target_type, user):
 
 # --- the type of a target ---------------------------------------------------------------------
 
-def type_of_new_target(value):
-    """The type id a new target gets from `targetType` (None: no type), checked to exist."""
-    type_id = as_int(value, "targetType")
-    if type_id is None:
-        return None
-    return get_existing_type(type_id).id
-
-
 def type_change(value):
     """What `targetType` in a target update asks for: None (leave it), NO_TYPE (take it away)
     or an existing type's id."""
