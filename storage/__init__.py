@@ -23,11 +23,15 @@ FIRST_ACTION_ID = 100
 
 
 def _add_tags_and_target_types(db):
-    """Schema 2 -> 3: the tables of tags and target types, and each target's type (none)."""
+    """Schema 2 -> 3: the tables of tags and target types, and each target's type (none).
+    Whatever of it is there already is kept, as `chunks.create_generation` does."""
     db.create_tables(TAG_AND_TARGET_TYPE_MODELS)
-    db.execute_sql('ALTER TABLE "target" ADD COLUMN "target_type_id" INTEGER '
-                   'REFERENCES "target_type" ("id")')
-    db.execute_sql('CREATE INDEX "target_target_type_id" ON "target" ("target_type_id")')
+    columns = [row[1] for row in db.execute_sql('PRAGMA table_info("target")')]
+    if "target_type_id" not in columns:
+        db.execute_sql('ALTER TABLE "target" ADD COLUMN "target_type_id" INTEGER '
+                       'REFERENCES "target_type" ("id")')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "target_target_type_id" '
+                   'ON "target" ("target_type_id")')
 
 
 # Each entry upgrades the schema from the version before it to its index + 1.

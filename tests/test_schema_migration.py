@@ -1,8 +1,9 @@
 """A database written by an older ddi-lite opens, is upgraded in place, and works.
 
-tests/schema_v1.sql is schema 1 exactly as ddi-lite created it before tags and target types;
-each test builds such a database (with a target, a set and an action in it), opens it with
-today's code, and checks both what the migration made of it and that the server serves it:
+tests/schema_v1.sql is schema 1 exactly as ddi-lite created it before the software generation
+(schema 2) and tags and target types (schema 3); each test builds such a database (with a
+target, a set and an action in it), opens it with today's code, which takes it through every
+migration step, and checks both what the migrations made of it and that the server serves it:
 the Management API, including the new tables, and a device's poll, which reads the targets
 table through a hand-written SELECT of all its columns.
 """
@@ -97,7 +98,7 @@ def test_the_migrated_schema_is_the_schema_of_a_new_database(migrated, tmp_path)
     storage.open_store(str(tmp_path / "new"), NOW)
     storage.close_store()
     new = schema(str(tmp_path / "new" / storage.DATABASE_FILE))
-    assert old[0] == new[0] == storage.SCHEMA_VERSION == 2
+    assert old[0] == new[0] == storage.SCHEMA_VERSION == 3
     assert sorted(old[1]) == sorted(new[1])
     for table in new[1]:
         assert old[1][table] == new[1][table], table
@@ -140,3 +141,20 @@ def test_a_migrated_database_opens_again_without_migrating_twice(migrated, tmp_p
     server = Server(config_of(tmp_path / "data"))
     assert server.http.get(API + "/targets/dev-1", headers=OPERATOR).json["controllerId"] == \
         "dev-1"
+
+
+def test_the_migration_keeps_what_it_finds_in_place(migrated, tmp_path):
+    """Opening a database whose version says 2 but which has tags and types already (as a
+    test that rewinds user_version leaves it) runs the step again without failing."""
+    http = migrated.http
+    tag_id = http.post_json(API + "/targettags", [{"name": "kept"}],
+                            headers=OPERATOR).json[0]["id"]
+    http.post_json(API + "/targettags/%d/assigned" % tag_id, ["dev-1"], headers=OPERATOR)
+    storage.close_store()
+    path = str(tmp_path / "data" / storage.DATABASE_FILE)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 2")
+    server = Server(config_of(tmp_path / "data"))
+    found = server.http.get(API + "/targets", {"q": "tag==kept"}, headers=OPERATOR).json
+    assert [t["controllerId"] for t in found["content"]] == ["dev-1"]
+    assert schema(path)[0] == storage.SCHEMA_VERSION
