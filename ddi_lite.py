@@ -11,8 +11,9 @@ outside (operator commands, simulator) in `client/`. Sections:
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Management API     /rest/v1/...
     Application        create_app(config) -> WSGI app
-    Command line       serve, passwd, install-service, and `main()`, which adds the client
-                       commands (client.cli)
+    Command line       serve, and `main()`, which dispatches every sub-command: passwd, backup,
+                       restore, install-service (service.commands) and the client commands
+                       (client.cli)
 """
 
 import argparse
@@ -20,7 +21,6 @@ import base64
 import collections
 import datetime
 import functools
-import getpass
 import hashlib
 import hmac
 import json
@@ -40,13 +40,14 @@ import artifacts
 import openapi
 import storage
 from client import cli
-from service import access_log, configuration, connections, forwarded, metrics, systemd
+from service import (access_log, commands, configuration, connections, forwarded, metrics,
+                     systemd)
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, fleet, query, software, tenant
 from storage import software_types, tags, target_types
 from storage import errors as store_errors
 from storage import transitions
-from storage.accounts import Accounts, PasswordNotChecked, hash_password, set_password
+from storage.accounts import Accounts, PasswordNotChecked
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 log = logging.getLogger("ddi-lite")
@@ -1340,70 +1341,9 @@ def create_app(config, accounts=None, observer=None):
 
 def _add_setting_flags(parser):
     for setting in SETTINGS:
-        parser.add_argument(configuration.flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
+        parser.add_argument(configuration.flag_name(setting),
+                            dest="%s.%s" % (setting.section, setting.key),
                             metavar=setting.key.upper(), help=setting.help)
-
-
-def passwd(args):
-    """`ddi-lite passwd USER`: ask for a password (twice on a terminal) and store its hash."""
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", args.user):
-        print("ddi-lite: a user name has 1 to 64 letters, digits or _.@-", file=sys.stderr)
-        return 2
-    if sys.stdin.isatty():
-        password = getpass.getpass("New password for %s: " % args.user)
-        if password != getpass.getpass("Again: "):
-            print("ddi-lite: the passwords differ; nothing changed", file=sys.stderr)
-            return 1
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("ddi-lite: an empty password is not allowed; nothing changed", file=sys.stderr)
-        return 1
-    path = configuration.config_to_write(args.config)
-    try:
-        if path == configuration.SYSTEM_CONFIG:  # a service's settings, the first time
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        set_password(path, args.user, hash_password(password))
-    except OSError as error:
-        print("ddi-lite: cannot write %s: %s; nothing changed" % (path, error), file=sys.stderr)
-        return 1
-    print("ddi-lite: password of %s stored in %s (a server reading this file takes it at its "
-          "next login)" % (args.user, os.path.abspath(path)))
-    return 0
-
-
-def copy_data(args):
-    """`ddi-lite backup DEST` and `ddi-lite restore SRC` (storage/backup.py), on the data
-    directory `serve` uses with the same --config and --data-dir."""
-    from storage import backup as backups
-
-    def blob_store(directory):
-        return artifacts.BlobStore(os.path.join(directory, "artifacts"))
-    overrides = {name: value for name, value in vars(args).items()
-                 if "." in name and value is not None}
-    try:
-        data_dir = load_config(args.config, overrides=overrides)["server", "data_dir"]
-        if args.command == "backup":
-            manifest = backups.backup(data_dir, args.dest, blob_store)
-            done = "backup of %s in %s" % (data_dir, os.path.abspath(args.dest))
-        else:
-            manifest = backups.restore(args.src, data_dir, blob_store)
-            done = ("restored %s (made %s by ddi-lite %s) into %s; database integrity and "
-                    "every artifact's hash checked" % (os.path.abspath(args.src),
-                                                       manifest["created_at"],
-                                                       manifest["ddi_lite_version"], data_dir))
-    except ConfigError as error:
-        print("ddi-lite: %s" % error, file=sys.stderr)
-        return 2
-    except (OSError, backups.BackupError) as error:
-        print("ddi-lite: %s" % error, file=sys.stderr)
-        return 1
-    rows = manifest["rows"]
-    print("ddi-lite: %s: %d targets, %d actions, %d artifact files (%d bytes), database %d bytes"
-          % (done, rows.get("target", 0), rows.get("action", 0),
-             manifest["artifacts"]["blobs"], manifest["artifacts"]["bytes"],
-             manifest["database_bytes"]))
-    return 0
 
 
 def serve(config):
@@ -1460,59 +1400,29 @@ def serve(config):
     log.info("stopped")
 
 
-def install_service(args):
-    """`ddi-lite install-service`: the systemd unit, its user, and /etc/ddi-lite/config.ini
-    with the defaults and data in /var/lib/ddi-lite (service/systemd.py). Needs root, unless
-    --root DIR puts the files into DIR (packages, tests) and leaves the system alone."""
-    root = os.path.abspath(args.root or "/")
-    if root == "/" and os.geteuid() != 0:
-        print("ddi-lite: install-service writes to /etc and creates a user: run it as root "
-              "(sudo), or give --root DIR to write the files into DIR", file=sys.stderr)
-        return 2
-
-    def settings_of(path):
-        config = load_config(path, environ={})  # as the service will: no DDI_LITE_* there
-        return config["server", "port"], config["server", "data_dir"]
-    text = configuration.file_text(SETTINGS, {"server.data_dir": systemd.DATA_DIR})
-    try:
-        changes, notes = systemd.install(root, systemd.installed_command(), text, settings_of)
-    except systemd.InstallError as error:
-        print("ddi-lite: %s" % error, file=sys.stderr)
-        return error.code
-    except (ConfigError, OSError) as error:
-        print("ddi-lite: %s" % error, file=sys.stderr)
-        return 1
-    for line in changes + notes:
-        print("ddi-lite: %s" % line)
-    if not changes:
-        print("ddi-lite: nothing changed: the service was installed already")
-    print("Next steps:")
-    for step in systemd.NEXT_STEPS:
-        print("  " + step)
-    return 0
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0],
                                      parents=[cli.operator_options()])
     parser.add_argument("--version", action="version", version="ddi-lite " + openapi.version())
-    commands = parser.add_subparsers(dest="command")
-    serve_parser = commands.add_parser("serve", help="run the server (the default command)")
+    subcommands = parser.add_subparsers(dest="command")
+    serve_parser = subcommands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):
         command_parser.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
         _add_setting_flags(command_parser)
-    passwd_parser = commands.add_parser(
+    passwd_parser = subcommands.add_parser(
         "passwd", help="set an operator's password in the settings file")
     passwd_parser.add_argument("user")
     passwd_parser.add_argument(
         "--config", metavar="FILE",
         help="settings file to write, created (mode 0600) if missing (default: the one serve "
              "reads: $%s, else ./%s, else %s; with none, %s as root, else ./%s)"
-             % (configuration.CONFIG_VARIABLE, configuration.LOCAL_CONFIG, configuration.SYSTEM_CONFIG, configuration.SYSTEM_CONFIG, configuration.LOCAL_CONFIG))
-    backup_parser = commands.add_parser(
+             % (configuration.CONFIG_VARIABLE, configuration.LOCAL_CONFIG,
+                configuration.SYSTEM_CONFIG, configuration.SYSTEM_CONFIG,
+                configuration.LOCAL_CONFIG))
+    backup_parser = subcommands.add_parser(
         "backup", help="copy the database and artifacts into a new folder, also while serving")
     backup_parser.add_argument("dest", metavar="DEST", help="the new folder (must not exist)")
-    restore_parser = commands.add_parser(
+    restore_parser = subcommands.add_parser(
         "restore", help="put a backup into an empty data directory no server uses")
     restore_parser.add_argument("src", metavar="SRC", help="a folder made by ddi-lite backup")
     for command_parser in (backup_parser, restore_parser):
@@ -1520,22 +1430,22 @@ def main(argv=None):
                                     help="the server's " + configuration.CONFIG_HELP)
         command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
                                     help="the server's data directory (as for serve)")
-    install_parser = commands.add_parser(
+    install_parser = subcommands.add_parser(
         "install-service", help="install the systemd unit, its user ddi-lite and "
                                 "/etc/ddi-lite/config.ini (as root)")
     install_parser.add_argument("--root", metavar="DIR",
                                 help="write the files under DIR instead (packages, tests): no "
                                      "user, no owners, no systemctl; root not needed")
-    cli.add_commands(commands)
+    cli.add_commands(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:
         return args.handler(args)
     if args.command == "passwd":
-        return passwd(args)
+        return commands.passwd(args)
     if args.command in ("backup", "restore"):
-        return copy_data(args)
+        return commands.copy_data(args, SETTINGS)
     if args.command == "install-service":
-        return install_service(args)
+        return commands.install_service(args, SETTINGS)
     if any(hasattr(args, name) for name in cli.OPERATOR_OPTIONS):
         parser.error("--url, --user, --password and --json belong to the operator commands")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

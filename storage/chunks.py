@@ -13,8 +13,9 @@ row of `software_generation`. Triggers add one to it in the same transaction as 
 update or delete of a row the chunks are read from: software modules, module types, artifacts,
 module metadata, and which modules a set holds. Every read compares the generation the set was
 read at with the stored one (one row by its primary key, which `storage.ddi` reads in the same
-statement as the action) and reads the set again when they differ. A miss reads the generation and the rows in one read transaction, one WAL
-snapshot, so a cached set is never labelled with a generation its rows do not match.
+statement as the action) and reads the set again when they differ. A miss reads the generation
+and the rows in one read transaction, one WAL snapshot, so a cached set is never labelled with
+a generation its rows do not match.
 
 Why a counter in the database, bumped by triggers:
 

@@ -89,14 +89,14 @@ def test_the_graph_sees_the_project():
 
 def test_the_service_layer_knows_nothing_of_the_web_face():
     """service/ runs any WSGI app and reads settings by a schema it is given: ddi_lite
-    imports it, never the other way round; it may use storage/ (the accounts of a settings
-    file, a duration's syntax), never the client programs."""
+    imports it, never the other way round; it may use storage/ and artifacts/ (the accounts
+    of a settings file, backups), never the client programs."""
     graph = import_graph()
     assert {"service.connections", "service.configuration"} <= graph["ddi_lite"]
     for name in graph:
         if name.startswith("service"):
             assert {module.partition(".")[0] for module in graph[name]} <= \
-                {"service", "storage"}, name
+                {"service", "storage", "artifacts"}, name
     assert graph["service.connections"] == set()  # Waitress and the standard library only
 
 
