@@ -11,11 +11,11 @@ from storage import tenant
 from storage import transitions as t
 from storage.actions import append_entry, apply_event
 from storage.db import write
-from storage.errors import (IncompatibleTargetType, IncompleteDistributionSet,
+from storage.errors import (Deleted, IncompatibleTargetType, IncompleteDistributionSet,
                             InvalidDistributionSet, InvalidMaintenanceSchedule)
-from storage.models import (Action, DistributionSetModule, DistributionSetType,
+from storage.models import (Action, DistributionSet, DistributionSetModule, DistributionSetType,
                             DistributionSetTypeModule, SoftwareModule, Target, TargetType,
-                            TargetTypeSetType)
+                            TargetTypeSetType, get_existing)
 
 OFFLINE_LINE = "Update Server: Action reported as offline deployment"
 
@@ -66,6 +66,17 @@ def check_target_types(distribution_set, targets):
             % (", ".join(sorted(type_names)), set_type.name))
 
 
+def assignable_set(set_id):
+    """The distribution set `set_id` if it may be assigned: it exists (else 404), is not
+    deleted (404 deleted), is valid and complete (400)."""
+    distribution_set = get_existing(DistributionSet, DistributionSet.id == set_id,
+                                    "DistributionSet", set_id)
+    if distribution_set.deleted:
+        raise Deleted("Distribution set %d is deleted." % distribution_set.id)
+    check_assignable(distribution_set)
+    return distribution_set
+
+
 def check_window(window, now):
     if window is None:
         return
@@ -80,11 +91,12 @@ def _audit(now, user):
 
 
 def assign(distribution_set, target, now, user, action_type=t.FORCED, forced_time=None,
-           weight=None, window=None, confirmation_required=None):
+           weight=None, window=None, confirmation_required=None, message=None):
     """Assign online; returns the new action, or None when the set is already assigned.
 
     The caller checks the set (`check_assignable`) and the window (`check_window`) first and
-    holds the write transaction.
+    holds the write transaction. `message` replaces the first line of the action's history,
+    which otherwise names the user (auto-assignment names its target filter, as hawkBit).
     """
     if target.assigned_ds_id == distribution_set.id:
         return None
@@ -106,7 +118,7 @@ def assign(distribution_set, target, now, user, action_type=t.FORCED, forced_tim
         maintenance_duration=window.duration if window else None,
         maintenance_timezone=window.timezone if window else None,
         initiated_by=user, **_audit(now, user))
-    messages = ["Assignment initiated by user '%s'" % user]
+    messages = [message or "Assignment initiated by user '%s'" % user]
     if flow and not waits:
         messages.append("Assignment confirmed by initiator [%s]." % user)
     if waits:
@@ -132,6 +144,12 @@ def record_offline(distribution_set, target, user, now):
                   last_modified_by=user).where(Target.id == target.id).execute()
     _lock(distribution_set, tenant.settings())
     return action
+
+
+def lock_implicitly(distribution_set):
+    """What an assignment does to its set when implicit.lock.enabled: lock it and its
+    modules (hawkBit does it when a target filter gets the set for auto-assignment, too)."""
+    _lock(distribution_set, tenant.settings())
 
 
 def _lock(distribution_set, settings):

@@ -968,12 +968,6 @@ def _online_window(request, now):
     return window
 
 
-def _assignable_set(set_id):
-    distribution_set = _live_set(set_id)
-    assignments.check_assignable(distribution_set)
-    return distribution_set
-
-
 def _carry_out(base, jobs, offline, user, now):
     """`jobs`: (target or None, set, request, window) in request order, inside the write."""
     assigned = []
@@ -1017,7 +1011,7 @@ def assign_targets(base, set_id, body, offline, user):
     _check_request_count(len(requests))
     now = now_ms()
     with write():
-        distribution_set = _assignable_set(set_id)
+        distribution_set = assignments.assignable_set(set_id)
         windows = [None if offline else _online_window(request, now) for request in requests]
         seen = set()
         for request in requests:
@@ -1052,7 +1046,7 @@ def assign_from_target(base, controller_id, body, offline, user):
                 % controller_id)
         jobs = []
         for request in requests:
-            distribution_set = _assignable_set(request.key)
+            distribution_set = assignments.assignable_set(request.key)
             if target is not None:
                 assignments.check_target_types(distribution_set, [target])
             window = None if offline else _online_window(request, now)
