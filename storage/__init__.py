@@ -1,6 +1,7 @@
 """Everything ddi-lite remembers: Peewee models on SQLite, the action transition table, and the
 rules of the device side (`storage.ddi`) and the operator side (`storage.catalog`,
-`storage.assignments`, `storage.tenant`).
+`storage.assignments`, `storage.tenant`), and target filters with the auto-assignment that
+runs beside both (`storage.filters`, `storage.autoassign`).
 
 Nothing here knows about HTTP: callers hand in plain values and get plain values or documents
 back, or one of the errors in `storage.errors`.
@@ -10,11 +11,11 @@ import errno
 import fcntl
 import os
 
-from storage import actions, blobs, catalog, chunks, ddi, tenant
+from storage import actions, autoassign, blobs, catalog, chunks, ddi, tenant
 from storage.db import database, open_database
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DATABASE_FILE = "ddi-lite.sqlite3"
 LOCK_FILE = "ddi-lite.lock"
 # Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
@@ -38,6 +39,7 @@ def _add_tags_and_target_types(db):
 MIGRATIONS = (
     chunks.create_generation,  # 2: the software generation that says when cached sets are stale
     _add_tags_and_target_types,  # 3: tags and target types
+    autoassign.add_target_filters,  # 4: target filters, and the target change numbers
 )
 
 
@@ -52,6 +54,7 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
         with db.atomic():
             db.create_tables(ALL_MODELS)
             chunks.create_generation(db)
+            autoassign.create_triggers(db)
             db.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
                            (Action._meta.table_name, FIRST_ACTION_ID - 1))
             db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
@@ -75,7 +78,9 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
 
 
 def close_store():
-    """Write what the store still holds in memory (poll times) and close the database."""
+    """Stop the auto-assignment thread, write what the store still holds in memory (poll
+    times) and close the database."""
+    autoassign.scheduler.stop()
     ddi.poll_log.stop_writer()
     if not database.is_closed():
         database.close()

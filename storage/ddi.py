@@ -14,7 +14,7 @@ import urllib.parse
 
 import peewee
 
-from storage import assignments, chunks, query, schedule
+from storage import assignments, autoassign, chunks, query, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -137,25 +137,34 @@ poll_log = PollLog()
 
 
 def register_poll(target, controller_id, address, now):
-    """Find or create (plug and play) the polling target and note the poll (§4.1.2 step 1)."""
+    """Find or create (plug and play) the polling target and note the poll (§4.1.2 step 1).
+
+    A target that registers (created here, or polling for the first time) wakes the
+    auto-assignment once the write has committed; other polls cost it nothing."""
     if target is None:
         validate_controller_id(controller_id)
         with write():
             target = find_target(controller_id)
+            created = None
             if target is None:
-                return Target.create(
+                created = Target.create(
                     controller_id=controller_id, name=controller_id[:128],
                     description="Plug and Play target: %s" % controller_id[:400],
                     security_token=secrets.token_hex(16), address=address,
                     update_status="REGISTERED", last_target_query=now, request_attributes=True,
                     attributes={}, created_at=now, created_by=PLUG_AND_PLAY,
                     last_modified_at=now, last_modified_by=PLUG_AND_PLAY)
+        if created is not None:
+            autoassign.scheduler.wake()
+            return created
     if target.address != address or target.update_status == "UNKNOWN":
         with write():
             changes = {Target.address: address, Target.last_target_query: now}
             if target.update_status == "UNKNOWN":
                 changes[Target.update_status] = "REGISTERED"
             Target.update(changes).where(Target.id == target.id).execute()
+        if target.update_status == "UNKNOWN":
+            autoassign.scheduler.wake()
         target = Target.get_by_id(target.id)
     else:
         poll_log.record(target.id, now)
@@ -323,6 +332,7 @@ def update_attributes(target, data, mode, now):
         target.attributes = result
         target.request_attributes = False
         target.save()
+    autoassign.scheduler.wake()  # the new attributes may match a filter with auto-assignment
 
 
 # --- one action, as the device sees it -----------------------------------------------------

@@ -281,3 +281,15 @@ class EntityReadOnly(StoreError):
 
     error_code = "hawkbit.server.error.entityreadonly"
     exception_class = _REPO + "EntityReadOnlyException"
+
+
+class InvalidAutoAssignActionType(StoreError):
+    """400: a target filter's auto-assignment asked for an action type other than forced,
+    soft or downloadonly (timeforced has no time to force at)."""
+
+    error_code = "hawkbit.server.error.repo.invalidAutoAssignActionType"
+    exception_class = _REPO + "InvalidAutoAssignActionTypeException"
+
+    def __init__(self, message="Auto-assignment takes the action types forced, soft and "
+                               "downloadonly only."):
+        super().__init__(message)

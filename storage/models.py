@@ -223,7 +223,9 @@ class Action(Audited):
     last_status_code = peewee.IntegerField(null=True)
 
     class Meta:
-        indexes = ((("target", "active"), False),)
+        # (target, distribution_set): "has this target ever had an action for this set?",
+        # which auto-assignment asks of every target it checks.
+        indexes = ((("target", "active"), False), (("target", "distribution_set"), False))
 
     @property
     def priority_weight(self):
@@ -280,6 +282,39 @@ class DistributionSetTagAssignment(BaseModel):
 TAG_AND_TARGET_TYPE_MODELS = (TargetType, TargetTypeSetType, TargetTag, TargetTagAssignment,
                               DistributionSetTag, DistributionSetTagAssignment)
 
+class TargetFilter(Audited):
+    """A named target query (hawkBit's target filter query), optionally with a distribution set
+    the server assigns to every target the query matches (auto-assignment, storage.autoassign).
+
+    `checked_change` and `full_pass_at` are the auto-assignment's progress: every target whose
+    TargetChange.seq is at most `checked_change` has been checked against the current query
+    and set; `full_pass_at` is when the last check of all targets began.
+    """
+
+    id = AutoIncrementField()
+    name = peewee.CharField(unique=True, max_length=128)
+    query = peewee.CharField(max_length=1024)
+    auto_assign_ds = peewee.ForeignKeyField(DistributionSet, null=True)
+    auto_assign_action_type = peewee.CharField(null=True, max_length=16)
+    auto_assign_weight = peewee.IntegerField(null=True)
+    auto_assign_confirmation = peewee.BooleanField(default=False)
+    auto_assign_initiated_by = peewee.CharField(null=True, max_length=64)
+    checked_change = peewee.BigIntegerField(default=0)
+    full_pass_at = peewee.BigIntegerField(null=True)
+
+
+class TargetChange(BaseModel):
+    """When a target last changed in a way a target query can see, as a number that only grows.
+
+    Written by SQLite triggers on `target` and `target_metadata` (storage.autoassign), not by
+    Python: every write of those tables, whichever rule makes it, moves the number. A poll,
+    which only writes `last_target_query`, does not.
+    """
+
+    target = peewee.ForeignKeyField(Target, primary_key=True, on_delete="CASCADE")
+    seq = peewee.BigIntegerField(unique=True)
+
+
 ALL_MODELS = (
     TenantConfig,
     SoftwareModuleType,
@@ -295,4 +330,4 @@ ALL_MODELS = (
     TargetMetadata,
     Action,
     ActionStatus,
-) + TAG_AND_TARGET_TYPE_MODELS
+) + TAG_AND_TARGET_TYPE_MODELS + (TargetFilter, TargetChange)

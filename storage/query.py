@@ -32,8 +32,8 @@ from storage.models import (Action, ActionStatus, DistributionSet, DistributionS
                             DistributionSetModule, DistributionSetTag,
                             DistributionSetTagAssignment, DistributionSetType,
                             DistributionSetTypeModule, SoftwareModule, SoftwareModuleMetadata,
-                            SoftwareModuleType, Target, TargetMetadata, TargetTag,
-                            TargetTagAssignment, TargetType)
+                            SoftwareModuleType, Target, TargetFilter, TargetMetadata,
+                            TargetTag, TargetTagAssignment, TargetType)
 
 _REPO = "org.eclipse.hawkbit.repository.exception."
 _MGMT = "org.eclipse.hawkbit.mgmt.rest.resource.exception."
@@ -750,6 +750,19 @@ def _action_status():
     return collection
 
 
+def _target_filters():
+    fields = [
+        Field("id", NUMBER, _plain(TargetFilter.id)),
+        Field("name", STRING, _plain(TargetFilter.name)),
+        Field("autoAssignDistributionSet.name", STRING,
+              _related(DistributionSet, TargetFilter.auto_assign_ds, "name")),
+        Field("autoAssignDistributionSet.version", STRING,
+              _related(DistributionSet, TargetFilter.auto_assign_ds, "version")),
+    ] + _audit(TargetFilter)
+    return Collection("targetfilters", TargetFilter, fields, "id:ASC",
+                      needs_sub=("autoassigndistributionset",))
+
+
 COLLECTIONS = {
     "targets": _targets(),
     "actions": _actions(),
@@ -763,6 +776,7 @@ COLLECTIONS = {
     "targettags": _tags("targettags", TargetTag),
     "distributionsettags": _tags("distributionsettags", DistributionSetTag),
     "targettypes": _types("targettypes", TargetType),
+    "targetfilters": _target_filters(),
 }
 
 

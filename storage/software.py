@@ -12,7 +12,7 @@ in epoch milliseconds, enums in lower case. Writes run inside `storage.db.write(
 import collections
 import unicodedata
 
-from storage import assignments, query, tenant
+from storage import assignments, filters, query, tenant
 from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
 from storage.blobs import changing as blobs_changing
@@ -850,6 +850,7 @@ def delete_set(set_id, blobs):
         distribution_set = _distribution_set(set_id)
         if distribution_set.deleted:
             return
+        filters.forget_set(distribution_set.id)
         referenced = (
             Action.select().where(Action.distribution_set == distribution_set.id).exists()
             or Target.select().where((Target.assigned_ds == distribution_set.id)
@@ -865,6 +866,12 @@ def delete_set(set_id, blobs):
             DistributionSetModule.distribution_set == distribution_set.id).execute()
         distribution_set.delete_instance()
         _purge_modules_left_without_set(module_ids, changes)
+
+
+def filter_auto_assign_set(base, filter_id):
+    """The set a target filter auto-assigns (§12.1 autoAssignDS), or None (204)."""
+    set_id = filters.auto_assign_set_id(filter_id)
+    return None if set_id is None else get_set(base, set_id)
 
 
 def _set_module_ids(distribution_set):

@@ -1,11 +1,11 @@
 """A database written by an older ddi-lite opens, is upgraded in place, and works.
 
 tests/schema_v1.sql is schema 1 exactly as ddi-lite created it before the software generation
-(schema 2) and tags and target types (schema 3); each test builds such a database (with a
-target, a set and an action in it), opens it with today's code, which takes it through every
-migration step, and checks both what the migrations made of it and that the server serves it:
-the Management API, including the new tables, and a device's poll, which reads the targets
-table through a hand-written SELECT of all its columns.
+(schema 2), tags and target types (schema 3) and target filters (schema 4); each test builds
+such a database (with a target, a set and an action in it), opens it with today's code, which
+takes it through every migration step, and checks both what the migrations made of it and that
+the server serves it: the Management API, including the new tables, and a device's poll, which
+reads the targets table through a hand-written SELECT of all its columns.
 """
 
 import base64
@@ -98,7 +98,7 @@ def test_the_migrated_schema_is_the_schema_of_a_new_database(migrated, tmp_path)
     storage.open_store(str(tmp_path / "new"), NOW)
     storage.close_store()
     new = schema(str(tmp_path / "new" / storage.DATABASE_FILE))
-    assert old[0] == new[0] == storage.SCHEMA_VERSION == 3
+    assert old[0] == new[0] == storage.SCHEMA_VERSION == 4
     assert sorted(old[1]) == sorted(new[1])
     for table in new[1]:
         assert old[1][table] == new[1][table], table

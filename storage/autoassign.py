@@ -1,0 +1,229 @@
+"""Auto-assignment: a target filter's distribution set goes to every target its query matches
+that has never had an action for that set (hawkBit's auto-assign checker).
+
+Which targets are looked at. A run does not evaluate every filter against every target: that
+is what made hawkBit's checker load its database constantly with 1.2M targets (hawkBit
+#983). SQLite triggers (TRIGGERS below) give each target a change number in `target_change`
+that only grows: taken when the target is created, and again whenever a field a query can
+name changes (its attributes, name, status, assigned or installed set, metadata, ...); a
+poll, which only writes the poll time, leaves it alone. Each filter remembers up to which
+change number it has checked (`TargetFilter.checked_change`), so a run reads only the
+targets changed since, through the index on the change number. A filter starts again from
+zero, a full pass, when its query or its set changes, and every `full_pass_hours`, for what
+a change number cannot see: the poll time, `${NOW_TS}`, another set's new name, a history
+that was purged.
+
+Restarts. Targets are checked in batches of BATCH change numbers, each batch one write
+transaction holding its new actions and the filter's new `checked_change` together: a crash
+(kill -9 included) loses a whole batch or nothing, and the next run starts where the last
+committed batch ended. The rule "never a set twice" does not depend on that: the batch only
+selects targets without any action for the set, inside the transaction that assigns.
+
+Who runs it. `Scheduler` is the thread `ddi_lite.serve()` starts: a run at start, every
+`interval` seconds, and at once when a target registers or reports attributes (`wake()`,
+called by storage.ddi after its write has committed; the poll path only sets an Event). One
+process owns the scheduler: with several server processes (issue 15), one of them should
+start it. Two runners at once would not assign twice (the rule above holds per
+transaction), only do the work twice.
+"""
+
+import logging
+import threading
+import time
+
+from peewee import SQL, fn
+
+from storage import assignments, query
+from storage.db import scalar, write
+from storage.errors import StoreError
+from storage.models import Action, DistributionSet, Target, TargetChange, TargetFilter
+
+log = logging.getLogger("ddi-lite")
+
+# Target changes one transaction examines: it holds the write lock for a few milliseconds.
+BATCH = 200
+# hawkBit's first line in the history of an action auto-assignment created.
+MESSAGE = "Auto assignment by target filter: %s"
+
+# The target columns a query can name (storage.query, collection "targets"), except the poll
+# time: a poll must cost no write here. controller_id and created_* never change.
+WATCHED_COLUMNS = ("name", "description", "address", "group", "update_status",
+                   "assigned_ds_id", "installed_ds_id", "attributes", "last_modified_at",
+                   "last_modified_by")
+
+_NOTE = ('INSERT OR REPLACE INTO "target_change" ("target_id", "seq") VALUES (%s, '
+         '(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "target_change"));')
+
+TRIGGERS = (
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_insert" AFTER INSERT ON "target" '
+    'BEGIN %s END' % (_NOTE % 'NEW."id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_update" AFTER UPDATE OF %s ON "target" WHEN %s '
+    'BEGIN %s END' % (", ".join('"%s"' % column for column in WATCHED_COLUMNS),
+                      " OR ".join('OLD."%s" IS NOT NEW."%s"' % (column, column)
+                                  for column in WATCHED_COLUMNS),
+                      _NOTE % 'NEW."id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_insert" AFTER INSERT ON "target_metadata" '
+    'BEGIN %s END' % (_NOTE % 'NEW."target_id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_update" AFTER UPDATE ON "target_metadata" '
+    'WHEN OLD."value" IS NOT NEW."value" BEGIN %s END' % (_NOTE % 'NEW."target_id"'),
+    # Not for the metadata of a target being deleted: its change row goes with it.
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_delete" AFTER DELETE ON "target_metadata" '
+    'WHEN EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id") '
+    'BEGIN %s END' % (_NOTE % 'OLD."target_id"'),
+)
+
+
+def create_triggers(db):
+    for statement in TRIGGERS:
+        db.execute_sql(statement)
+
+
+def add_target_filters(db):
+    """Schema step 2 -> 3: target filters, a change number for every target there is, and
+    the index that tells whether a target ever had an action for a set. Each piece only if
+    it is missing."""
+    db.create_tables([TargetFilter, TargetChange])
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "action_target_id_distribution_set_id" '
+                   'ON "action" ("target_id", "distribution_set_id")')
+    create_triggers(db)
+    db.execute_sql('INSERT OR IGNORE INTO "target_change" ("target_id", "seq") '
+                   'SELECT "id", "id" FROM "target"')
+
+
+def newest_change():
+    return scalar('SELECT MAX("seq") FROM "target_change"') or 0
+
+
+# --- one run --------------------------------------------------------------------------------
+
+# Filters whose last run failed, with the reason: logged once, not at every run.
+_failing = {}
+
+
+def run(now, full_pass_hours=0, stopping=lambda: False):
+    """Check every filter that has an auto-assignment, up to the newest target change there
+    is now; the number of actions created. `stopping()` is asked between batches."""
+    filter_ids = [row.id for row in TargetFilter.select(TargetFilter.id).where(
+        TargetFilter.auto_assign_ds.is_null(False)).order_by(TargetFilter.id)]
+    if not filter_ids:
+        return 0
+    newest = newest_change()
+    full_pass_ms = full_pass_hours * 3600 * 1000
+    created = 0
+    for filter_id in filter_ids:
+        try:
+            created += _run_filter(filter_id, newest, now, full_pass_ms, stopping)
+            _failing.pop(filter_id, None)
+        except StoreError as error:  # an incomplete set, a query the rules no longer accept
+            if _failing.get(filter_id) != error.message:
+                log.warning("auto-assignment of target filter %d skipped: %s", filter_id,
+                            error.message)
+            _failing[filter_id] = error.message
+    return created
+
+
+def _run_filter(filter_id, newest, now, full_pass_ms, stopping):
+    created = 0
+    while not stopping():
+        with write():
+            target_filter = TargetFilter.get_or_none(TargetFilter.id == filter_id)
+            if target_filter is None or target_filter.auto_assign_ds_id is None:
+                return created
+            if full_pass_ms and (target_filter.full_pass_at or 0) + full_pass_ms <= now:
+                target_filter.checked_change = 0
+                target_filter.full_pass_at = now
+            start = target_filter.checked_change
+            if start >= newest:
+                return created
+            end = _batch_end(start, newest)
+            distribution_set = DistributionSet.get_by_id(target_filter.auto_assign_ds_id)
+            assignments.check_assignable(distribution_set)
+            user = target_filter.auto_assign_initiated_by or target_filter.created_by
+            for target in _unassigned_matches(target_filter, distribution_set, start, end, now):
+                action = assignments.assign(
+                    distribution_set, target, now, user,
+                    action_type=target_filter.auto_assign_action_type,
+                    weight=target_filter.auto_assign_weight,
+                    confirmation_required=target_filter.auto_assign_confirmation,
+                    message=MESSAGE % target_filter.name)
+                created += action is not None
+            target_filter.checked_change = end
+            target_filter.save(only=[TargetFilter.checked_change, TargetFilter.full_pass_at])
+        if end >= newest:
+            return created
+    return created
+
+
+def _batch_end(start, newest):
+    """The change number that ends the batch after `start`: BATCH changes on, at most
+    `newest`."""
+    end = scalar('SELECT "seq" FROM "target_change" WHERE "seq" > ? ORDER BY "seq" '
+                 'LIMIT 1 OFFSET ?', start, BATCH - 1)
+    return newest if end is None or end > newest else end
+
+
+def _unassigned_matches(target_filter, distribution_set, start, end, now):
+    """The targets changed within (start, end] that match the filter's query and never had
+    an action for the set, in the order they changed."""
+    action = Action.alias()
+    had_action = action.select(SQL("1")).where((action.target == Target.id) & (
+        action.distribution_set == distribution_set.id))
+    select = (Target.select()
+              .join(TargetChange, on=(TargetChange.target == Target.id))
+              .where((TargetChange.seq > start) & (TargetChange.seq <= end)
+                     & ~fn.EXISTS(had_action))
+              .order_by(TargetChange.seq))
+    matches = query.filter_expression("targets", target_filter.query, now=now)
+    if matches is not None:
+        select = select.where(matches)
+    return list(select)
+
+
+# --- the scheduler thread -------------------------------------------------------------------
+
+class Scheduler:
+    """Runs `run()` in a thread of its own: at start, every `interval` seconds after the
+    previous run ended, and at once after `wake()`. `stop()` ends the thread between two
+    batches and waits for it."""
+
+    def __init__(self):
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.interval = None
+        self.full_pass_hours = 0
+
+    def start(self, interval, full_pass_hours):
+        if self._thread is not None:
+            return
+        self.interval, self.full_pass_hours = interval, full_pass_hours
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run_forever, name="auto-assign",
+                                        daemon=True)
+        self._thread.start()
+
+    def wake(self):
+        """Run soon: a target registered or changed (cheap; a no-op without the thread)."""
+        self._wake.set()
+
+    def stop(self):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._thread = None
+
+    def _run_forever(self):
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                created = run(int(time.time() * 1000), self.full_pass_hours, self._stop.is_set)
+                if created:
+                    log.info("auto-assignment created %d actions", created)
+            except Exception:  # a failed run must not end the thread; the next one retries
+                log.exception("auto-assignment failed")
+            self._wake.wait(self.interval)
+
+
+scheduler = Scheduler()
