@@ -43,7 +43,7 @@ from client import cli
 from service import (access_log, commands, configuration, connections, forwarded, metrics,
                      systemd)
 from service.configuration import ConfigError, Setting
-from storage import chunks, coerce, counts, ddi, fleet, query, software, tenant
+from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
 from storage import software_types, tags, target_types
 from storage import errors as store_errors
 from storage import transitions
@@ -117,6 +117,12 @@ SETTINGS = (
             "Seconds such a client is answered 429 without a password check."),
     Setting("limits", "password_checks", "positive", 1,
             "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
+    Setting("scheduler", "auto_assign_interval", "positive", 2,
+            "Seconds between runs of auto-assignment (target filters with a distribution set); "
+            "a target that registers or reports attributes is checked at once."),
+    Setting("scheduler", "auto_assign_full_pass_hours", "count", 24,
+            "Hours between checks of every target by each auto-assigning filter; in between, "
+            "only targets that changed are checked (0: never)."),
 )
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
@@ -191,6 +197,7 @@ ERROR_STATUS = {
     store_errors.MultiAssignment: 400,
     store_errors.ModulesUnsupported: 400,
     store_errors.EncryptionNotSupported: 400,
+    store_errors.InvalidAutoAssignActionType: 400,
     store_errors.UploadFailed: 400,
     UploadTooLarge: 413,
     InvalidConfigKey: 400,
@@ -810,8 +817,9 @@ def _listing(ctx):
 
 
 class ManagementApi:
-    """The Tier 1 Management API. Each handler reads its parameters, calls one rule in
-    `storage.fleet` or `storage.software`, and answers with hawkBit's status code."""
+    """The Tier 1 Management API and target filters. Each handler reads its parameters,
+    calls one rule in `storage.fleet`, `storage.software` or `storage.filters`, and answers
+    with hawkBit's status code."""
 
     def __init__(self, config, blobs, accounts):
         self.public_url = config["server", "public_url"]
@@ -964,6 +972,26 @@ class ManagementApi:
              lambda c, did, key: S.put_set_metadata(_id(did), key, body(c), c.user)),
             ("DELETE", "/distributionsets/<did>/metadata/<key>", 204,
              lambda c, did, key: S.delete_set_metadata(_id(did), key)),
+            # target filters and their auto-assignment (§12.1)
+            ("GET", "/targetfilters", 200,
+             lambda c: filters.list_filters(c.base, *_listing(c),
+                                            full=c.query.get("representation") == "full")),
+            ("POST", "/targetfilters", 201,
+             lambda c: filters.create_filter(c.base, body(c), c.user)),
+            ("GET", "/targetfilters/<fid>", 200,
+             lambda c, fid: filters.get_filter(c.base, _id(fid))),
+            ("PUT", "/targetfilters/<fid>", 200,
+             lambda c, fid: filters.update_filter(c.base, _id(fid), body(c), c.user)),
+            ("DELETE", "/targetfilters/<fid>", 204,
+             lambda c, fid: filters.delete_filter(_id(fid))),
+            ("GET", "/targetfilters/<fid>/autoAssignDS", 200,
+             lambda c, fid: S.filter_auto_assign_set(c.base, _id(fid))),
+            ("POST", "/targetfilters/<fid>/autoAssignDS", 200,
+             lambda c, fid: filters.set_auto_assign(c.base, _id(fid), body(c), c.user)),
+            ("DELETE", "/targetfilters/<fid>/autoAssignDS", 204,
+             lambda c, fid: filters.remove_auto_assign(_id(fid), c.user)),
+            ("GET", "/distributionsets/<did>/autoAssignTargetFilters", 200,
+             lambda c, did: filters.filters_of_set(c.base, _id(did), *_listing(c))),
             # system configuration (§11)
             ("GET", "/system/configs", 200, lambda c: F.all_configs(c.base)),
             ("PUT", "/system/configs", 204, lambda c: F.put_configs(c.base, body(c), c.user)),
@@ -1362,6 +1390,8 @@ def serve(config):
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
         target=accounts.reload, args=("SIGHUP",), name="sighup", daemon=True).start())
     ddi.poll_log.start_writer()
+    storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
+                                       config["scheduler", "auto_assign_full_pass_hours"])
     host, port = config["server", "host"], config["server", "port"]
     if accounts.default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "

@@ -68,6 +68,7 @@ PATH_PARAMETERS = {
     ("aid", "artifacts"): _id("artifactId", "An artifact of the software module."),
     ("sid", None): _id("softwareModuleId", "A software module."),
     ("did", None): _id("distributionSetId", "A distribution set."),
+    ("fid", None): _id("filterId", "A target filter."),
     ("tid", "softwaremoduletypes"): _id("softwareModuleTypeId", "A software module type."),
     ("tid", "distributionsettypes"): _id("distributionSetTypeId", "A distribution set type."),
     ("mid", None): _id("softwareModuleTypeId", "A module type of the set type."),
@@ -560,6 +561,35 @@ OPERATIONS = {
     ("DELETE", _M + "/distributionsets/<did>/metadata/<key>"): op(
         "Delete a metadata entry."),
 
+    # --- target filters and auto-assignment ---------------------------------------------
+    ("GET", _M + "/targetfilters"): op(
+        "List target filters (`representation=full`: with a link to each one's "
+        "auto-assigned set).", ref("PagedListMgmtTargetFilterQuery"),
+        query=LIST + ("representation",)),
+    ("POST", _M + "/targetfilters"): op(
+        "Create a target filter: a name and a target query (one object, not an array).",
+        ref("MgmtTargetFilterQuery"), body=ref("MgmtTargetFilterQueryRequestBodyPost"),
+        errors=(409,)),
+    ("GET", _M + "/targetfilters/<fid>"): op("One target filter.",
+                                             ref("MgmtTargetFilterQuery")),
+    ("PUT", _M + "/targetfilters/<fid>"): op(
+        "Change a target filter's name or query (those given).", ref("MgmtTargetFilterQuery"),
+        body=ref("MgmtTargetFilterQueryRequestBodyPut"), errors=(409,)),
+    ("DELETE", _M + "/targetfilters/<fid>"): op("Delete a target filter."),
+    ("GET", _M + "/targetfilters/<fid>/autoAssignDS"): op(
+        "The distribution set the filter auto-assigns (204: none).",
+        ref("MgmtDistributionSet"), also=(204,)),
+    ("POST", _M + "/targetfilters/<fid>/autoAssignDS"): op(
+        "Auto-assign a distribution set to every target the filter matches that never had "
+        "an action for it; the server does it in the background, now and as targets "
+        "register or change.", ref("MgmtTargetFilterQuery"),
+        body=ref("MgmtDistributionSetAutoAssignment")),
+    ("DELETE", _M + "/targetfilters/<fid>/autoAssignDS"): op(
+        "Stop the filter's auto-assignment (actions it created stay)."),
+    ("GET", _M + "/distributionsets/<did>/autoAssignTargetFilters"): op(
+        "The target filters that auto-assign the set.", ref("PagedListMgmtTargetFilterQuery"),
+        query=LIST),
+
     # --- system configuration and the user ----------------------------------------------
     ("GET", _M + "/system/configs"): op(
         "Every tenant configuration key with its value.",
@@ -706,6 +736,7 @@ TAGS = (
     ("Types", "Software module types and distribution set types."),
     ("Software modules", "Software modules, their metadata and artifacts."),
     ("Distribution sets", "Distribution sets, their modules, metadata and assignments."),
+    ("Target filters", "Saved target queries, and the sets they auto-assign."),
     ("System configuration", "Tenant configuration keys."),
     ("Tags", "Target tags and distribution set tags."),
     ("Target types", "Kinds of targets and the distribution set types they can install."),
@@ -718,6 +749,7 @@ _TAG_OF_SEGMENT = {
     "distributionsettypes": "Types", "softwaremodules": "Software modules",
     "distributionsets": "Distribution sets", "system": "System configuration",
     "targettags": "Tags", "distributionsettags": "Tags", "targettypes": "Target types",
+    "targetfilters": "Target filters",
 }
 
 DESCRIPTION = """\

@@ -482,6 +482,43 @@ TAGS_AND_TYPES = {
 MGMT.update(TAGS_AND_TYPES)
 MGMT.update({"PagedList" + name: paged(name) for name in ("MgmtTag", "MgmtTargetType")})
 
+AUTO_ASSIGN_TYPES = ("forced", "soft", "downloadonly")
+
+FILTERS = {
+    "MgmtTargetFilterQuery": audited(
+        {"id": integer(), "name": string(), "query": string("A target query (RSQL)."),
+         "autoAssignDistributionSet": integer("The set it auto-assigns; null: none.",
+                                              nullable=True),
+         "autoAssignActionType": string("The type of the actions it creates.",
+                                        enum=list(AUTO_ASSIGN_TYPES) + [None], nullable=True),
+         "autoAssignWeight": integer("The weight of the actions it creates.", fmt="int32",
+                                     nullable=True),
+         "confirmationRequired": {"type": "boolean", "nullable": True,
+                                  "description": "Whether its actions wait for the device's "
+                                                 "confirmation; shown while the confirmation "
+                                                 "flow is on."},
+         "_links": links("self", "autoAssignDS", "DS")},
+        required=("id", "name", "query", "autoAssignDistributionSet", "autoAssignActionType",
+                  "autoAssignWeight", "confirmationRequired", "_links"),
+        description="A target filter: every auto-assignment field is present, null when "
+                    "unset."),
+    "MgmtTargetFilterQueryRequestBodyPost": obj(
+        {"name": string(minLength=1, maxLength=128),
+         "query": string("A target query (RSQL), as for GET /rest/v1/targets?q=.",
+                         minLength=1, maxLength=1024)},
+        required=("name", "query")),
+    "MgmtTargetFilterQueryRequestBodyPut": obj(
+        {"name": string(minLength=1, maxLength=128),
+         "query": string("A target query (RSQL).", minLength=1, maxLength=1024)}),
+    "MgmtDistributionSetAutoAssignment": obj(
+        {"id": integer("The distribution set: complete, not deleted."),
+         "type": enum(AUTO_ASSIGN_TYPES, "Default forced; timeforced is refused."),
+         "weight": integer("Default 1000.", fmt="int32", minimum=0, maximum=1000),
+         "confirmationRequired": boolean("Default: whether the confirmation flow is on.")},
+        required=("id",)),
+    "PagedListMgmtTargetFilterQuery": paged("MgmtTargetFilterQuery"),
+}
+
 SERVER = {
     "Readiness": obj({"name": string(), "status": enum(("up",))},
                      required=("name", "status")),
@@ -491,4 +528,4 @@ SERVER = {
                   description="Spring Boot's actuator health, as hawkBit answers it."),
 }
 
-SCHEMAS = dict(SHARED, **DDI, **MGMT, **SERVER)
+SCHEMAS = dict(SHARED, **DDI, **MGMT, **FILTERS, **SERVER)
