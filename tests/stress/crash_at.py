@@ -1,5 +1,6 @@
 """Run `ddi-lite` with a trap that kills the process (SIGKILL, as a power cut would) at one
-step of keeping or freeing a blob: `python crash_at.py STEP serve ...`.
+step of keeping or freeing a blob, or of an auto-assignment run: `python crash_at.py STEP
+serve ...`.
 
 The trap wraps the real step; nothing in the server knows about it.
 """
@@ -12,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import ddi_lite  # noqa: E402
 from artifacts import store  # noqa: E402
+from storage import assignments, autoassign  # noqa: E402
 from storage import blobs as blob_rules  # noqa: E402
 
 
@@ -48,6 +50,18 @@ def in_the_middle_of_receiving():
     store._copy_and_hash = lambda stream, out, max_size: copy(Dying(stream), out, max_size)
 
 
+def on_call(number, function):
+    """`function`, except that its call `number` kills the process instead."""
+    calls = []
+
+    def trapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == number:
+            die()
+        return function(*args, **kwargs)
+    return trapped
+
+
 STEPS = {
     # keeping an upload
     "while-receiving": in_the_middle_of_receiving,
@@ -58,6 +72,12 @@ STEPS = {
     # either, once the rows are committed and before anything else happens
     "after-commit": lambda: setattr(blob_rules.BlobChanges, "_finish",
                                     before(blob_rules.BlobChanges._finish)),
+    # auto-assignment: within the first batch's transaction, and once it has committed (the
+    # second batch asks where it ends)
+    "auto-assign-mid-batch": lambda: setattr(assignments, "assign",
+                                             on_call(50, assignments.assign)),
+    "auto-assign-after-batch": lambda: setattr(autoassign, "_batch_end",
+                                               on_call(2, autoassign._batch_end)),
 }
 
 if __name__ == "__main__":
