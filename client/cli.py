@@ -1,9 +1,9 @@
 """client.cli: the argparse definitions of the client commands, for `ddi_lite.main()`.
 
 The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `modules`, `sets`,
-`config`, `tags`), their --url/--user/--password/--json options, and `simulate`. This module imports
-only the standard library: the server builds its parser from it, and each command's handler
-imports client.commands or client.simulator only when that command runs.
+`config`, `tags`, `filters`), their --url/--user/--password/--json options, and `simulate`.
+This module imports only the standard library: the server builds its parser from it, and each
+command's handler imports client.commands or client.simulator only when that command runs.
 """
 
 import argparse
@@ -38,6 +38,9 @@ SET_QUERY_FIELDS = (
 TAG_QUERY_FIELDS = (
     "id", "name", "description", "colour", "createdAt", "createdBy", "lastModifiedAt",
     "lastModifiedBy")
+FILTER_QUERY_FIELDS = (
+    "id", "name", "autoAssignDistributionSet.name", "autoAssignDistributionSet.version",
+    "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
 # The statuses an action may be in (storage/transitions.py), and those of a target (§5.1).
 ACTION_STATUSES = ("scheduled", "wait_for_confirmation", "running", "retrieved", "canceling",
                    "canceled", "finished", "error", "downloaded")
@@ -53,6 +56,7 @@ def add_commands(commands):
     function that runs it: `args.handler(args)` is the exit code."""
     _add_operator_commands(commands)
     _add_tags_commands(commands)
+    _add_filter_commands(commands)
     _add_simulate_command(commands)
 
 
@@ -305,6 +309,72 @@ def _add_operator_commands(commands):
                          "ddi-lite config set authentication.gatewaytoken.key 9f2c1d7e"])
     parser.add_argument("key", metavar="KEY")
     parser.add_argument("value", metavar="VALUE")
+
+
+def _add_filter_commands(commands):
+    """`ddi-lite filters ...`: target filters and the sets they auto-assign."""
+    command, group = _command_makers(commands, operator_options())
+    filters = group("filters", "list, show, create or delete target filters (saved target "
+                    "queries), and the distribution sets they auto-assign",
+                    "{list,show,create,delete,auto-assign,no-auto-assign}", [
+                        "ddi-lite filters create nightly 'attribute.channel==nightly'",
+                        "ddi-lite filters auto-assign 3 5",
+                        "ddi-lite filters list",
+                        "ddi-lite filters show 3",
+                        "# each command has its own help: ddi-lite filters auto-assign --help"])
+    parser = command(filters, "list", "filters_list",
+                     "list the target filters with the set each auto-assigns", [
+                         "ddi-lite filters list",
+                         "ddi-lite filters list --query 'name==line-*'",
+                         "ddi-lite filters list --query autoAssignDistributionSet.name==gw-os "
+                         "--json"],
+                     _query_help(FILTER_QUERY_FIELDS))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the filters that match, e.g. "name==line-*"')
+    parser = command(filters, "show", "filters_show",
+                     "show a target filter, how many targets it matches now, and the set it "
+                     "auto-assigns", ["ddi-lite filters show 3", "ddi-lite filters show 3 --json"])
+    parser.add_argument("id", type=int, metavar="ID")
+    parser = command(filters, "create", "filters_create",
+                     "create a target filter from a target query; print its id", [
+                         "ddi-lite filters create nightly 'attribute.channel==nightly'",
+                         "FILTER=$(ddi-lite filters create line-2 'name==line2-*;group==west')",
+                         "# which targets it matches: the same query for the target list",
+                         "ddi-lite targets list --query 'name==line2-*;group==west'"],
+                     "QUERY is a target query, as `targets list --query` takes:\n"
+                     + _paragraph("fields: " + ", ".join(TARGET_QUERY_FIELDS))
+                     + _paragraph(RSQL_OPERATORS))
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("query", metavar="QUERY")
+    parser = command(filters, "delete", "filters_delete",
+                     "delete a target filter (the actions it created stay)",
+                     ["ddi-lite filters delete 3"])
+    parser.add_argument("id", type=int, metavar="ID")
+    parser = command(filters, "auto-assign", "filters_auto_assign",
+                     "auto-assign a distribution set: the server assigns it to every target the "
+                     "filter matches, now and whenever a target registers or changes, except "
+                     "targets that ever had an action for that set", [
+                         "ddi-lite filters auto-assign 3 5",
+                         "ddi-lite filters auto-assign 3 5 --type soft --weight 200",
+                         "ddi-lite filters auto-assign 3 5 --type downloadonly "
+                         "--no-confirmation-required"])
+    parser.add_argument("id", type=int, metavar="ID", help="the target filter")
+    parser.add_argument("set", type=int, metavar="SET", help="the distribution set")
+    parser.add_argument("--type", default="forced", choices=("forced", "soft", "downloadonly"),
+                        help="how the devices should install it (default: forced)")
+    parser.add_argument("--weight", type=int, metavar="0..1000",
+                        help="the weight of the actions (default: 1000)")
+    confirmation = parser.add_mutually_exclusive_group()
+    confirmation.add_argument("--confirmation-required", dest="confirmation_required",
+                              action="store_true", default=None,
+                              help="the devices must confirm (with the confirmation flow on; "
+                                   "default: whether the flow is on)")
+    confirmation.add_argument("--no-confirmation-required", dest="confirmation_required",
+                              action="store_false", help="no confirmation asked")
+    parser = command(filters, "no-auto-assign", "filters_no_auto_assign",
+                     "stop a target filter's auto-assignment (the actions it created stay)",
+                     ["ddi-lite filters no-auto-assign 3"])
+    parser.add_argument("id", type=int, metavar="ID")
 
 
 # --- ddi-lite tags ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|modules|sets|config|tags
-...`, the operator's command line.
+"""client.commands: `ddi-lite targets|upload|assign|actions|cancel|modules|sets|config|tags|
+filters ...`, the operator's command line.
 
 Each command talks to a running server over the Management API (/rest/v1), so it works from
 another machine too: `ManagementClient` on client.http, the tables and the progress bar it
@@ -822,6 +822,104 @@ def tags_assign(args, client):
 
 def tags_unassign(args, client):
     _tags_change(args, client, "DELETE", "taken off")
+
+# --- target filters --------------------------------------------------------------------------
+
+def _filter_path(filter_id):
+    return "/targetfilters/%d" % filter_id
+
+
+def _auto_assigned_set(client, target_filter, known):
+    """The set a filter auto-assigns (None: none), fetched once per id into `known`."""
+    set_id = target_filter.get("autoAssignDistributionSet")
+    if set_id is None:
+        return None
+    if set_id not in known:
+        known[set_id] = client.call("GET", "/distributionsets/%d" % set_id)
+    return known[set_id]
+
+
+def _auto_assignment_label(target_filter, distribution_set):
+    """`name:version (set N), forced, weight 1000`, or None without an auto-assignment."""
+    if distribution_set is None:
+        return None
+    return "%s, %s, weight %s" % (_set_label(distribution_set),
+                                  target_filter.get("autoAssignActionType"),
+                                  _text(target_filter.get("autoAssignWeight")))
+
+
+def filters_list(args, client):
+    listed = _all_pages(client, "/targetfilters", {"q": args.query} if args.query else None)
+    if args.json:
+        print_json(listed)
+        return
+    known = {}
+    print_table([(target_filter["id"], target_filter["name"], target_filter["query"],
+                  _auto_assignment_label(target_filter,
+                                         _auto_assigned_set(client, target_filter, known)))
+                 for target_filter in listed], header=("ID", "NAME", "QUERY", "AUTO-ASSIGNS"))
+
+
+def filters_show(args, client):
+    target_filter = client.call("GET", _filter_path(args.id))
+    matching = client.call("GET", "/targets", query={
+        "q": target_filter["query"], "offset": 0, "limit": 1})["total"]
+    distribution_set = _auto_assigned_set(client, target_filter, {})
+    if args.json:
+        print_json({"targetFilter": target_filter, "matchingTargets": matching,
+                    "autoAssignDistributionSet": distribution_set})
+        return
+    rows = [
+        ("id", target_filter["id"]),
+        ("name", target_filter["name"]),
+        ("query", target_filter["query"]),
+        ("matches", _targets_count(matching) + " now"),
+        ("auto-assigns", _auto_assignment_label(target_filter, distribution_set)),
+    ]
+    if target_filter.get("confirmationRequired") is not None:
+        rows.append(("confirmation", "required" if target_filter["confirmationRequired"]
+                     else "not required"))
+    rows += [("created", _created(target_filter)),
+             ("changed", "%s by %s" % (_when(target_filter.get("lastModifiedAt")),
+                                       _text(target_filter.get("lastModifiedBy"))))]
+    print_table(rows)
+
+
+def filters_create(args, client):
+    target_filter = client.call("POST", "/targetfilters",
+                                {"name": args.name, "query": args.query})
+    if args.json:
+        print_json(target_filter)
+    else:
+        print(target_filter["id"])
+
+
+def filters_delete(args, client):
+    client.call("DELETE", _filter_path(args.id))
+    if not args.json:
+        print("target filter %d deleted" % args.id)
+
+
+def filters_auto_assign(args, client):
+    request = {"id": args.set, "type": args.type}
+    if args.weight is not None:
+        request["weight"] = args.weight
+    if args.confirmation_required is not None:
+        request["confirmationRequired"] = args.confirmation_required
+    target_filter = client.call("POST", _filter_path(args.id) + "/autoAssignDS", request)
+    if args.json:
+        print_json(target_filter)
+        return
+    print("target filter %d auto-assigns %s" % (args.id, _auto_assignment_label(
+        target_filter, _auto_assigned_set(client, target_filter, {}))))
+
+
+def filters_no_auto_assign(args, client):
+    client.call("DELETE", _filter_path(args.id) + "/autoAssignDS")
+    if args.json:
+        print_json(client.call("GET", _filter_path(args.id)))
+    else:
+        print("target filter %d auto-assigns nothing now" % args.id)
 
 
 def run_operator_command(args, command):

@@ -1,6 +1,6 @@
 """The operator command line (`ddi-lite targets|upload|assign|actions|cancel|modules|sets|
-config`), run as an operator runs it: a separate process talking to a real ddi-lite server
-process over HTTP; and its --help, built from client.cli alone.
+config|filters`), run as an operator runs it: a separate process talking to a real ddi-lite
+server process over HTTP; and its --help, built from client.cli alone.
 
 One server serves the whole module; every test uses its own target and set names. Setup that
 is not under test goes straight to the Management API with urllib.
@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -297,7 +298,8 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
                                ("softwaremodules", cli_parser.MODULE_QUERY_FIELDS),
                                ("distributionsets", cli_parser.SET_QUERY_FIELDS),
                                ("targettags", cli_parser.TAG_QUERY_FIELDS),
-                               ("distributionsettags", cli_parser.TAG_QUERY_FIELDS)):
+                               ("distributionsettags", cli_parser.TAG_QUERY_FIELDS),
+                               ("targetfilters", cli_parser.FILTER_QUERY_FIELDS)):
         server = query.COLLECTIONS[collection]
         accepted = set(server.fields) | {"%s.<key>" % name for name in server.maps}
         assert len(set(listed)) == len(listed)
@@ -311,7 +313,9 @@ OPERATOR_COMMANDS = [
     "targets", "targets list", "targets add", "targets show", "targets delete", "upload",
     "assign", "actions", "cancel", "modules", "modules list", "modules show", "modules delete",
     "sets", "sets list", "sets show", "sets delete", "config", "config get", "config set",
-    "tags", "tags list", "tags create", "tags delete", "tags assign", "tags unassign"]
+    "tags", "tags list", "tags create", "tags delete", "tags assign", "tags unassign",
+    "filters", "filters list", "filters show", "filters create", "filters delete",
+    "filters auto-assign", "filters no-auto-assign"]
 
 
 def help_of(words, capsys):
@@ -341,7 +345,9 @@ def test_help_shows_examples_and_the_environment_variables(words, capsys):
     ("actions", cli_parser.ACTION_QUERY_FIELDS),
     ("modules list", cli_parser.MODULE_QUERY_FIELDS),
     ("sets list", cli_parser.SET_QUERY_FIELDS),
-    ("tags list", cli_parser.TAG_QUERY_FIELDS)])
+    ("tags list", cli_parser.TAG_QUERY_FIELDS),
+    ("filters list", cli_parser.FILTER_QUERY_FIELDS),
+    ("filters create", cli_parser.TARGET_QUERY_FIELDS)])
 def test_help_of_a_command_with_query_lists_the_query_fields(words, fields, capsys):
     assert set(fields) <= set(re.findall(r"[\w.<>]+", help_of(words, capsys)))
 
@@ -573,3 +579,80 @@ def test_an_unreachable_server_is_reported_as_such():
     result = cli(closed, "targets", "list")
     assert result.returncode == 1
     assert result.stderr.startswith("ddi-lite: cannot reach ddi-lite at %s: " % closed)
+
+
+# --- filters: target filters and their auto-assignment (every query names flt-* targets only,
+# so that the server's auto-assignment leaves the other tests' targets alone) -----------------
+
+def a_set(url, name):
+    module = live.api(url, "POST", "/softwaremodules",
+                      [{"name": name, "version": "1.0", "type": "os"}])[0]
+    return live.api(url, "POST", "/distributionsets", [
+        {"name": name, "version": "1.0", "type": "os", "modules": [{"id": module["id"]}]}])[0]
+
+
+def test_filters_create_list_show_and_delete(url):
+    live.api(url, "POST", "/targets", [{"controllerId": "flt-a-%d" % n} for n in range(3)])
+    created = cli(url, "filters", "create", "flt-a", "controllerId==flt-a-*")
+    assert created.returncode == 0, created.stderr
+    filter_id = int(created.stdout)
+
+    listed = cli(url, "filters", "list", "--query", "name==flt-a")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[0].split() == ["ID", "NAME", "QUERY", "AUTO-ASSIGNS"]
+    assert table_row(listed.stdout, str(filter_id)) == [str(filter_id), "flt-a",
+                                                         "controllerId==flt-a-*", "-"]
+    shown = cli(url, "filters", "show", str(filter_id))
+    assert shown.returncode == 0
+    assert table_row(shown.stdout, "matches") == ["matches", "3", "targets", "now"]
+    assert table_row(shown.stdout, "auto-assigns") == ["auto-assigns", "-"]
+
+    deleted = cli(url, "filters", "delete", str(filter_id))
+    assert (deleted.returncode, deleted.stdout) == (0, "target filter %d deleted\n" % filter_id)
+    gone = cli(url, "filters", "show", str(filter_id))
+    assert (gone.returncode, gone.stderr) == (1, "ddi-lite: TargetFilterQuery with given "
+                                                 "identifier {%d} does not exist.\n" % filter_id)
+
+
+def test_filters_auto_assign_assigns_in_the_background_until_no_auto_assign(url):
+    live.api(url, "POST", "/targets", [{"controllerId": "flt-b-%d" % n} for n in range(2)])
+    distribution_set = a_set(url, "flt-b-set")
+    filter_id = int(cli(url, "filters", "create", "flt-b", "controllerId==flt-b-*").stdout)
+    assigned = cli(url, "filters", "auto-assign", str(filter_id), str(distribution_set["id"]),
+                   "--type", "soft", "--weight", "200")
+    assert assigned.returncode == 0, assigned.stderr
+    assert assigned.stdout == "target filter %d auto-assigns flt-b-set:1.0 (set %d), soft, " \
+        "weight 200\n" % (filter_id, distribution_set["id"])
+
+    def actions_of_the_set():
+        return live.api(url, "GET", "/actions?q=distributionSet.id==%d"
+                        % distribution_set["id"])["content"]
+    actions = live.wait_until(lambda: len(actions_of_the_set()) == 2 and actions_of_the_set(),
+                              10, "both flt-b targets auto-assigned")
+    assert {(action["forceType"], action["weight"]) for action in actions} == {("soft", 200)}
+    shown = cli(url, "--json", "filters", "show", str(filter_id))
+    document = json.loads(shown.stdout)
+    assert (document["matchingTargets"], document["autoAssignDistributionSet"]["id"]) == \
+        (2, distribution_set["id"])
+
+    stopped = cli(url, "filters", "no-auto-assign", str(filter_id))
+    assert (stopped.returncode, stopped.stdout) == (
+        0, "target filter %d auto-assigns nothing now\n" % filter_id)
+    live.api(url, "POST", "/targets", [{"controllerId": "flt-b-late"}])
+    time.sleep(2.5)  # longer than the server's auto_assign_interval
+    assert len(actions_of_the_set()) == 2
+
+
+def test_filters_report_the_servers_refusals(url):
+    bad_query = cli(url, "filters", "create", "flt-c", "controllerId=flt-c")
+    assert bad_query.returncode == 1
+    assert bad_query.stderr.startswith("ddi-lite: refused (HTTP 400): Cannot parse the query")
+    filter_id = int(cli(url, "filters", "create", "flt-c", "controllerId==flt-c-*").stdout)
+    taken = cli(url, "filters", "create", "flt-c", "name==x")
+    assert (taken.returncode, taken.stderr) == (
+        1, "ddi-lite: refused (HTTP 409): A target filter named 'flt-c' exists already.\n")
+    unknown_set = cli(url, "filters", "auto-assign", str(filter_id), "999999")
+    assert (unknown_set.returncode, unknown_set.stderr) == (
+        1, "ddi-lite: DistributionSet with given identifier {999999} does not exist.\n")
+    heavy = cli(url, "filters", "auto-assign", str(filter_id), "999999", "--weight", "1001")
+    assert heavy.returncode == 1 and "1000" in heavy.stderr
