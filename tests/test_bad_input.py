@@ -137,6 +137,8 @@ READS = {
     ("GET", API + "/distributionsettags"): LISTING,
     ("GET", API + "/distributionsettags/<tag>/assigned"): LISTING,
     ("GET", API + "/targettypes"): LISTING,
+    ("GET", API + "/targetfilters"): LISTING + ("representation",),
+    ("GET", API + "/distributionsets/<did>/autoAssignTargetFilters"): LISTING,
 }
 QUERY_PARAMS = ("offset", "limit", "sort", "q", "c", "actionHistory", "force", "offline",
                 "keepLast", "representation", "soft_deleted_mode", "filename", "md5sum",
@@ -248,6 +250,11 @@ TEMPLATES = {
         lambda s: {"id": s.app_type_id},
     ("POST", API + "/distributionsettypes/<tid>/optionalmoduletypes"):
         lambda s: [{"id": s.module_type_id}],
+    ("POST", API + "/targetfilters"): lambda s: {"name": "fuzz-filter", "query": "name==dev-*"},
+    ("PUT", API + "/targetfilters/<fid>"): lambda s: {
+        "name": "seeded-filter", "query": "controllerId==dev-*"},
+    ("POST", API + "/targetfilters/<fid>/autoAssignDS"): lambda s: {
+        "id": s.spare_set_id, "type": "soft", "weight": 500, "confirmationRequired": False},
 }
 # Routes that may read a body although no template describes it (or that must ignore one).
 BODY_ROUTES = set(TEMPLATES) | {
@@ -497,6 +504,8 @@ def seed(server):
     s.target_type_id = http.post_json(API + "/targettypes", [{
         "name": "gateway", "compatibledistributionsettypes": [{"id": s.set_type_id}]}],
         headers=admin).json[0]["id"]
+    s.filter_id = http.post_json(API + "/targetfilters", {
+        "name": "seeded-filter", "query": "controllerId==dev-*"}, headers=admin).json["id"]
     return s
 
 
@@ -530,7 +539,7 @@ def fill(rule, s, override=None):
     values = {
         "tenant": "DEFAULT", "controller_id": "dev-1", "cid": "dev-1",
         "action_id": str(s.action_id), "module_id": str(s.module_id), "filename": "fw.swu",
-        "sid": str(s.module_id), "did": str(s.set_id),
+        "sid": str(s.module_id), "did": str(s.set_id), "fid": str(s.filter_id),
         "aid": str(s.artifact_id if "/artifacts/<aid>" in rule else s.action_id),
         "tid": str(s.module_type_id if rule.startswith(API + "/softwaremoduletypes")
                    else s.target_type_id if rule.startswith(API + "/targettypes")
@@ -587,6 +596,7 @@ READBACK = (
     (API + "/targettypes", "/targettypes?limit=500"),
     (API + "/softwaremoduletypes", "/softwaremoduletypes?limit=500"),
     (API + "/distributionsettypes", "/distributionsettypes?limit=500"),
+    (API + "/targetfilters", "/targetfilters?limit=500"),
 )
 
 
@@ -604,7 +614,7 @@ def management_views(http, s):
     paths = ["/targets?limit=500", "/targets/dev-1", "/targets/dev-1/actions?limit=500",
              "/targets/dev-1/actions/%d/status?limit=500" % s.action_id,
              "/softwaremodules?limit=500", "/softwaremodules/%d/artifacts" % s.module_id,
-             "/distributionsets?limit=500", "/system/configs"]
+             "/distributionsets?limit=500", "/system/configs", "/targetfilters?limit=500"]
     views = {}
     for path in paths:
         response = http.get(API + path, headers={"Authorization": ADMIN_AUTH},
