@@ -5,13 +5,17 @@ Which targets are looked at. A run does not evaluate every filter against every 
 is what made hawkBit's checker load its database constantly with 1.2M targets (hawkBit
 #983). SQLite triggers (TRIGGERS below) give each target a change number in `target_change`
 that only grows: taken when the target is created, and again whenever a field a query can
-name changes (its attributes, name, status, assigned or installed set, metadata, ...); a
-poll, which only writes the poll time, leaves it alone. Each filter remembers up to which
-change number it has checked (`TargetFilter.checked_change`), so a run reads only the
-targets changed since, through the index on the change number. A filter starts again from
-zero, a full pass, when its query or its set changes, and every `full_pass_hours`, for what
-a change number cannot see: the poll time, `${NOW_TS}`, another set's new name, a history
-that was purged.
+name changes (its attributes, name, status, assigned or installed set, type, tags,
+metadata, ...); a poll, which only writes the poll time, leaves it alone. Each filter
+remembers up to which change number it has checked (`TargetFilter.checked_change`), so a run
+reads only the targets changed since, through the index on the change number. A filter
+starts again from zero, a full pass, when its query or its set changes, and every
+`full_pass_hours`, for what a change number cannot see: the poll time, `${NOW_TS}`, the new
+name of a set, tag or type, a type's new compatible set types, a history that was purged.
+
+Which targets get the set: those the query matches that never had an action for the set and
+whose target type (if any) is compatible with the set's type, as hawkBit's checker picks
+them; `storage.assignments.assign` assigns, as for the Management API.
 
 Restarts. Targets are checked in batches of BATCH change numbers, each batch one write
 transaction holding its new actions and the filter's new `checked_change` together: a crash
@@ -48,28 +52,47 @@ MESSAGE = "Auto assignment by target filter: %s"
 # The target columns a query can name (storage.query, collection "targets"), except the poll
 # time: a poll must cost no write here. controller_id and created_* never change.
 WATCHED_COLUMNS = ("name", "description", "address", "group", "update_status",
-                   "assigned_ds_id", "installed_ds_id", "attributes", "last_modified_at",
-                   "last_modified_by")
+                   "assigned_ds_id", "installed_ds_id", "target_type_id", "attributes",
+                   "last_modified_at", "last_modified_by")
 
-_NOTE = ('INSERT OR REPLACE INTO "target_change" ("target_id", "seq") VALUES (%s, '
-         '(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "target_change"));')
+_NEXT = '(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "target_change")'
+
+
+def _note(target_id):
+    """A trigger's body: the target gets the next change number. No ON CONFLICT in it: SQLite
+    would apply the conflict clause of the statement that fired the trigger instead (the tag
+    assignment's INSERT OR IGNORE, for one)."""
+    return ('UPDATE "target_change" SET "seq" = %s WHERE "target_id" = %s; '
+            'INSERT INTO "target_change" ("target_id", "seq") SELECT %s, %s WHERE NOT EXISTS '
+            '(SELECT 1 FROM "target_change" WHERE "target_id" = %s);'
+            % (_NEXT, target_id, target_id, _NEXT, target_id))
+
 
 TRIGGERS = (
     'CREATE TRIGGER IF NOT EXISTS "target_change_on_insert" AFTER INSERT ON "target" '
-    'BEGIN %s END' % (_NOTE % 'NEW."id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_update" AFTER UPDATE OF %s ON "target" WHEN %s '
+    'BEGIN %s END' % _note('NEW."id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_update" '
+    'AFTER UPDATE OF %s ON "target" WHEN %s '
     'BEGIN %s END' % (", ".join('"%s"' % column for column in WATCHED_COLUMNS),
                       " OR ".join('OLD."%s" IS NOT NEW."%s"' % (column, column)
                                   for column in WATCHED_COLUMNS),
-                      _NOTE % 'NEW."id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_insert" AFTER INSERT ON "target_metadata" '
-    'BEGIN %s END' % (_NOTE % 'NEW."target_id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_update" AFTER UPDATE ON "target_metadata" '
-    'WHEN OLD."value" IS NOT NEW."value" BEGIN %s END' % (_NOTE % 'NEW."target_id"'),
-    # Not for the metadata of a target being deleted: its change row goes with it.
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_delete" AFTER DELETE ON "target_metadata" '
+                      _note('NEW."id"')),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_insert" '
+    'AFTER INSERT ON "target_metadata" BEGIN %s END' % _note('NEW."target_id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_update" '
+    'AFTER UPDATE ON "target_metadata" '
+    'WHEN OLD."value" IS NOT NEW."value" BEGIN %s END' % _note('NEW."target_id"'),
+    # Not for the metadata or tags of a target being deleted: its change row goes with it.
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_delete" '
+    'AFTER DELETE ON "target_metadata" '
     'WHEN EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id") '
-    'BEGIN %s END' % (_NOTE % 'OLD."target_id"'),
+    'BEGIN %s END' % _note('OLD."target_id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_tag_insert" '
+    'AFTER INSERT ON "target_tag_assignment" BEGIN %s END' % _note('NEW."target_id"'),
+    'CREATE TRIGGER IF NOT EXISTS "target_change_on_tag_delete" '
+    'AFTER DELETE ON "target_tag_assignment" '
+    'WHEN EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id") '
+    'BEGIN %s END' % _note('OLD."target_id"'),
 )
 
 
@@ -79,7 +102,7 @@ def create_triggers(db):
 
 
 def add_target_filters(db):
-    """Schema step 2 -> 3: target filters, a change number for every target there is, and
+    """Schema step 3 -> 4: target filters, a change number for every target there is, and
     the index that tells whether a target ever had an action for a set. Each piece only if
     it is missing."""
     db.create_tables([TargetFilter, TargetChange])
@@ -163,15 +186,16 @@ def _batch_end(start, newest):
 
 
 def _unassigned_matches(target_filter, distribution_set, start, end, now):
-    """The targets changed within (start, end] that match the filter's query and never had
-    an action for the set, in the order they changed."""
+    """The targets changed within (start, end] that match the filter's query, never had an
+    action for the set and may take its type, in the order they changed."""
     action = Action.alias()
     had_action = action.select(SQL("1")).where((action.target == Target.id) & (
         action.distribution_set == distribution_set.id))
     select = (Target.select()
               .join(TargetChange, on=(TargetChange.target == Target.id))
               .where((TargetChange.seq > start) & (TargetChange.seq <= end)
-                     & ~fn.EXISTS(had_action))
+                     & ~fn.EXISTS(had_action)
+                     & ~assignments.incompatible_with(distribution_set.set_type_id))
               .order_by(TargetChange.seq))
     matches = query.filter_expression("targets", target_filter.query, now=now)
     if matches is not None:

@@ -306,9 +306,9 @@ class TargetFilter(Audited):
 class TargetChange(BaseModel):
     """When a target last changed in a way a target query can see, as a number that only grows.
 
-    Written by SQLite triggers on `target` and `target_metadata` (storage.autoassign), not by
-    Python: every write of those tables, whichever rule makes it, moves the number. A poll,
-    which only writes `last_target_query`, does not.
+    Written by SQLite triggers on `target`, `target_metadata` and `target_tag_assignment`
+    (storage.autoassign), not by Python: every write of those tables, whichever rule makes
+    it, moves the number. A poll, which only writes `last_target_query`, does not.
     """
 
     target = peewee.ForeignKeyField(Target, primary_key=True, on_delete="CASCADE")

@@ -264,6 +264,34 @@ def test_metadata_a_query_names_is_seen_by_the_next_run(http, server):
     assert autoassign.run(now_ms()) == 1
 
 
+def test_tagging_a_target_is_a_change_a_tag_query_sees(http, server):
+    server.target("dev-1", "token-1")
+    distribution_set = a_set(server)
+    auto_assigning(http, distribution_set, query="tag==line-3")
+    assert autoassign.run(now_ms()) == 0
+    tag_id = http.post_json(API + "/targettags", [{"name": "line-3"}], status=201).json[0]["id"]
+    http.post_json(API + "/targettags/%d/assigned" % tag_id, ["dev-1"])
+    assert autoassign.run(now_ms()) == 1
+
+
+def test_a_target_whose_type_cannot_take_the_set_is_left_until_its_type_can(http, server):
+    set_types = {item["key"]: item["id"] for item in http.get(
+        API + "/distributionsettypes").json["content"]}
+    only_os = http.post_json(API + "/targettypes", [{
+        "name": "os only", "compatibledistributionsettypes": [{"id": set_types["os"]}]}],
+        status=201).json[0]["id"]
+    server.target("dev-1", "token-1")
+    server.target("dev-2", "token-2")
+    http.put_json(API + "/targets/dev-1", {"targetType": only_os})
+    distribution_set = a_set(server)  # of type os_app
+    auto_assigning(http, distribution_set)
+    assert autoassign.run(now_ms()) == 1
+    assert (actions_for("dev-1", distribution_set), len(actions_for("dev-2", distribution_set))) \
+        == ([], 1)
+    http.put_json(API + "/targets/dev-1", {"targetType": -1})  # no type: takes any set
+    assert autoassign.run(now_ms()) == 1
+
+
 def test_a_new_query_checks_every_target_again(http, server):
     server.target("dev-1", "token-1")
     distribution_set = a_set(server)
