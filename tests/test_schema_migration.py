@@ -136,6 +136,28 @@ def test_tags_and_target_types_work_on_a_migrated_database(migrated):
     assert "deploymentBase" in http.get(DEVICE + "/dev-1", headers=token()).json["_links"]
 
 
+def test_target_filters_auto_assign_on_a_migrated_database(migrated):
+    """The target that was there before gets a change number; the set it runs already is not
+    assigned to it again, another one is."""
+    from storage import autoassign
+    http = migrated.http
+    created = http.post_json(API + "/targetfilters", {"name": "all", "query": "name==dev-*"},
+                             headers=OPERATOR).json
+    http.post_json(API + "/targetfilters/%d/autoAssignDS" % created["id"], {"id": 1},
+                   headers=OPERATOR)
+    assert autoassign.run(NOW) == 0  # dev-1 has action 100 for set 1
+    module = http.post_json(API + "/softwaremodules", [
+        {"name": "fw", "version": "2.0", "type": "os"}], headers=OPERATOR).json[0]
+    newer = http.post_json(API + "/distributionsets", [
+        {"name": "fw-set", "version": "2.0", "type": "os", "modules": [{"id": module["id"]}]}],
+        headers=OPERATOR).json[0]
+    http.post_json(API + "/targetfilters/%d/autoAssignDS" % created["id"], {"id": newer["id"]},
+                   headers=OPERATOR)
+    assert autoassign.run(NOW) == 1
+    assert http.get(API + "/targets/dev-1/assignedDS", headers=OPERATOR).json["version"] == \
+        "2.0"
+
+
 def test_a_migrated_database_opens_again_without_migrating_twice(migrated, tmp_path):
     storage.close_store()
     server = Server(config_of(tmp_path / "data"))
