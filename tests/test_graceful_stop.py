@@ -83,10 +83,14 @@ class SlowDownload:
 
 
 def refuses_connections(port):
+    """Whether a connect is refused. A connect that meets the listening socket as it closes
+    is reset instead (the kernel resets what waited in its backlog): not yet an answer."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
