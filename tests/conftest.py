@@ -87,5 +87,12 @@ def server(config):
     storage.close_store()
 
 
+@pytest.fixture
+def api(server):
+    """The server with the test client logged in as admin/admin."""
+    server.http.set_authorization(("Basic", ("admin", "admin")))
+    return server
+
+
 def token(value="token-1"):
     return {"Authorization": "TargetToken " + value}

@@ -23,24 +23,16 @@ import ddi_lite
 import storage
 from conftest import DEVICE, Server, now_ms, token
 from storage.models import Artifact
+from mgmt import (ADMIN, ALREADY_EXISTS, API, BASE, CONSTRAINT, DELETED, INCOMPLETE,
+                  MULTI_ASSIGNMENT, NOT_FOUND, NOT_READABLE)
 
-API = "/rest/v1"
-BASE = "http://localhost"
-ADMIN = ("Basic", ("admin", "admin"))
 CID = "dev-1"
 TOKEN = "token-1"
 PAYLOAD = b"RAUC bundle payload \x00\x01\x02" * 40
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-DELETED = "hawkbit.server.error.deleted"
 LOCKED = "hawkbit.server.error.locked"
 UNSUPPORTED = "hawkbit.server.error.distributionset.modules.unsupported"
-INCOMPLETE = "hawkbit.server.error.distributionset.incomplete"
 WINDOW_INVALID = "hawkbit.server.error.maintenanceScheduleInvalid"
-MULTI_ASSIGNMENT = "hawkbit.server.error.multiAssignmentNotEnabled"
 ENCRYPTION = "hawkbit.server.error.artifact.encryptionNotSupported"
 FILE_TOO_LARGE = "hawkbit.server.error.quota.fileSizeExceeded"
 BINARY_DELETED = "hawkbit.server.error.artifact.binaryDeleted"

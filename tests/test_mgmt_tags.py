@@ -10,32 +10,11 @@ the same as POST, an id given twice counts once, and an empty list is a 400.
 """
 
 import pytest
+from mgmt import (ALREADY_EXISTS, API, AUDIT, BASE, CONSTRAINT, NOT_FOUND, NOT_READABLE,
+                  RSQL_FIELD, SORT_FIELD, error)
 
-API = "/rest/v1"
-BASE = "http://localhost"
-AUDIT = {"createdBy", "createdAt", "lastModifiedBy", "lastModifiedAt"}
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-RSQL_FIELD = "hawkbit.server.error.rest.param.rsqlInvalidField"
-SORT_FIELD = "hawkbit.server.error.rest.param.invalidField"
 NOT_FOUND_CLASS = "org.eclipse.hawkbit.repository.exception.EntityNotFoundException"
-
-
-@pytest.fixture
-def api(server):
-    server.http.set_authorization(("Basic", ("admin", "admin")))
-    return server
-
-
-def error(response, status, code):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    assert response.json["errorCode"] == code, response.json
-    assert response.json["message"]
-    return response.json
 
 
 def framework_error(response, status):

@@ -12,34 +12,13 @@ only.
 import pytest
 
 from conftest import DEVICE, token
+from mgmt import ALREADY_EXISTS, API, AUDIT, BASE, CONSTRAINT, NOT_FOUND, NOT_READABLE, QUOTA, error
 
-API = "/rest/v1"
-BASE = "http://localhost"
-AUDIT = {"createdBy", "createdAt", "lastModifiedBy", "lastModifiedAt"}
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-QUOTA = "hawkbit.server.error.quota.tooManyEntries"
 INCOMPATIBLE = "hawkbit.server.error.target.type.incompatible"
 IN_USE = "hawkbit.server.error.target.type.used"
 KEY_OR_NAME = "hawkbit.server.error.target.type.keyOrNameRequired"
 EXCEPTIONS = "org.eclipse.hawkbit.repository.exception."
-
-
-@pytest.fixture
-def api(server):
-    server.http.set_authorization(("Basic", ("admin", "admin")))
-    return server
-
-
-def error(response, status, code):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    assert response.json["errorCode"] == code, response.json
-    assert response.json["message"]
-    return response.json
 
 
 def set_type_id(api, key):

@@ -14,20 +14,12 @@ import webtest
 
 from conftest import DEVICE, token
 from storage import transitions as t
+from mgmt import (ALREADY_EXISTS, API, AUDIT, BASE, CONSTRAINT, MULTI_ASSIGNMENT, NOT_FOUND,
+                  NOT_READABLE, RSQL_FIELD, RSQL_SYNTAX, SORT_FIELD, SORT_SYNTAX)
 
-API = "/rest/v1"
 TARGETS = API + "/targets"
 CONFIGS = API + "/system/configs"
-BASE = "http://localhost"  # WebTest's default Host is localhost:80
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-RSQL_SYNTAX = "hawkbit.server.error.rest.param.rsqlParamSyntax"
-RSQL_FIELD = "hawkbit.server.error.rest.param.rsqlInvalidField"
-SORT_SYNTAX = "hawkbit.server.error.rest.param.sortParamSyntax"
-SORT_FIELD = "hawkbit.server.error.rest.param.invalidField"
 SORT_DIRECTION = "hawkbit.server.error.rest.param.invalidDirection"
 CONFIG_KEY = "hawkbit.server.error.configKeyInvalid"
 CONFIG_VALUE = "hawkbit.server.error.configValueInvalid"
@@ -35,7 +27,6 @@ NOT_CANCELABLE = "hawkbit.server.error.action.notCancelable"
 NOT_FORCE_QUITABLE = "hawkbit.server.error.action.notForceQuitable"
 NOT_DELETABLE = "hawkbit.server.error.action.notDeletable"
 AUTO_CONFIRM_ACTIVE = "hawkbit.server.error.repo.autoConfAlreadyActive"
-MULTI_ASSIGNMENT = "hawkbit.server.error.multiAssignmentNotEnabled"
 
 EXCEPTIONS = {
     NOT_FOUND: "org.eclipse.hawkbit.repository.exception.EntityNotFoundException",
@@ -73,17 +64,9 @@ CONFIG_KEYS = {
     "batch.assignments.enabled", "action.cleanup.auto.expiry", "action.cleanup.auto.status",
     "action.cleanup.onQuotaHit.percent", "default.ds.type",
 }
-AUDIT = {"createdBy", "createdAt", "lastModifiedBy", "lastModifiedAt"}
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-@pytest.fixture
-def api(server):
-    """The server with the test client logged in as admin/admin."""
-    server.http.set_authorization(("Basic", ("admin", "admin")))
-    return server
-
 
 def basic(user, password):
     credentials = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8"))

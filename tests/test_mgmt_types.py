@@ -15,24 +15,11 @@ import pytest
 
 import storage
 from conftest import Server
+from mgmt import (ALREADY_EXISTS, API, AUDIT, BASE, CONSTRAINT, DELETED, NOT_FOUND, NOT_READABLE,
+                  QUOTA)
 
-API = "/rest/v1"
-BASE = "http://localhost"
-AUDIT = {"createdBy", "createdAt", "lastModifiedBy", "lastModifiedAt"}
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-DELETED = "hawkbit.server.error.deleted"
 READ_ONLY = "hawkbit.server.error.entityreadonly"
-QUOTA = "hawkbit.server.error.quota.tooManyEntries"
-
-
-@pytest.fixture
-def api(server):
-    server.http.set_authorization(("Basic", ("admin", "admin")))
-    return server
 
 
 def error(response, status, code):

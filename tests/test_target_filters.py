@@ -12,20 +12,10 @@ Project decisions tested as such:
 import pytest
 
 from storage import autoassign
+from mgmt import (ADMIN, ALREADY_EXISTS, API, BASE, CONSTRAINT, DELETED, INCOMPLETE, NOT_FOUND,
+                  NOT_READABLE, RSQL_FIELD, RSQL_SYNTAX, SORT_FIELD)
 
-API = "/rest/v1"
-BASE = "http://localhost"
-ADMIN = ("Basic", ("admin", "admin"))
 
-NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
-ALREADY_EXISTS = "hawkbit.server.error.repo.entityAlreadyExists"
-CONSTRAINT = "hawkbit.server.error.repo.constraintViolation"
-NOT_READABLE = "hawkbit.server.error.rest.body.notReadable"
-RSQL_SYNTAX = "hawkbit.server.error.rest.param.rsqlParamSyntax"
-RSQL_FIELD = "hawkbit.server.error.rest.param.rsqlInvalidField"
-SORT_FIELD = "hawkbit.server.error.rest.param.invalidField"
-DELETED = "hawkbit.server.error.deleted"
-INCOMPLETE = "hawkbit.server.error.distributionset.incomplete"
 INVALID_TYPE = "hawkbit.server.error.repo.invalidAutoAssignActionType"
 
 
