@@ -169,6 +169,20 @@ def as_object(value, field, required=False):
     return value
 
 
+def as_id_list(value, field, one_object=False):
+    """The ids of `[{"id": n}, ...]`, each once, in order; `one_object`: a single `{"id": n}`
+    is taken as an array of one (hawkBit's set type module lists take both)."""
+    items = [value] if one_object and isinstance(value, dict) else \
+        as_list(value, field, required=True)
+    ids = []
+    for item in items:
+        item_id = as_int(as_object(item, field, required=True).get("id"), field + ".id",
+                         required=True)
+        if item_id not in ids:
+            ids.append(item_id)
+    return ids
+
+
 def query_bool(text):
     """A boolean query parameter (`force`, `offline`, ...): None when absent or empty."""
     if text is None:

@@ -9,7 +9,7 @@ that would make existing sets incomplete or hold modules their type no longer al
 set type also takes it off every target type's compatible list.
 """
 
-from storage.coerce import as_int, as_list, as_object, as_str
+from storage.coerce import as_id_list, as_int, as_list, as_object, as_str
 from storage.db import write
 from storage.ddi import now_ms
 from storage.errors import (Deleted, EntitiesNotFound, EntityAlreadyExists, EntityNotFound,
@@ -125,18 +125,6 @@ def delete_module_type(type_id):
 
 # --- distribution set types ---------------------------------------------------------------------
 
-def _module_type_ids(value, field):
-    """`[{"id": n}, ...]` (a single object is taken as an array of one), each id once."""
-    items = [value] if isinstance(value, dict) else as_list(value, field, required=True)
-    ids = []
-    for item in items:
-        type_id = as_int(as_object(item, field, required=True).get("id"), field + ".id",
-                         required=True)
-        if type_id not in ids:
-            ids.append(type_id)
-    return ids
-
-
 def _module_types(type_ids):
     found = {row.id for row in SoftwareModuleType.select(SoftwareModuleType.id).where(
         SoftwareModuleType.id.in_(type_ids))}
@@ -169,9 +157,9 @@ def _put_module_types(set_type_id, type_ids, mandatory):
 def _parse_set_type(item):
     item = as_object(item, "distributionsettype", required=True)
     mandatory = [] if item.get("mandatorymodules") is None \
-        else _module_type_ids(item["mandatorymodules"], "mandatorymodules")
+        else as_id_list(item["mandatorymodules"], "mandatorymodules", one_object=True)
     optional = [] if item.get("optionalmodules") is None \
-        else _module_type_ids(item["optionalmodules"], "optionalmodules")
+        else as_id_list(item["optionalmodules"], "optionalmodules", one_object=True)
     return dict(key=_required_text(item, "key", MAX_KEY),
                 name=_required_text(item, "name", MAX_NAME), **_look_and_feel(item)), \
         mandatory, [type_id for type_id in optional if type_id not in mandatory]
@@ -219,7 +207,7 @@ def _touch(set_type, user):
 
 def add_set_type_module_types(type_id, body, mandatory, user):
     """Require (`mandatory`) or allow module types: `{"id": n}` or an array of them."""
-    type_ids = _module_type_ids(body, "softwaremoduletypes")
+    type_ids = as_id_list(body, "softwaremoduletypes", one_object=True)
     with write():
         _module_types(type_ids)
         set_type = _changeable_set_type(type_id)

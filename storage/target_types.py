@@ -9,7 +9,7 @@ target a type. Documents are plain dicts without null values; writes run inside
 """
 
 from storage import query
-from storage.coerce import as_int, as_list, as_object, as_str
+from storage.coerce import as_id_list, as_int, as_list, as_object, as_str
 from storage.db import write
 from storage.ddi import find_target, now_ms
 from storage.documents import audit_fields, clean, link, paged
@@ -58,17 +58,6 @@ def _text(item, field, max_length):
     return as_str(item.get(field), field, max_length=max_length)
 
 
-def _set_type_ids(value, field):
-    """`[{"id": n}, ...]`, each id once, in order."""
-    ids = []
-    for item in as_list(value, field, required=True):
-        type_id = as_int(as_object(item, field, required=True).get("id"), field + ".id",
-                         required=True)
-        if type_id not in ids:
-            ids.append(type_id)
-    return ids
-
-
 def _set_types(type_ids):
     found = {row.id: row for row in
              DistributionSetType.select().where(DistributionSetType.id.in_(type_ids))}
@@ -114,7 +103,7 @@ def _parse_new(item):
                 description=_text(item, "description", MAX_DESCRIPTION),
                 colour=_text(item, "colour", MAX_COLOUR),
                 set_type_ids=[] if compatible is None
-                else _set_type_ids(compatible, "compatibledistributionsettypes"))
+                else as_id_list(compatible, "compatibledistributionsettypes"))
 
 
 def create_types(base, body, user):
@@ -189,7 +178,7 @@ def compatible_set_types(base, type_id):
 
 
 def add_compatible_set_types(type_id, body, user):
-    set_type_ids = _set_type_ids(body, "distributionsettypes")
+    set_type_ids = as_id_list(body, "distributionsettypes")
     with write():
         set_types = _set_types(set_type_ids)
         target_type = get_existing_type(type_id)
