@@ -623,7 +623,7 @@ class DeviceApi:
 
     def _feedback(self, device, action_id, channel):
         action_id = int_parameter(action_id)
-        report = parse_feedback(read_body(bottle.request, self.max_body))
+        report = ddi.parse_feedback(read_body(bottle.request, self.max_body))
         ddi.feedback(device.target, action_id, channel, report, device.now)
 
     def installed_base(self, device, action_id):
@@ -656,12 +656,7 @@ class DeviceApi:
 
     def confirmation_feedback(self, device, action_id):
         action_id = int_parameter(action_id)
-        body = read_body(bottle.request, self.max_body)
-        if not isinstance(body, dict) or body.get("confirmation") not in transitions.CONFIRMATIONS:
-            raise store_errors.BodyNotReadable()
-        report = ddi.Feedback(execution=body["confirmation"], finished=None,
-                              details=_details(body.get("details")), code=_code(body.get("code")),
-                              timestamp=None)
+        report = ddi.parse_confirmation(read_body(bottle.request, self.max_body))
         ddi.feedback(device.target, action_id, transitions.CONFIRMATION, report, device.now)
 
     def activate_auto_confirm(self, device):
@@ -709,62 +704,6 @@ class DeviceApi:
 
 def _quote_segment(text):
     return urllib.parse.quote(text, safe="")
-
-
-def _details(value):
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise store_errors.BodyNotReadable()
-    details = []
-    for item in value:
-        if isinstance(item, str):
-            details.append(item)
-        elif isinstance(item, (int, float)) and not isinstance(item, bool):
-            details.append(str(item))
-        else:
-            raise store_errors.BodyNotReadable()
-    return details
-
-
-def _code(value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise store_errors.BodyNotReadable()
-    try:
-        code = int(value)
-    except ValueError:
-        raise store_errors.BodyNotReadable()
-    if not -2 ** 31 <= code < 2 ** 31:
-        raise store_errors.BodyNotReadable()
-    return code
-
-
-def parse_feedback(body):
-    """A deployment or cancel feedback body (§4.4.1), tolerant of what real clients add.
-
-    Legacy `id` and `time`, any `progress` value and missing `details`/`code` are accepted;
-    a missing `result.finished` or an unknown enum value is a 400, as in hawkBit.
-    """
-    status = body.get("status") if isinstance(body, dict) else None
-    result = status.get("result") if isinstance(status, dict) else None
-    if not isinstance(result, dict):
-        raise store_errors.BodyNotReadable()
-    execution = status.get("execution")
-    finished = result.get("finished")
-    if not isinstance(execution, str) or not isinstance(finished, str):
-        raise store_errors.BodyNotReadable()
-    execution, finished = execution.lower(), finished.lower()
-    if execution not in transitions.EXECUTIONS or finished not in transitions.FINISHED_VALUES:
-        raise store_errors.BodyNotReadable()
-    timestamp = body.get("timestamp")
-    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)
-                                  or not 0 <= timestamp < 2 ** 63):
-        raise store_errors.BodyNotReadable()
-    return ddi.Feedback(execution=execution, finished=finished,
-                        details=_details(status.get("details")), code=_code(status.get("code")),
-                        timestamp=timestamp)
 
 
 ###############################################################################

@@ -516,6 +516,72 @@ def cancel_action(target, action_id, now):
 Feedback = collections.namedtuple("Feedback", "execution finished details code timestamp")
 
 
+def _details(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BodyNotReadable()
+    details = []
+    for item in value:
+        if isinstance(item, str):
+            details.append(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            details.append(str(item))
+        else:
+            raise BodyNotReadable()
+    return details
+
+
+def _code(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BodyNotReadable()
+    try:
+        code = int(value)
+    except ValueError:
+        raise BodyNotReadable()
+    if not -2 ** 31 <= code < 2 ** 31:
+        raise BodyNotReadable()
+    return code
+
+
+def parse_feedback(body):
+    """A deployment or cancel feedback body (§4.4.1), tolerant of what real clients add.
+
+    Legacy `id` and `time`, any `progress` value and missing `details`/`code` are accepted;
+    a missing `result.finished` or an unknown enum value is a 400, as in hawkBit.
+    """
+    status = body.get("status") if isinstance(body, dict) else None
+    result = status.get("result") if isinstance(status, dict) else None
+    if not isinstance(result, dict):
+        raise BodyNotReadable()
+    execution = status.get("execution")
+    finished = result.get("finished")
+    if not isinstance(execution, str) or not isinstance(finished, str):
+        raise BodyNotReadable()
+    execution, finished = execution.lower(), finished.lower()
+    if execution not in t.EXECUTIONS or finished not in t.FINISHED_VALUES:
+        raise BodyNotReadable()
+    timestamp = body.get("timestamp")
+    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)
+                                  or not 0 <= timestamp < 2 ** 63):
+        raise BodyNotReadable()
+    return Feedback(execution=execution, finished=finished, details=_details(status.get("details")),
+                    code=_code(status.get("code")), timestamp=timestamp)
+
+
+def parse_confirmation(body):
+    """A confirmation feedback body (§4.6): `confirmation` confirmed or denied, with optional
+    `details` and `code` as in deployment feedback."""
+    if not isinstance(body, dict) or body.get("confirmation") not in t.CONFIRMATIONS:
+        raise BodyNotReadable()
+    return Feedback(execution=body["confirmation"], finished=None,
+                    details=_details(body.get("details")), code=_code(body.get("code")),
+                    timestamp=None)
+
+
+
 def feedback(target, action_id, channel, report, now):
     """Apply a device's report on `channel` (deployment, cancel or confirmation)."""
     with write():
