@@ -29,6 +29,7 @@ import bench_memory
 import bench_poll
 import bench_scale
 import bench_startup
+import bench_threads
 
 BENCHMARKS = (
     ("poll", bench_poll),
@@ -37,6 +38,7 @@ BENCHMARKS = (
     ("memory", bench_memory),
     ("startup", bench_startup),
     ("scale", bench_scale),
+    ("threads", bench_threads),
 )
 ARTIFACT_SIZE = 200 * MiB
 # The Waitress thread count of ddi-lite's own default, for ddi-lite and every baseline.
