@@ -117,6 +117,14 @@ SETTINGS = (
             "Seconds such a client is answered 429 without a password check."),
     Setting("limits", "password_checks", "positive", 1,
             "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
+    Setting("storage", "cache_kib", "count", storage.db.CACHE_KIB,
+            "SQLite page cache per database connection, in KiB; the server holds threads + 3 "
+            "connections. 256: with 100k targets the RSS stayed at 1.03x that with 1k (1024: "
+            "1.20x, 4096: 1.74x) at the same poll rate; the OS file cache serves the rest."),
+    Setting("storage", "mmap_mib", "mib", storage.db.MMAP_MIB,
+            "How much of the database file each connection maps into memory, in MiB. "
+            "0 (none): mapped pages count in the RSS once per connection (64 MiB: 100k targets took "
+            "5.3x the RSS of 1k)."),
     Setting("scheduler", "auto_assign_interval", "positive", 2,
             "Seconds between runs of auto-assignment (target filters with a distribution set); "
             "a target that registers or reports attributes is checked at once."),
@@ -1274,7 +1282,8 @@ def create_app(config, accounts=None, observer=None):
             messages_per_status=config["limits", "messages_per_status"],
             attributes_per_target=config["limits", "attributes_per_target"]),
         tenant_defaults={key: config["ddi", name] for name, key in TENANT_DEFAULTS.items()},
-        min_polling_seconds=min_polling)
+        min_polling_seconds=min_polling, cache_kib=config["storage", "cache_kib"],
+        mmap_mib=config["storage", "mmap_mib"])
     blobs = artifacts.BlobStore(os.path.join(data_dir, "artifacts"))
     storage.blobs.sweep(blobs)
     app = bottle.Bottle(catchall=True)

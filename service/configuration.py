@@ -26,8 +26,10 @@ class ConfigError(ValueError):
     pass
 
 
-# The whole numbers a kind of setting may be (a port beyond 65535 would wrap around).
-INT_RANGES = {"port": (1, 65535), "positive": (1, 2 ** 31 - 1), "count": (0, 2 ** 31 - 1)}
+# The whole numbers a kind of setting may be (a port beyond 65535 would wrap around; SQLite
+# maps at most 2 GiB of a file, and quietly less than asked beyond).
+INT_RANGES = {"port": (1, 65535), "positive": (1, 2 ** 31 - 1), "count": (0, 2 ** 31 - 1),
+              "mib": (0, 2047)}
 
 
 def convert(setting, value):

@@ -12,7 +12,7 @@ import fcntl
 import os
 
 from storage import actions, autoassign, blobs, catalog, chunks, ddi, tenant
-from storage.db import database, open_database
+from storage.db import CACHE_KIB, MMAP_MIB, database, open_database
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
 SCHEMA_VERSION = 4
@@ -44,11 +44,12 @@ MIGRATIONS = (
 
 
 def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_seconds=None,
-               max_polling_seconds=None):
-    """Open the database in `data_dir`, creating or migrating its schema."""
+               max_polling_seconds=None, cache_kib=CACHE_KIB, mmap_mib=MMAP_MIB):
+    """Open the database in `data_dir`, creating or migrating its schema; each connection
+    gets a page cache of `cache_kib` KiB and maps `mmap_mib` MiB of the file."""
     os.makedirs(data_dir, exist_ok=True)
     ddi.poll_log.flush()  # what the previous database still owes, before switching
-    db = open_database(os.path.join(data_dir, DATABASE_FILE))
+    db = open_database(os.path.join(data_dir, DATABASE_FILE), cache_kib, mmap_mib)
     version = db.execute_sql("PRAGMA user_version").fetchone()[0]
     if version == 0:
         with db.atomic():

@@ -2,7 +2,9 @@
 
 Readers never wait for each other (WAL). Writers are serialised by a process-wide lock *before*
 SQLite is asked for its write lock, so concurrent devices queue in Python instead of seeing
-"database is locked". Every connection is opened once per worker thread and then kept.
+"database is locked". Every connection is opened once per worker thread and then kept, so its
+page cache and memory map are paid once per thread: the server's `[storage] cache_kib` and
+`mmap_mib` size them.
 """
 
 import contextlib
@@ -20,14 +22,20 @@ PRAGMAS = (
     ("synchronous", "normal"),
     ("foreign_keys", 1),
     ("busy_timeout", 10000),
-    # Per connection, and Waitress keeps one per worker thread: 4 MiB each bounds the RSS.
-    ("cache_size", -4000),
 )
+# What a connection gets when the caller does not say (the server's settings do): see the
+# reasons beside [storage] cache_kib and mmap_mib in config.ini.
+CACHE_KIB = 256
+MMAP_MIB = 0
 
 
-def open_database(path):
-    """Open (creating if needed) the SQLite file at `path` and bind the models to it."""
-    db = peewee.SqliteDatabase(path, pragmas=PRAGMAS, check_same_thread=False)
+def open_database(path, cache_kib=CACHE_KIB, mmap_mib=MMAP_MIB):
+    """Open (creating if needed) the SQLite file at `path` and bind the models to it. Each
+    connection, one per thread, gets a page cache of `cache_kib` KiB and maps at most
+    `mmap_mib` MiB of the file (0: reads go through the page cache only)."""
+    pragmas = PRAGMAS + (("cache_size", -cache_kib),
+                         ("mmap_size", mmap_mib * 1024 * 1024))
+    db = peewee.SqliteDatabase(path, pragmas=pragmas, check_same_thread=False)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     return db
