@@ -11,7 +11,7 @@ import time
 from bench_support import (DEVICE, Row, alternate, checked, ddi_lite_process, device_headers,
                            expect, median, open_data_dir, request, run_load, scratch_dir,
                            seed_assigned_target, Load, token_of)
-from storage.db import PRAGMAS
+from storage.db import CACHE_KIB, MMAP_MIB, PRAGMAS
 from storage.models import ActionStatus
 
 DEVICES = 8
@@ -32,7 +32,8 @@ def sqlite_loop(path, seconds):
     """Rows per second of INSERT + COMMIT, one write transaction per row."""
     connection = sqlite3.connect(path, isolation_level=None)
     try:
-        for name, value in PRAGMAS:
+        for name, value in PRAGMAS + (("cache_size", -CACHE_KIB),
+                                      ("mmap_size", MMAP_MIB * 1024 * 1024)):
             connection.execute("PRAGMA %s = %s" % (name, value))
         if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'entry'").fetchone():
             for statement in BASELINE_SCHEMA:
