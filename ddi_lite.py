@@ -65,7 +65,10 @@ SETTINGS = (
     Setting("server", "data_dir", "path", "",
             "Where the database and artifacts live (created on first start); empty: "
             "/var/lib/ddi-lite as root, else $XDG_DATA_HOME/ddi-lite or ~/.local/share/ddi-lite."),
-    Setting("server", "threads", "positive", 8, "Worker threads answering requests."),
+    Setting("server", "threads", "positive", 4,
+            "Worker threads answering requests. 4: polls/s with 1, 2, 4, 8, 16 threads were "
+            "1.53x, 1.10x, 1.09x, 1, 0.81x of 8's (tests/bench/run.py --only threads, 2 cores); "
+            "1 is fastest, but one download to a slow device or one login holds it."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
     Setting("server", "api_docs", "bool", True,

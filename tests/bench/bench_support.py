@@ -61,6 +61,10 @@ class Plan(collections.namedtuple("Plan", "quick seconds rounds threads scratch 
 
 Row = collections.namedtuple("Row", "benchmark ddi baseline ratio target met")
 
+# ddi-lite's own default Waitress thread count ([server] threads).
+DEFAULT_THREADS = next(setting.default for setting in ddi_lite.SETTINGS
+                       if (setting.section, setting.key) == ("server", "threads"))
+
 
 def median(values):
     return statistics.median(values) if values else float("nan")

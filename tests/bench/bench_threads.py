@@ -8,20 +8,14 @@ same rounds.
 
 import os
 
-from bench_support import (DEVICE, Row, checked, ddi_lite_process, device_headers, expect,
-                           median, open_data_dir, request, run_load, scratch_dir,
-                           seed_assigned_target, Load)
-import ddi_lite
+from bench_support import (DEFAULT_THREADS, DEVICE, Row, checked, ddi_lite_process,
+                           device_headers, expect, median, open_data_dir, request, run_load,
+                           scratch_dir, seed_assigned_target, Load)
 
 COUNTS = (1, 2, 4, 8, 16)
 # As many connections as the largest count has threads, so that every thread can be busy.
 CONNECTIONS = 16
 CONTROLLER = "threads-1"
-
-
-def default_threads():
-    return next(setting.default for setting in ddi_lite.SETTINGS
-                if (setting.section, setting.key) == ("server", "threads"))
 
 
 def run(plan):
@@ -44,7 +38,7 @@ def run(plan):
                     rates[count].append(checked(
                         run_load(ddi.port, load, CONNECTIONS, plan.seconds, work),
                         "poll with %d threads" % count).rate)
-    default = default_threads()
+    default = DEFAULT_THREADS
     reference = median(rates[default]) if default in rates else None
     for count in COUNTS:
         figure = median(rates[count])

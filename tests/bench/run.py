@@ -42,7 +42,7 @@ BENCHMARKS = (
 )
 ARTIFACT_SIZE = 200 * MiB
 # The Waitress thread count of ddi-lite's own default, for ddi-lite and every baseline.
-THREADS = 8
+THREADS = bench_support.DEFAULT_THREADS
 
 
 def machine():
