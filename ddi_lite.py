@@ -122,8 +122,9 @@ SETTINGS = (
             "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
     Setting("storage", "cache_kib", "count", storage.db.CACHE_KIB,
             "SQLite page cache per database connection, in KiB; the server holds threads + 3 "
-            "connections. 256: with 100k targets the RSS stayed at 1.03x that with 1k (1024: "
-            "1.20x, 4096: 1.74x) at the same poll rate; the OS file cache serves the rest."),
+            "connections. 256: with 8 threads and 100k targets the RSS stayed at 1.03x that "
+            "with 1k (1024: 1.20x, 4096: 1.74x) at the same poll rate; the OS file cache "
+            "serves the rest."),
     Setting("storage", "mmap_mib", "mib", storage.db.MMAP_MIB,
             "How much of the database file each connection maps into memory, in MiB. "
             "0 (none): mapped pages count in the RSS once per connection (64 MiB: 100k targets took "
