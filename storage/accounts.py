@@ -15,6 +15,7 @@ file with `SettingsFile`); writing an account keeps them as they are.
 import base64
 import collections
 import configparser
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -250,6 +251,17 @@ def set_password(path, user, password_hash):
     The file is replaced at once (`_replace_file`): a server re-reading its accounts sees the
     old file or the new one, never half of one."""
     path = os.path.realpath(path)  # a symbolic link to the settings file stays one
+    # Two passwd runs at once would each read the file, and the second rename would drop the
+    # first one's account: they take turns on a lock of the file's folder (no extra file).
+    folder = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        _set_password_locked(path, user, password_hash)
+    finally:
+        os.close(folder)  # releases the lock
+
+
+def _set_password_locked(path, user, password_hash):
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.read().splitlines()

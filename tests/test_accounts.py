@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -126,6 +127,28 @@ def test_a_failed_write_leaves_the_file_as_it_was_and_no_temporary_file(places, 
     assert places["local"].read_text() == "[server]\nport = 1\n"
     assert os.listdir(str(places["local"].parent)) == ["config.ini"]
     assert "No space left on device" in capsys.readouterr().err
+
+
+def test_passwd_runs_at_the_same_moment_keep_every_account(tmp_path):
+    """Each run reads the file, adds its account and renames a new file over it: without
+    taking turns, a later rename drops what an earlier run wrote."""
+    path = tmp_path / "config.ini"
+    path.write_text("[server]\nport = 8080\n")
+    users = ["op%d" % number for number in range(16)]
+    start = threading.Barrier(len(users))
+
+    def run(user):
+        start.wait()
+        operator_accounts.set_password(str(path), user, operator_accounts.DEFAULT_ACCOUNTS[
+            "admin"])
+    threads = [threading.Thread(target=run, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    stored = operator_accounts.SettingsFile(str(path)).parse()
+    assert sorted(stored.options(operator_accounts.ACCOUNTS_SECTION)) == sorted(users)
+    assert stored.get("server", "port") == "8080"
 
 
 def test_passwd_through_a_symbolic_link_writes_the_file_it_points_to(places, monkeypatch,
