@@ -1342,6 +1342,7 @@ def serve(config):
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
         target=accounts.reload, args=("SIGHUP",), name="sighup", daemon=True).start())
     ddi.poll_log.start_writer()
+    storage.db.writer.start()
     storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
                                        config["scheduler", "auto_assign_full_pass_hours"])
     host, port = config["server", "host"], config["server", "port"]

@@ -12,7 +12,7 @@ import fcntl
 import os
 
 from storage import actions, autoassign, blobs, catalog, chunks, ddi, tenant
-from storage.db import CACHE_KIB, MMAP_MIB, database, open_database
+from storage.db import CACHE_KIB, MMAP_MIB, database, open_database, writer
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
 SCHEMA_VERSION = 4
@@ -79,9 +79,10 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
 
 
 def close_store():
-    """Stop the auto-assignment thread, write what the store still holds in memory (poll
-    times) and close the database."""
+    """Stop the auto-assignment thread, write what the store still holds in memory (device
+    writes handed in, poll times) and close the database."""
     autoassign.scheduler.stop()
+    writer.stop()
     ddi.poll_log.stop_writer()
     if not database.is_closed():
         database.close()

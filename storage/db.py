@@ -5,9 +5,13 @@ SQLite is asked for its write lock, so concurrent devices queue in Python instea
 "database is locked". Every connection is opened once per worker thread and then kept, so its
 page cache and memory map are paid once per thread: the server's `[storage] cache_kib` and
 `mmap_mib` size them.
+
+The device writes, many small ones at once, go to `writer`: a server starts its thread, which
+owns a connection of its own and commits what arrived together in one transaction.
 """
 
 import contextlib
+import queue
 import threading
 
 import peewee
@@ -47,6 +51,127 @@ def write():
     with _write_lock:
         with database.atomic("IMMEDIATE"):
             yield
+
+
+class _Job:
+    """One write handed to the writer, and its answer; `wait` returns once it is committed."""
+
+    __slots__ = ("function", "args", "result", "error", "_done")
+
+    def __init__(self, function, args):
+        self.function = function
+        self.args = args
+        self.result = self.error = None
+        # A lock taken now and released when answered: the cheapest one-shot signal.
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def answer(self, result=None, error=None):
+        self.result, self.error = result, error
+        self._done.release()
+
+    def wait(self):
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _Undo(Exception):
+    """Ends a batch's transaction after one of its writes failed."""
+
+
+class Writer:
+    """Device writes on one thread that owns the write connection, batched.
+
+    `run(function, *args)` calls `function(*args)` in a write transaction and returns its
+    result (or raises its error) once that transaction is committed: nothing is acknowledged
+    before it is on disk. With the thread started (`start`), what the server's threads hand
+    in while a batch commits becomes the next batch: one transaction, one commit, and no
+    request thread waiting in line for the write lock and the interpreter around each
+    statement of another's write. A write that fails is answered its error alone: the batch
+    is rolled back and the others are run again without it, so each write is all or nothing
+    as if it had been alone. Functions must therefore only read and write the database (they
+    may run twice) and must not call `write()` themselves.
+
+    Without the thread (tests in-process, the command line), `run` writes at once in the
+    caller's thread; inside a write transaction already, it joins that transaction.
+    """
+
+    def __init__(self):
+        self._jobs = queue.SimpleQueue()
+        self._thread = None
+        self._state = threading.Lock()
+
+    def start(self):
+        with self._state:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_forever, name="writer",
+                                                daemon=True)
+                self._thread.start()
+
+    def stop(self):
+        """Write what was handed in, then end the thread; later writes are made at once."""
+        with self._state:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._jobs.put(None)
+        if thread is not None:
+            thread.join()
+
+    def run(self, function, *args):
+        if database.in_transaction():
+            return function(*args)
+        with self._state:
+            running = self._thread is not None
+            if running:
+                job = _Job(function, args)
+                self._jobs.put(job)
+        if not running:
+            with write():
+                return function(*args)
+        return job.wait()
+
+    def _write_forever(self):
+        while True:
+            batch = [self._jobs.get()]
+            while True:
+                try:
+                    batch.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            last = batch[-1] is None
+            self._commit([job for job in batch if job is not None])
+            if last:
+                return
+
+    def _commit(self, jobs):
+        with _write_lock:
+            while jobs:
+                failed, results = None, []
+                try:
+                    with database.atomic("IMMEDIATE"):
+                        for job in jobs:
+                            try:
+                                results.append(job.function(*job.args))
+                            except Exception as error:
+                                failed = (job, error)
+                                raise _Undo()
+                except _Undo:
+                    job, error = failed
+                    job.answer(error=error)
+                    jobs = [other for other in jobs if other is not job]
+                    continue
+                except Exception as error:  # the commit itself (disk full, I/O error)
+                    for job in jobs:
+                        job.answer(error=error)
+                    return
+                for job, result in zip(jobs, results):
+                    job.answer(result)
+                return
+
+
+writer = Writer()
 
 
 class Prepared:

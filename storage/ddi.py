@@ -19,7 +19,7 @@ from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
 from storage.actions import SERVER_PREFIX, apply_event
-from storage.db import Prepared, database, scalar, write
+from storage.db import Prepared, database, scalar, write, writer
 from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNotReadable,
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
@@ -310,29 +310,32 @@ def update_attributes(target, data, mode, now):
                 "Attribute keys and values must have at most %d characters."
                 % MAX_ATTRIBUTE_LENGTH)
         cleaned[key] = value
-    with write():
-        target = Target.get_by_id(target.id)
-        current = target.attributes
-        if mode == "replace":
-            result = {k: v for k, v in cleaned.items() if v is not None}
-        elif mode == "remove":
-            result = {k: v for k, v in current.items() if k not in cleaned}
-        else:
-            result = dict(current)
-            for key, value in cleaned.items():
-                if value is None:
-                    result.pop(key, None)
-                else:
-                    result[key] = value
-        quota = action_rules.limits.attributes_per_target
-        if quota and len(result) > len(current) and len(result) > quota:
-            raise QuotaExceeded(
-                "Quota exceeded: Cannot assign %d more attributes to Target '%s'. "
-                "The maximum is %d." % (len(result) - len(current), target.controller_id, quota))
-        target.attributes = result
-        target.request_attributes = False
-        target.save()
+    writer.run(_write_attributes, target.id, cleaned, mode)
     autoassign.scheduler.wake()  # the new attributes may match a filter with auto-assignment
+
+
+def _write_attributes(target_id, cleaned, mode):
+    target = Target.get_by_id(target_id)
+    current = target.attributes
+    if mode == "replace":
+        result = {k: v for k, v in cleaned.items() if v is not None}
+    elif mode == "remove":
+        result = {k: v for k, v in current.items() if k not in cleaned}
+    else:
+        result = dict(current)
+        for key, value in cleaned.items():
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = value
+    quota = action_rules.limits.attributes_per_target
+    if quota and len(result) > len(current) and len(result) > quota:
+        raise QuotaExceeded(
+            "Quota exceeded: Cannot assign %d more attributes to Target '%s'. "
+            "The maximum is %d." % (len(result) - len(current), target.controller_id, quota))
+    target.attributes = result
+    target.request_attributes = False
+    target.save()
 
 
 # --- one action, as the device sees it -----------------------------------------------------
@@ -456,12 +459,17 @@ def _note_retrieved(action, newest_status, now):
     """Note that the device fetched its action, once per change (§4.3 step 4)."""
     if not action.active or newest_status == t.RETRIEVED:
         return
-    with write():
-        action = Action.get_by_id(action.id)
-        try:
-            apply_event(action, t.SERVER, "retrieved", now=now)
-        except QuotaExceeded:
-            pass  # a device's read must not fail because the history is full
+    writer.run(_note_server_event, action.id, "retrieved", now)
+
+
+def _note_server_event(action_id, event, now, message_values=None):
+    """What the server saw a device do (it fetched its action, downloaded a file), in the
+    action's history; a device's read must not fail because that history is full."""
+    try:
+        apply_event(Action.get_by_id(action_id), t.SERVER, event, now=now,
+                    message_values=message_values)
+    except QuotaExceeded:
+        pass
 
 
 def deployment_base(target, action_id, history_count, artifact_url, now, chunk_cache):
@@ -504,11 +512,7 @@ def cancel_action(target, action_id, now):
     if action.status not in t.CANCEL_STATUSES:
         raise EmptyNotFound()
     if action.active and newest_entry_status(action) != t.RETRIEVED:
-        with write():
-            try:
-                apply_event(Action.get_by_id(action.id), t.SERVER, "retrieved", now=now)
-            except QuotaExceeded:
-                pass
+        writer.run(_note_server_event, action.id, "retrieved", now)
     stop_id = str(action.id)
     return collections.OrderedDict((("id", stop_id), ("cancelAction", {"stopId": stop_id})))
 
@@ -583,12 +587,16 @@ def parse_confirmation(body):
 
 
 def feedback(target, action_id, channel, report, now):
-    """Apply a device's report on `channel` (deployment, cancel or confirmation)."""
-    with write():
-        action = require_action(target, action_id)
-        return apply_event(action, channel, report.execution, report.finished,
-                           details=report.details, code=report.code,
-                           timestamp=report.timestamp, now=now, by=target.controller_id)
+    """Apply a device's report on `channel` (deployment, cancel or confirmation); returns
+    once it is committed."""
+    return writer.run(_apply_feedback, target, action_id, channel, report, now)
+
+
+def _apply_feedback(target, action_id, channel, report, now):
+    action = require_action(target, action_id)
+    return apply_event(action, channel, report.execution, report.finished,
+                       details=report.details, code=report.code,
+                       timestamp=report.timestamp, now=now, by=target.controller_id)
 
 
 # --- installedBase PUT (§4.8) --------------------------------------------------------------
@@ -758,9 +766,4 @@ def note_download(action, path, now):
     message = SERVER_PREFIX + "Target downloads %s" % path
     if newest is not None and newest.status == t.DOWNLOAD and newest.messages == [message]:
         return
-    with write():
-        try:
-            apply_event(Action.get_by_id(action.id), t.SERVER, "download", now=now,
-                        message_values={"path": path})
-        except QuotaExceeded:
-            pass  # a download must not fail because the history is full
+    writer.run(_note_server_event, action.id, "download", now, {"path": path})
