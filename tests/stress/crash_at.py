@@ -1,6 +1,6 @@
 """Run `ddi-lite` with a trap that kills the process (SIGKILL, as a power cut would) at one
-step of keeping or freeing a blob, or of an auto-assignment run: `python crash_at.py STEP
-serve ...`.
+step of keeping or freeing a blob, of an auto-assignment run or of a batch of device writes:
+`python crash_at.py STEP serve ...`.
 
 The trap wraps the real step; nothing in the server knows about it.
 """
@@ -8,12 +8,13 @@ The trap wraps the real step; nothing in the server knows about it.
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import ddi_lite  # noqa: E402
 from artifacts import store  # noqa: E402
-from storage import assignments, autoassign  # noqa: E402
+from storage import assignments, autoassign, db  # noqa: E402
 from storage import blobs as blob_rules  # noqa: E402
 
 
@@ -50,6 +51,26 @@ def in_the_middle_of_receiving():
     store._copy_and_hash = lambda stream, out, max_size: copy(Dying(stream), out, max_size)
 
 
+def in_a_batch_of_writes(number=20, pause=0.2):
+    """The writer's batch `number` of two writes or more kills the process at its last write,
+    after the others of the batch were written and `pause` seconds in which the server's
+    other threads go on (and send whatever they were told to answer)."""
+    commit = db.Writer._commit
+    batches = []
+
+    def dying(*args):
+        time.sleep(pause)
+        die()
+
+    def trapped(writer, jobs):
+        if len(jobs) >= 2:
+            batches.append(1)
+            if len(batches) == number:
+                jobs[-1].function = dying
+        return commit(writer, jobs)
+    db.Writer._commit = trapped
+
+
 def on_call(number, function):
     """`function`, except that its call `number` kills the process instead."""
     calls = []
@@ -78,6 +99,8 @@ STEPS = {
                                              on_call(50, assignments.assign)),
     "auto-assign-after-batch": lambda: setattr(autoassign, "_batch_end",
                                                on_call(2, autoassign._batch_end)),
+    # device writes: within a batch of the writer thread, after others were written in it
+    "writes-mid-batch": in_a_batch_of_writes,
 }
 
 if __name__ == "__main__":
