@@ -551,9 +551,9 @@ class DeviceApi:
         origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
         action = None
         if registers:
-            target, action = ddi.find_target_and_current_action(controller_id)
+            target, action = ddi.device_target_and_shown_action(controller_id)
         else:
-            target = ddi.find_target(controller_id)
+            target = ddi.device_target(controller_id)
         if not authenticated(environ, controller_id, target, tenant.settings(), origin,
                              CERTIFICATE_HEADERS):
             raise HttpProblem(401, empty=True)

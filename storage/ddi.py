@@ -41,21 +41,53 @@ def now_ms():
 
 _TARGET_BY_CONTROLLER_ID = Prepared(
     'SELECT * FROM "target" WHERE "controller_id" = ?', Target)
-# A poll needs the target and the action it is shown: one statement instead of two.
-_TARGET_AND_CURRENT_ACTION = Prepared(
-    'SELECT "t".*, "a".* FROM "target" AS "t" LEFT JOIN "action" AS "a" ON "a"."id" = '
-    '(SELECT "id" FROM "action" WHERE "target_id" = "t"."id" AND "active" = 1 '
-    'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1) '
-    'WHERE "t"."controller_id" = ?', Target, Action)
 
 
 def find_target(controller_id):
     return _TARGET_BY_CONTROLLER_ID.first(controller_id)
 
 
-def find_target_and_current_action(controller_id):
-    """(target, the action it is shown or None); (None, None) for an unknown controller."""
-    return _TARGET_AND_CURRENT_ACTION.first_joined(controller_id) or (None, None)
+# What the device routes read of a target and of the action it is shown, as plain tuples
+# named like the models' fields: building model instances (every column converted, the
+# attributes' JSON parsed) was a fifth of a poll. Booleans stay SQLite's 0 and 1.
+DeviceTarget = collections.namedtuple(
+    "DeviceTarget", "id controller_id security_token address update_status request_attributes "
+    "installed_ds_id assigned_ds_id auto_confirm_active auto_confirm_initiator "
+    "auto_confirm_remark auto_confirm_activated_at")
+ShownAction = collections.namedtuple(
+    "ShownAction", "id target_id distribution_set_id action_type forced_time status active "
+    "revision maintenance_schedule maintenance_duration maintenance_timezone")
+
+
+def _columns(alias, names):
+    return ", ".join('"%s"."%s"' % (alias, name) for name in names)
+
+
+_DEVICE_TARGET = 'SELECT %s FROM "target" AS "t" WHERE "t"."controller_id" = ?' % _columns(
+    "t", DeviceTarget._fields)
+# A poll needs the target and the action it is shown: one statement instead of two.
+_DEVICE_TARGET_AND_SHOWN_ACTION = (
+    'SELECT %s, %s FROM "target" AS "t" LEFT JOIN "action" AS "a" ON "a"."id" = '
+    '(SELECT "id" FROM "action" WHERE "target_id" = "t"."id" AND "active" = 1 '
+    'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1) '
+    'WHERE "t"."controller_id" = ?' % (_columns("t", DeviceTarget._fields),
+                                        _columns("a", ShownAction._fields)))
+_TARGET_WIDTH = len(DeviceTarget._fields)
+
+
+def device_target(controller_id):
+    """The DeviceTarget of `controller_id`, or None."""
+    row = database.execute_sql(_DEVICE_TARGET, (controller_id,)).fetchone()
+    return None if row is None else DeviceTarget._make(row)
+
+
+def device_target_and_shown_action(controller_id):
+    """(DeviceTarget, the ShownAction or None); (None, None) for an unknown controller."""
+    row = database.execute_sql(_DEVICE_TARGET_AND_SHOWN_ACTION, (controller_id,)).fetchone()
+    if row is None:
+        return None, None
+    action = None if row[_TARGET_WIDTH] is None else ShownAction._make(row[_TARGET_WIDTH:])
+    return DeviceTarget._make(row[:_TARGET_WIDTH]), action
 
 
 def require_target(target, controller_id):
@@ -156,7 +188,7 @@ def register_poll(target, controller_id, address, now):
                     last_modified_at=now, last_modified_by=PLUG_AND_PLAY)
         if created is not None:
             autoassign.scheduler.wake()
-            return created
+        return device_target(controller_id)
     if target.address != address or target.update_status == "UNKNOWN":
         with write():
             changes = {Target.address: address, Target.last_target_query: now}
@@ -165,10 +197,8 @@ def register_poll(target, controller_id, address, now):
             Target.update(changes).where(Target.id == target.id).execute()
         if target.update_status == "UNKNOWN":
             autoassign.scheduler.wake()
-        target = Target.get_by_id(target.id)
-    else:
-        poll_log.record(target.id, now)
-        target.last_target_query = now
+        return device_target(controller_id)
+    poll_log.record(target.id, now)
     return target
 
 
