@@ -662,7 +662,8 @@ class DeviceApi:
         return None
 
     def confirmation_base(self, device):
-        return ddi.confirmation_base(device.target, device.device_url, device.now)
+        return ddi.confirmation_base(device.target, device.device_url, device.now,
+                                     device.action)
 
     def confirmation_base_action(self, device, action_id):
         if action_id in ("activateAutoConfirm", "deactivateAutoConfirm"):

@@ -391,11 +391,16 @@ def _action_for_document(target, action_id):
 
 
 def _of_target(target, action_id, row):
-    if row is None:
-        raise EntityNotFound("Action", action_id)
-    if row[0].target_id != target.id:
-        raise ActionNotOfTarget(action_id, target.controller_id)
+    _require_of_target(target, action_id, row[0].target_id if row else None)
     return row
+
+
+def _require_of_target(target, action_id, owner_id):
+    """Refuse an action that does not exist (`owner_id` None) or is another target's."""
+    if owner_id is None:
+        raise EntityNotFound("Action", action_id)
+    if owner_id != target.id:
+        raise ActionNotOfTarget(action_id, target.controller_id)
 
 
 def _handling(action, window, now):
@@ -480,11 +485,6 @@ def _action_document(action, inner_name, history_count, artifact_url, now, windo
     return document
 
 
-def newest_entry_status(action):
-    return scalar('SELECT "status" FROM "action_status" WHERE "action_id" = ? '
-                  'ORDER BY "id" DESC LIMIT 1', action.id)
-
-
 def _note_retrieved(action, newest_status, now):
     """Note that the device fetched its action, once per change (§4.3 step 4)."""
     if not action.active or newest_status == t.RETRIEVED:
@@ -537,13 +537,22 @@ def confirmation_base_action(target, action_id, history_count, artifact_url, now
                             chunk_cache.chunks(action.distribution_set_id, generation))
 
 
+# What a cancelAction needs of its action, with the status of its newest history entry, as
+# plain values in one statement: the target it belongs to, its status, whether it is active.
+_ACTION_TO_CANCEL = (
+    'SELECT "target_id", "status", "active", (SELECT "status" FROM "action_status" '
+    'WHERE "action_id" = "action"."id" ORDER BY "id" DESC LIMIT 1) FROM "action" WHERE "id" = ?')
+
+
 def cancel_action(target, action_id, now):
-    action = require_action(target, action_id)
-    if action.status not in t.CANCEL_STATUSES:
+    row = database.execute_sql(_ACTION_TO_CANCEL, (action_id,)).fetchone()
+    _require_of_target(target, action_id, row[0] if row else None)
+    _, status, active, newest_status = row
+    if status not in t.CANCEL_STATUSES:
         raise EmptyNotFound()
-    if action.active and newest_entry_status(action) != t.RETRIEVED:
-        writer.run(_note_server_event, action.id, "retrieved", now)
-    stop_id = str(action.id)
+    if active and newest_status != t.RETRIEVED:
+        writer.run(_note_server_event, action_id, "retrieved", now)
+    stop_id = str(action_id)
     return collections.OrderedDict((("id", stop_id), ("cancelAction", {"stopId": stop_id})))
 
 
@@ -660,7 +669,9 @@ MAX_REMARK = 512
 DEFAULT_REMARK = "Initiated using the Device Direct Integration API without providing a remark."
 
 
-def confirmation_base(target, device_url, now):
+def confirmation_base(target, device_url, now, action):
+    """The auto-confirmation state (§4.9); `action` is `current_action(target)`, read with
+    the target."""
     auto = collections.OrderedDict((("active", bool(target.auto_confirm_active)),))
     links = collections.OrderedDict()
     if target.auto_confirm_active:
@@ -673,7 +684,6 @@ def confirmation_base(target, device_url, now):
     else:
         auto["activatedAt"] = 0
         links["activateAutoConfirm"] = device_url + "/confirmationBase/activateAutoConfirm"
-    action = current_action(target)
     if action is not None:
         action = _cancel_if_window_lapsed(action, now)
         if action.status == t.WAIT_FOR_CONFIRMATION:
