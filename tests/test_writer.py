@@ -149,6 +149,7 @@ def test_feedback_arriving_together_each_gets_its_own_answer(started):
     server = started
     good = server.deployment(controller_id="dev-1")
     other = server.deployment(controller_id="dev-2")
+    crowded = server.deployment(controller_id="dev-3")
     over_quota = feedback_body(details=["line %d" % n for n in range(50)])
     over_quota["status"]["code"] = 1  # the 51st message
     clients = [webtest.TestApp(server.wsgi) for _ in range(4)]
@@ -162,7 +163,7 @@ def test_feedback_arriving_together_each_gets_its_own_answer(started):
     threads, answers = in_threads(
         (post, (clients[0], "dev-1", good.id, feedback_body(details=["fine"]))),
         (post, (clients[1], "dev-1", other.id, feedback_body())),  # not dev-1's action
-        (post, (clients[2], "dev-2", other.id, over_quota)),
+        (post, (clients[2], "dev-3", crowded.id, over_quota)),
         (post, (clients[3], "dev-2", other.id, feedback_body("closed", "success"))))
     gate.open_when_queued(4)
     join(threads)
@@ -174,6 +175,8 @@ def test_feedback_arriving_together_each_gets_its_own_answer(started):
     assert answers[3] == (200, None)
     assert [entry.messages for entry in ActionStatus.select().where(
         ActionStatus.action == good.id).order_by(ActionStatus.id)][-1] == ["fine"]
+    assert [entry.status for entry in ActionStatus.select().where(
+        ActionStatus.action == crowded.id)] == ["RUNNING"]  # the assignment's alone
     statuses = [entry.status for entry in ActionStatus.select().where(
         ActionStatus.action == other.id)]
     assert statuses[-1] == "FINISHED" and len(statuses) == 2  # the assignment and the close
