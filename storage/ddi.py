@@ -374,25 +374,26 @@ _ACTION_BY_ID = Prepared('SELECT * FROM "action" WHERE "id" = ?', Action)
 # An action with what its documents need besides, in one statement: each statement gives up
 # the GIL and waits to take it back behind the server's other threads, which under load costs
 # more than the statement.
-_ACTION_FOR_DOCUMENT = Prepared(
-    'SELECT "action".*, (SELECT "status" FROM "action_status" WHERE "action_id" = "action"."id" '
-    'ORDER BY "id" DESC LIMIT 1), (%s) FROM "action" WHERE "id" = ?' % chunks.GENERATION_QUERY,
-    Action)
+_ACTION_FOR_DOCUMENT = (
+    'SELECT %s, (SELECT "status" FROM "action_status" WHERE "action_id" = "a"."id" '
+    'ORDER BY "id" DESC LIMIT 1), (%s) FROM "action" AS "a" WHERE "a"."id" = ?'
+    % (_columns("a", ShownAction._fields), chunks.GENERATION_QUERY))
+_ACTION_WIDTH = len(ShownAction._fields)
 
 
 def require_action(target, action_id):
-    return _of_target(target, action_id, _ACTION_BY_ID.first_joined(action_id))[0]
+    action = _ACTION_BY_ID.first(action_id)
+    _require_of_target(target, action_id, action.target_id if action else None)
+    return action
 
 
 def _action_for_document(target, action_id):
-    """`require_action`, with the status of the action's newest history entry and the software
-    generation (`storage.chunks`): (action, status, generation)."""
-    return _of_target(target, action_id, _ACTION_FOR_DOCUMENT.first_joined(action_id))
-
-
-def _of_target(target, action_id, row):
-    _require_of_target(target, action_id, row[0].target_id if row else None)
-    return row
+    """The action (a ShownAction) of the target, with the status of its newest history entry
+    and the software generation (`storage.chunks`): (action, status, generation)."""
+    row = database.execute_sql(_ACTION_FOR_DOCUMENT, (action_id,)).fetchone()
+    action = None if row is None else ShownAction._make(row[:_ACTION_WIDTH])
+    _require_of_target(target, action_id, action.target_id if action else None)
+    return (action,) + tuple(row[_ACTION_WIDTH:])
 
 
 def _require_of_target(target, action_id, owner_id):
