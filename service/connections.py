@@ -2,8 +2,8 @@
 
 `Server(app, ...)` binds the listening sockets and runs Waitress's event loop with gated
 connections: a deadline for a request's headers, no body buffered before the app has
-authenticated its request, slow connections parked out of the loop's way, and room made at
-the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
+authenticated its request (beyond what came with the headers), slow connections parked out of
+the loop's way, and room made at the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
 in flight answered within a bound. It knows the app only as a WSGI callable and the two
 environ keys below; it imports nothing of ddi-lite.
 """
@@ -36,7 +36,7 @@ BODY_LIMIT = "ddi_lite.body_limit"
 # a request's headers (its channel_timeout restarts with every byte, so a client dripping a
 # byte a second would hold a connection for ever); a stop before a body until the app has
 # authenticated the request, so that no one without credentials makes the server buffer a
-# byte of it (the stop asks the app what `Expect: 100-continue` asks, BEFORE_BODY); slow
+# byte more than came with the headers (the stop asks the app what `Expect: 100-continue` asks, BEFORE_BODY); slow
 # connections parked out of the loop's way; and at the connection limit, room made by closing
 # the quietest connection not being served instead of leaving new ones waiting.
 
@@ -61,7 +61,14 @@ class GatedRequest(waitress.parser.HTTPRequestParser):
             return len(data)
         consumed = super().received(data)
         if self.body_limit is None:
-            if self.headers_finished and not self.completed:
+            if self.headers_finished and not self.completed and self._body_came_along(
+                    data, consumed):
+                # Read already, with the headers (one receive, a few KiB at most): there is
+                # nothing left to spare the server, and asking the app first would cost a
+                # second call of it and two more turns of the loop. A device's feedback
+                # comes so; the app still refuses it if not authenticated, or if too large.
+                self.body_limit = self.content_length
+            elif self.headers_finished and not self.completed:
                 self.held = b""
                 # A client that asked `Expect: 100-continue` hears it once the app agrees.
                 self.wants_continue, self.expect_continue = self.expect_continue, False
@@ -70,6 +77,11 @@ class GatedRequest(waitress.parser.HTTPRequestParser):
                 "exceeds the %d bytes this resource takes" % self.body_limit)
             self.completed = True
         return consumed
+
+
+    def _body_came_along(self, data, consumed):
+        return (not self.chunked and not self.expect_continue
+                and len(data) - consumed >= self.content_length)
 
 
 class GatedChannel(waitress.channel.HTTPChannel):

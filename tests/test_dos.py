@@ -16,6 +16,7 @@ import base64
 import threading
 
 import pytest
+import waitress.adjustments
 import webob
 
 import ddi_lite
@@ -233,3 +234,32 @@ def test_asking_about_a_body_changes_nothing(server):
     status, _, _ = ask(server.wsgi, "GET", DEVICE + "/new-device", "GatewayToken gw")
     assert status == 100
     assert ddi.find_target("new-device") is None
+
+
+def gated(*pieces):
+    """A GatedRequest fed `pieces` as the event loop would, each as one receive."""
+    request = connections.GatedRequest(waitress.adjustments.Adjustments())
+    for data in pieces:
+        while data and not request.completed:
+            data = data[request.received(data):]
+    return request
+
+
+FEEDBACK_HEADERS = (b"POST /DEFAULT/controller/v1/dev-1/deploymentBase/1/feedback HTTP/1.1\r\n"
+                    b"Host: h\r\nContent-Length: 2\r\n")
+
+
+def test_a_body_that_came_whole_with_its_headers_goes_to_the_app_at_once():
+    request = gated(FEEDBACK_HEADERS + b"\r\n{}")
+    assert (request.completed, request.held, request.get_body_stream().read()) == \
+        (True, None, b"{}")
+
+
+def test_a_body_still_to_come_waits_for_the_apps_answer():
+    request = gated(FEEDBACK_HEADERS + b"\r\n{", b"}")
+    assert (request.completed, request.held) == (False, b"{}")
+
+
+def test_a_body_after_expect_100_continue_waits_for_the_apps_answer():
+    request = gated(FEEDBACK_HEADERS + b"Expect: 100-continue\r\n\r\n{}")
+    assert (request.completed, request.held) == (False, b"{}")
