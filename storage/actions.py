@@ -175,6 +175,9 @@ def _apply_effects(action, effects, event_time, now, by):
                 target.assigned_ds = ds_id
         if target.assigned_ds_id == target.installed_ds_id:
             target.update_status = "IN_SYNC"
+    if t.ASSIGNED in effects:
+        target.assigned_ds = ds_id
+        target.update_status = "PENDING"
     if t.FAILED in effects:
         target.update_status = "ERROR"
         target.assigned_ds = None
