@@ -44,7 +44,7 @@ from service import (access_log, commands, configuration, connections, forwarded
                      systemd)
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
-from storage import software_types, tags, target_types
+from storage import rollouts, software_types, tags, target_types
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import Accounts, PasswordNotChecked
@@ -135,6 +135,9 @@ SETTINGS = (
     Setting("scheduler", "auto_assign_full_pass_hours", "count", 24,
             "Hours between checks of every target by each auto-assigning filter; in between, "
             "only targets that changed are checked (0: never)."),
+    Setting("scheduler", "rollout_interval", "positive", 2,
+            "Seconds between evaluations of running rollouts (thresholds, next groups, "
+            "startAt); device feedback on a rollout's action makes one at once."),
 )
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
@@ -768,7 +771,7 @@ def _listing(ctx):
 
 
 class ManagementApi:
-    """The Tier 1 Management API and target filters. Each handler reads its parameters,
+    """The Tier 1 Management API, target filters, tags, types and rollouts. Each handler reads its parameters,
     calls one rule in `storage.fleet`, `storage.software` or `storage.filters`, and answers
     with hawkBit's status code."""
 
@@ -951,7 +954,7 @@ class ManagementApi:
              lambda c, key: F.put_config(c.base, key, body(c), c.user)),
             ("DELETE", "/system/configs/<key>", 204, lambda c, key: F.delete_config(key)),
             ("GET", "/userinfo", 200, lambda c: F.userinfo(c.user)),
-        ) + self._tag_and_type_routes()
+        ) + self._tag_and_type_routes() + self._rollout_routes()
         for method, path, status, handler in routes:
             upload = (method, path) == ("POST", "/softwaremodules/<sid>/artifacts")
             app.route("/rest/v1" + path, method, self._guarded(handler, status, upload),
@@ -1044,6 +1047,44 @@ class ManagementApi:
              lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
             ("DELETE", "/distributionsettypes/<tid>/optionalmoduletypes/<mid>", 204,
              lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
+        )
+
+    def _rollout_routes(self):
+        """Rollouts and their deploy groups (§12.2)."""
+        body = self._body
+        R = rollouts
+
+        def full(c):
+            return (c.query.get("representation") or "").lower() == "full"
+
+        def remark(c):
+            return c.query.get("remark") or None
+        return (
+            ("GET", "/rollouts", 200, lambda c: R.list_rollouts(c.base, *_listing(c),
+                                                                full=full(c))),
+            ("POST", "/rollouts", 201, lambda c: R.create_rollout(c.base, body(c), c.user)),
+            ("GET", "/rollouts/<rid>", 200, lambda c, rid: R.get_rollout(c.base, _id(rid))),
+            ("PUT", "/rollouts/<rid>", 200,
+             lambda c, rid: R.update_rollout(c.base, _id(rid), body(c), c.user)),
+            ("DELETE", "/rollouts/<rid>", 204, lambda c, rid: R.delete(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/start", 204, lambda c, rid: R.start(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/pause", 204, lambda c, rid: R.pause(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/resume", 204, lambda c, rid: R.resume(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/stop", 204, lambda c, rid: R.stop(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/triggerNextGroup", 204,
+             lambda c, rid: R.trigger_next_group(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/approve", 204,
+             lambda c, rid: R.approve(_id(rid), remark(c), c.user)),
+            ("POST", "/rollouts/<rid>/deny", 204,
+             lambda c, rid: R.deny(_id(rid), remark(c), c.user)),
+            ("POST", "/rollouts/<rid>/retry", 201,
+             lambda c, rid: R.retry(c.base, _id(rid), c.user)),
+            ("GET", "/rollouts/<rid>/deploygroups", 200,
+             lambda c, rid: R.list_groups(c.base, _id(rid), *_listing(c))),
+            ("GET", "/rollouts/<rid>/deploygroups/<gid>", 200,
+             lambda c, rid, gid: R.get_group(c.base, _id(rid), _id(gid))),
+            ("GET", "/rollouts/<rid>/deploygroups/<gid>/targets", 200,
+             lambda c, rid, gid: R.group_targets(c.base, _id(rid), _id(gid), *_listing(c))),
         )
 
     def readiness(self):
@@ -1344,6 +1385,7 @@ def serve(config):
     ddi.poll_log.start_writer()
     storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
                                        config["scheduler", "auto_assign_full_pass_hours"])
+    storage.rollout_engine.scheduler.start(config["scheduler", "rollout_interval"])
     host, port = config["server", "host"], config["server", "port"]
     if accounts.default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "

@@ -14,7 +14,7 @@ import urllib.parse
 
 import peewee
 
-from storage import assignments, autoassign, chunks, query, schedule
+from storage import assignments, autoassign, chunks, query, rollout_engine, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -586,9 +586,12 @@ def feedback(target, action_id, channel, report, now):
     """Apply a device's report on `channel` (deployment, cancel or confirmation)."""
     with write():
         action = require_action(target, action_id)
-        return apply_event(action, channel, report.execution, report.finished,
-                           details=report.details, code=report.code,
-                           timestamp=report.timestamp, now=now, by=target.controller_id)
+        outcome = apply_event(action, channel, report.execution, report.finished,
+                              details=report.details, code=report.code,
+                              timestamp=report.timestamp, now=now, by=target.controller_id)
+    if action.rollout_id is not None:
+        rollout_engine.scheduler.wake()  # its group may have reached a threshold
+    return outcome
 
 
 # --- installedBase PUT (§4.8) --------------------------------------------------------------
