@@ -213,6 +213,7 @@ ERROR_STATUS = {
     store_errors.ModulesUnsupported: 400,
     store_errors.EncryptionNotSupported: 400,
     store_errors.InvalidAutoAssignActionType: 400,
+    store_errors.RolloutIllegalState: 400,
     store_errors.UploadFailed: 400,
     UploadTooLarge: 413,
     InvalidConfigKey: 400,
