@@ -121,8 +121,8 @@ def test_a_started_group_assigns_the_set_and_marks_targets_pending(fleet):
     assert [entry["type"] for entry in history] == ["scheduled", "running"]
     assert "rollout 'wave', group 'group-1'" in history[1]["messages"][0]
     idle = members(rollout_id, 1)[0][0]
-    assert fleet.http.get(API + "/targets/" + idle).json["updateStatus"] == "registered" or \
-        fleet.http.get(API + "/targets/" + idle).json["updateStatus"] == "unknown"
+    assert fleet.http.get(API + "/targets/" + idle).json["updateStatus"] == "unknown"
+    fleet.http.get(API + "/targets/%s/assignedDS" % idle, status=204)
 
 
 # --- thresholds ----------------------------------------------------------------------------------
