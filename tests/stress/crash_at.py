@@ -1,6 +1,6 @@
 """Run `ddi-lite` with a trap that kills the process (SIGKILL, as a power cut would) at one
-step of keeping or freeing a blob, or of an auto-assignment run: `python crash_at.py STEP
-serve ...`.
+step of keeping or freeing a blob, of an auto-assignment run, or of a rollout group's start:
+`python crash_at.py STEP serve ...`.
 
 The trap wraps the real step; nothing in the server knows about it.
 """
@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import ddi_lite  # noqa: E402
 from artifacts import store  # noqa: E402
-from storage import assignments, autoassign  # noqa: E402
+from storage import assignments, autoassign, rollout_engine  # noqa: E402
 from storage import blobs as blob_rules  # noqa: E402
 
 
@@ -78,6 +78,9 @@ STEPS = {
                                              on_call(50, assignments.assign)),
     "auto-assign-after-batch": lambda: setattr(autoassign, "_batch_end",
                                                on_call(2, autoassign._batch_end)),
+    # a rollout: within the transaction that starts a group, its fifth action opening
+    "rollout-mid-group-start": lambda: setattr(rollout_engine, "apply_event",
+                                               on_call(5, rollout_engine.apply_event)),
 }
 
 if __name__ == "__main__":
