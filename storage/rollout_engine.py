@@ -171,7 +171,11 @@ def _reached(count, threshold, total, strictly):
 
 def start_group(rollout, group, now):
     """Start one group: SCHEDULED -> RUNNING, then open its SCHEDULED actions as an
-    assignment would. False (nothing done) if the group was not SCHEDULED."""
+    assignment would. False (nothing done) if the group was not SCHEDULED. A set deleted or
+    invalidated since the rollout was made is not deployed: the rollout stops instead."""
+    distribution_set = DistributionSet.get_by_id(rollout.distribution_set_id)
+    if distribution_set.deleted or not distribution_set.valid:
+        return stop(rollout, now, SYSTEM)
     if not move_groups(RolloutGroup.id == group.id, "started", now, SYSTEM):
         return False
     settings = tenant.settings()
@@ -192,7 +196,7 @@ def start_group(rollout, group, now):
         apply_event(action, t.SERVER,
                     "rollout_started_unconfirmed" if waits else "rollout_started",
                     now=now, by=by, message_values=values)
-    assignments.lock_implicitly(DistributionSet.get_by_id(rollout.distribution_set_id))
+    assignments.lock_implicitly(distribution_set)
     return True
 
 

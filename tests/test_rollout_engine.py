@@ -271,6 +271,18 @@ def test_the_set_is_locked_when_the_first_group_starts(fleet):
     assert fleet.http.get(API + "/distributionsets/%d" % fleet.set.id).json["locked"] is True
 
 
+def test_a_set_deleted_before_the_next_group_stops_the_rollout(fleet):
+    rollout_id = started(fleet)
+    fleet.http.delete(API + "/distributionsets/%d" % fleet.set.id, status=204)
+    report_all(fleet, members(rollout_id, 0), ["success"] * 3)
+    evaluate()
+    assert status(fleet, rollout_id) == "stopped"
+    for controller_id, _ in members(rollout_id, 1):
+        assert "deploymentBase" not in poll(fleet, controller_id)["_links"]
+    counts = fleet.http.get(API + "/rollouts/%d" % rollout_id).json["totalTargetsPerStatus"]
+    assert (counts["cancelled"], counts["scheduled"]) == (5, 0)
+
+
 # --- startAt ---------------------------------------------------------------------------------------
 
 def test_start_at_starts_the_rollout_when_its_time_comes(fleet):
