@@ -42,7 +42,7 @@ import time
 
 from storage import assignments, tenant
 from storage import transitions as t
-from storage.actions import apply_event
+from storage.actions import apply_event, apply_event_to_many
 from storage.db import database, write
 from storage.models import Action, DistributionSet, Rollout, RolloutGroup, Target
 
@@ -179,23 +179,22 @@ def start_group(rollout, group, now):
     if not move_groups(RolloutGroup.id == group.id, "started", now, SYSTEM):
         return False
     settings = tenant.settings()
-    scheduled = list(Action.select().where((Action.rollout_group == group.id)
-                                           & (Action.status == t.SCHEDULED)).order_by(Action.id))
-    target_ids = [action.target_id for action in scheduled]
+    scheduled = list(Action.select(Action.id, Action.target).where(
+        (Action.rollout_group == group.id) & (Action.status == t.SCHEDULED)).order_by(Action.id))
     by = rollout.created_by
-    _supersede_open_actions(target_ids, settings, now, by)
-    confirm = settings["user.confirmation.flow.enabled"] and group.confirmation_required
-    auto_confirmed = set()
-    if confirm:
-        for start in range(0, len(target_ids), 500):
-            auto_confirmed.update(row.id for row in Target.select(Target.id).where(
-                Target.id.in_(target_ids[start:start + 500]) & Target.auto_confirm_active))
+    _supersede_open_actions([action.target_id for action in scheduled], settings, now, by)
+    waiting = set()
+    if settings["user.confirmation.flow.enabled"] and group.confirmation_required:
+        auto_confirmed = Target.select(Target.id).where(Target.auto_confirm_active)
+        waiting = {row.id for row in Action.select(Action.id).where(
+            (Action.rollout_group == group.id) & (Action.status == t.SCHEDULED)
+            & Action.target.not_in(auto_confirmed))}
     values = {"rollout": rollout.name, "group": group.name}
-    for action in scheduled:
-        waits = confirm and action.target_id not in auto_confirmed
-        apply_event(action, t.SERVER,
-                    "rollout_started_unconfirmed" if waits else "rollout_started",
-                    now=now, by=by, message_values=values)
+    for event, action_ids in (
+            ("rollout_started_unconfirmed", [a.id for a in scheduled if a.id in waiting]),
+            ("rollout_started", [a.id for a in scheduled if a.id not in waiting])):
+        apply_event_to_many(action_ids, t.SERVER, t.SCHEDULED, event, rollout.action_type,
+                            now, by, values)
     assignments.lock_implicitly(distribution_set)
     return True
 
@@ -219,10 +218,10 @@ def stop(rollout, now, by):
     its status does not allow it (the caller holds the write transaction)."""
     if not move(rollout.id, "stop", now, by):
         return False
-    values = {"rollout": rollout.name}
-    for action in Action.select().where((Action.rollout == rollout.id)
-                                        & (Action.status == t.SCHEDULED)).order_by(Action.id):
-        apply_event(action, t.SERVER, "rollout_stopped", now=now, by=by, message_values=values)
+    scheduled = [row.id for row in Action.select(Action.id).where(
+        (Action.rollout == rollout.id) & (Action.status == t.SCHEDULED)).order_by(Action.id)]
+    apply_event_to_many(scheduled, t.SERVER, t.SCHEDULED, "rollout_stopped",
+                        rollout.action_type, now, by, {"rollout": rollout.name})
     move_groups(RolloutGroup.rollout == rollout.id, "stopped", now, by)
     return True
 

@@ -336,18 +336,17 @@ def test_every_move_names_the_status_it_expects(fleet):
 def test_a_failed_group_start_leaves_nothing_started(fleet, monkeypatch):
     rollout_id = create(fleet)
     fleet.http.post(API + "/rollouts/%d/start" % rollout_id, status=204)
-    calls = []
+    original = rollout_engine.apply_event_to_many
 
-    def failing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
+    def failing(action_ids, *args, **kwargs):
+        if action_ids:
+            original(action_ids[:2], *args, **kwargs)
             raise RuntimeError("power cut")
-        return original(*args, **kwargs)
-    original = rollout_engine.apply_event
-    monkeypatch.setattr(rollout_engine, "apply_event", failing)
+        return original(action_ids, *args, **kwargs)
+    monkeypatch.setattr(rollout_engine, "apply_event_to_many", failing)
     with pytest.raises(RuntimeError):
         evaluate()
-    monkeypatch.setattr(rollout_engine, "apply_event", original)
+    monkeypatch.setattr(rollout_engine, "apply_event_to_many", original)
     assert status(fleet, rollout_id) == "starting"
     assert Action.select().where((Action.rollout == rollout_id) & Action.active).count() == 0
     evaluate()
@@ -355,6 +354,32 @@ def test_a_failed_group_start_leaves_nothing_started(fleet, monkeypatch):
     starts = ActionStatus.select().join(Action).where(
         (Action.rollout == rollout_id) & (ActionStatus.status == t.RUNNING)).count()
     assert starts == 5
+
+
+def test_opening_many_actions_at_once_does_what_opening_each_does(fleet):
+    """The set-based twin of apply_event against apply_event itself, on two rollouts' only
+    actions: the same status, flag, history entry and target."""
+    from storage.actions import apply_event, apply_event_to_many
+    one = create(fleet, name="one", amountGroups=1, targetFilterQuery="controllerId==dev-1")
+    many = create(fleet, name="many", amountGroups=1, targetFilterQuery="controllerId==dev-2")
+    values = {"rollout": "r", "group": "g"}
+    with write():
+        single = Action.get(Action.rollout == one)
+        apply_event(single, t.SERVER, "rollout_started", now=1000, by="x", message_values=values)
+        bulk = Action.get(Action.rollout == many)
+        assert apply_event_to_many([bulk.id], t.SERVER, t.SCHEDULED, "rollout_started",
+                                   t.FORCED, 1000, "x", values) == 1
+        assert apply_event_to_many([bulk.id], t.SERVER, t.SCHEDULED, "rollout_started",
+                                   t.FORCED, 1000, "x", values) == 0
+
+    def seen(action_id):
+        row = Action.get_by_id(action_id)
+        entry = ActionStatus.select().where(ActionStatus.action == action_id).order_by(
+            ActionStatus.id.desc()).get()
+        target = row.target
+        return (row.status, row.active, row.revision, entry.status, entry.messages,
+                entry.reported_at, target.assigned_ds_id, target.update_status)
+    assert seen(bulk.id) == seen(single.id)
 
 
 # --- the scheduler thread ------------------------------------------------------------------------

@@ -153,7 +153,10 @@ def test_kill_inside_a_group_start_then_the_restart_starts_it_exactly_once(tmp_p
     crashing = serve(directory, entry=(CRASH_AT, step))
     try:
         rollout_id = prepare(crashing.url)
-        live.api(crashing.url, "POST", "/rollouts/%d/start" % rollout_id)
+        try:
+            live.api(crashing.url, "POST", "/rollouts/%d/start" % rollout_id)
+        except OSError:
+            pass  # the engine may kill the process before the answer leaves
         crashing.process.wait(15)
         assert crashing.process.returncode == -9, crashing.log()
     finally:

@@ -50,6 +50,17 @@ def in_the_middle_of_receiving():
     store._copy_and_hash = lambda stream, out, max_size: copy(Dying(stream), out, max_size)
 
 
+def halfway(function):
+    """`function(ids, ...)`, except that it does the first half of `ids` and kills the
+    process (within the transaction of its caller)."""
+    def trapped(ids, *args, **kwargs):
+        if ids:
+            function(ids[:len(ids) // 2], *args, **kwargs)
+            die()
+        return function(ids, *args, **kwargs)
+    return trapped
+
+
 def on_call(number, function):
     """`function`, except that its call `number` kills the process instead."""
     calls = []
@@ -78,9 +89,9 @@ STEPS = {
                                              on_call(50, assignments.assign)),
     "auto-assign-after-batch": lambda: setattr(autoassign, "_batch_end",
                                                on_call(2, autoassign._batch_end)),
-    # a rollout: within the transaction that starts a group, its fifth action opening
-    "rollout-mid-group-start": lambda: setattr(rollout_engine, "apply_event",
-                                               on_call(5, rollout_engine.apply_event)),
+    # a rollout: within the transaction that starts a group, half of its actions opened
+    "rollout-mid-group-start": lambda: setattr(rollout_engine, "apply_event_to_many",
+                                               halfway(rollout_engine.apply_event_to_many)),
 }
 
 if __name__ == "__main__":
