@@ -42,7 +42,7 @@ import time
 
 from storage import assignments, tenant
 from storage import transitions as t
-from storage.actions import apply_event, apply_event_to_many
+from storage.actions import apply_event_to_many
 from storage.db import database, write
 from storage.models import Action, DistributionSet, Rollout, RolloutGroup, Target
 
@@ -204,13 +204,15 @@ def _supersede_open_actions(target_ids, settings, now, by):
     cancel them, or close them with autoclose, unless their set is a migration step."""
     supersede = ("close_obsolete" if settings["repository.actions.autoclose.enabled"]
                  else "cancel_obsolete")
+    by_state = collections.defaultdict(list)
     for start in range(0, len(target_ids), 500):
-        chunk = target_ids[start:start + 500]
-        for other in (Action.select().join(DistributionSet, on=(
-                Action.distribution_set == DistributionSet.id)).where(
-                Action.target.in_(chunk) & Action.active
+        for other in (Action.select(Action.id, Action.status, Action.action_type).join(
+                DistributionSet, on=(Action.distribution_set == DistributionSet.id)).where(
+                Action.target.in_(target_ids[start:start + 500]) & Action.active
                 & ~DistributionSet.required_migration_step).order_by(Action.id)):
-            apply_event(other, t.OPERATOR, supersede, now=now, by=by)
+            by_state[other.status, other.action_type].append(other.id)
+    for (status, action_type), action_ids in sorted(by_state.items()):
+        apply_event_to_many(action_ids, t.OPERATOR, status, supersede, action_type, now, by)
 
 
 def stop(rollout, now, by):

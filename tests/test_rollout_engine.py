@@ -208,6 +208,18 @@ def test_a_running_rollout_with_open_actions_in_an_error_group_is_not_finished(f
     assert status(fleet, rollout_id) == "finished"
 
 
+def test_more_groups_than_targets_leaves_empty_groups_that_pass_at_once(fleet):
+    rollout_id = started(fleet, amountGroups=12)
+    totals = [g["totalTargets"] for g in fleet.http.get(
+        API + "/rollouts/%d/deploygroups" % rollout_id).json["content"]]
+    assert totals == [1] * 10 + [0, 0]
+    for index in range(10):
+        report_all(fleet, members(rollout_id, index), ["success"])
+        evaluate()
+    assert group_statuses(fleet, rollout_id) == ["finished"] * 12
+    assert status(fleet, rollout_id) == "finished"
+
+
 def test_an_operator_pause_holds_the_next_group(fleet):
     rollout_id = started(fleet)
     fleet.http.post(API + "/rollouts/%d/pause" % rollout_id, status=204)
