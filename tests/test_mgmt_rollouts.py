@@ -68,7 +68,7 @@ def nothing_created(server):
     assert server.http.get(API + "/actions").json["total"] == 0
 
 
-# --- create ------------------------------------------------------------------------------------
+# --- create --------------------------------------------------------------------------------------
 
 def test_create_answers_201_with_a_ready_rollout_of_one_group(fleet):
     created = create(fleet, description="staged").json
@@ -329,7 +329,7 @@ def test_put_to_a_taken_name_is_409_and_unknown_id_404(fleet):
           400, CONSTRAINT)
 
 
-# --- verbs ----------------------------------------------------------------------------------------
+# --- verbs ---------------------------------------------------------------------------------------
 
 def test_start_answers_204_and_the_engine_runs_the_first_group(fleet):
     created = create(fleet, amountGroups=2).json
@@ -419,7 +419,7 @@ def test_deny_ends_in_approval_denied(fleet):
         error(verb(fleet, created["id"], name, status=400), 400, ILLEGAL_STATE)
 
 
-# --- retry and delete -----------------------------------------------------------------------------
+# --- retry and delete ----------------------------------------------------------------------------
 
 def _finish_with_failures(fleet, failing):
     """Run a one-group rollout to its end: the targets in `failing` fail, the others succeed."""
@@ -492,7 +492,7 @@ def test_a_rollout_name_is_free_again_only_after_a_hard_delete(fleet):
     create(fleet)
 
 
-# --- deploy groups ---------------------------------------------------------------------------------
+# --- deploy groups -------------------------------------------------------------------------------
 
 def test_group_get_list_and_targets(fleet):
     created = create(fleet, amountGroups=2).json
@@ -525,7 +525,7 @@ def test_a_group_of_another_rollout_or_unknown_is_404(fleet):
           404, NOT_FOUND)
 
 
-# --- actions of a rollout ----------------------------------------------------------------------------
+# --- actions of a rollout ------------------------------------------------------------------------
 
 def test_actions_carry_their_rollout_and_link_to_it(fleet):
     started = running(fleet, amountGroups=2)

@@ -85,7 +85,7 @@ def report_all(server, group, outcomes):
         report(server, controller_id, action_id, finished)
 
 
-# --- what devices see -----------------------------------------------------------------------
+# --- what devices see ----------------------------------------------------------------------------
 
 def test_a_device_in_a_group_that_has_not_started_sees_nothing(fleet):
     rollout_id = create(fleet)
@@ -239,7 +239,7 @@ def test_download_only_counts_downloaded_as_success(fleet):
     assert group_statuses(fleet, rollout_id) == ["running", "running"]
 
 
-# --- what a start does to other actions ---------------------------------------------------------
+# --- what a start does to other actions ----------------------------------------------------------
 
 def test_a_group_start_supersedes_the_targets_earlier_open_action(fleet):
     older = fleet.assign(fleet.distribution_set([fleet.module(name="old")], name="old"), "dev-0")
@@ -295,7 +295,7 @@ def test_a_set_deleted_before_the_next_group_stops_the_rollout(fleet):
     assert (counts["cancelled"], counts["scheduled"]) == (5, 0)
 
 
-# --- startAt ---------------------------------------------------------------------------------------
+# --- startAt -------------------------------------------------------------------------------------
 
 def test_start_at_starts_the_rollout_when_its_time_comes(fleet):
     at = now_ms() + 60000
