@@ -412,7 +412,8 @@ def _create(spec, user, now):
         status=(engine.WAITING_FOR_APPROVAL if settings["rollout.approval.enabled"]
                 else engine.READY),
         action_type=spec.action_type,
-        forced_time=spec.forced_time if spec.action_type == t.TIMEFORCED else None,
+        # As an assignment: a timeforced action without a time is forced from the start.
+        forced_time=(spec.forced_time or 0) if spec.action_type == t.TIMEFORCED else None,
         weight=spec.weight, confirmation_required=bool(confirmation), start_at=spec.start_at,
         **audit)
     for group, target_ids in split:

@@ -12,7 +12,7 @@ import pytest
 from conftest import now_ms
 from mgmt import (ALREADY_EXISTS, API, BASE, CONSTRAINT, DELETED, INCOMPLETE, NOT_FOUND,
                   NOT_READABLE, QUOTA, RSQL_FIELD, RSQL_SYNTAX, SORT_FIELD, error)
-from storage import rollout_engine
+from storage import rollout_engine, rollouts
 
 ILLEGAL_STATE = "hawkbit.server.error.rollout.illegalState"
 TARGETS = 10
@@ -246,6 +246,13 @@ def test_more_than_500_groups_is_429_quota(fleet):
     nothing_created(fleet)
 
 
+def test_a_group_over_the_targets_quota_is_429(fleet, monkeypatch):
+    monkeypatch.setattr(rollouts, "MAX_TARGETS_PER_GROUP", 4)
+    error(create(fleet, status=429, amountGroups=2), 429, QUOTA)
+    nothing_created(fleet)
+    create(fleet, amountGroups=3)
+
+
 def test_unknown_properties_are_ignored(fleet):
     created = create(fleet, actionType="forced", start="auto", _links={"x": 1}).json
     assert created["status"] == "ready"
@@ -256,6 +263,7 @@ def test_type_forcetime_weight_and_start_at_are_kept_and_coerced(fleet):
                      startAt="4102444800000").json
     assert created["type"] == "timeforced"
     assert created["forcetime"] == 1716900000000
+    assert create(fleet, name="now", type="timeforced").json["forcetime"] == 0
     assert created["weight"] == 200
     assert created["startAt"] == 4102444800000
     action = fleet.http.get(API + "/actions?q=rollout.id==%d&limit=1" % created["id"]).json[
