@@ -137,7 +137,8 @@ SETTINGS = (
             "only targets that changed are checked (0: never)."),
     Setting("scheduler", "rollout_interval", "positive", 2,
             "Seconds between evaluations of running rollouts (thresholds, next groups, "
-            "startAt); device feedback on a rollout's action makes one at once."),
+            "startAt); device feedback on a rollout's action makes one at once. 2, as "
+            "auto-assignment: a pass over 10 running rollouts is two grouped reads each."),
 )
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
