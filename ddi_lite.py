@@ -138,7 +138,7 @@ SETTINGS = (
     Setting("scheduler", "rollout_interval", "positive", 2,
             "Seconds between evaluations of running rollouts (thresholds, next groups, "
             "startAt); device feedback on a rollout's action makes one at once. 2, as "
-            "auto-assignment: a pass over 10 running rollouts is two grouped reads each."),
+            "auto-assignment: a pass over 10 running rollouts is a few reads each."),
 )
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
