@@ -395,6 +395,23 @@ def test_stop_cancels_what_has_not_started_and_leaves_running_actions(fleet):
     assert rollout(fleet, started["id"])["status"] == "stopped"
 
 
+def test_stop_before_the_start_cancels_every_action(fleet):
+    created = create(fleet, amountGroups=2).json
+    verb(fleet, created["id"], "stop")
+    stopped = rollout(fleet, created["id"])
+    assert stopped["status"] == "stopped"
+    assert stopped["totalTargetsPerStatus"]["cancelled"] == TARGETS
+    assert fleet.http.get(API + "/actions?q=active==true").json["total"] == 0
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"{", b'"x"'])
+def test_put_with_a_malformed_body_is_400_and_changes_nothing(fleet, raw):
+    created = create(fleet).json
+    error(fleet.http.put(API + "/rollouts/%d" % created["id"], raw, status=400,
+                         content_type="application/json"), 400, NOT_READABLE)
+    assert rollout(fleet, created["id"])["name"] == "wave"
+
+
 def test_trigger_next_group_starts_the_next_group_now(fleet):
     started = running(fleet, amountGroups=3)
     verb(fleet, started["id"], "triggerNextGroup")
