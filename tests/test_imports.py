@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("storage", "artifacts", "client", "openapi", "service")
+PACKAGES = ("storage", "artifacts", "client", "openapi", "service", "console")
 TOP_MODULES = ("ddi_lite",)
 
 
