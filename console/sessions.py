@@ -33,10 +33,9 @@ class Sessions:
 
     max_sessions = 1000
 
-    def __init__(self, accounts, idle_seconds, clock=time.monotonic):
+    def __init__(self, accounts, idle_seconds):
         self.accounts = accounts
         self.idle_seconds = idle_seconds
-        self.clock = clock
         self._sessions = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -49,7 +48,7 @@ class Sessions:
         session_id = secrets.token_urlsafe(32)
         session = Session(user=user, csrf=secrets.token_urlsafe(32),
                           account=_account_digest(self.accounts.hashes.get(user)),
-                          expires=self.clock() + self.idle_seconds)
+                          expires=time.monotonic() + self.idle_seconds)
         with self._lock:
             self._sessions[self._key(session_id)] = session
             while len(self._sessions) > self.max_sessions:
@@ -61,7 +60,7 @@ class Sessions:
         if not session_id:
             return None
         key = self._key(session_id)
-        now = self.clock()
+        now = time.monotonic()
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
