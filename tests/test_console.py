@@ -293,7 +293,7 @@ def test_the_overview_lists_the_latest_actions_newest_first(signed_in):
     signed_in.target("dev-2", "token-2")
     second = signed_in.deployment(controller_id="dev-2")
     text = signed_in.http.get("/ui").text.split("Latest actions")[1]
-    assert text.index("<td>%d</td>" % second.id) < text.index("<td>%d</td>" % first.id)
+    assert text.index(">%d</td>" % second.id) < text.index(">%d</td>" % first.id)
     assert 'data-action-status="running"' in text
 
 

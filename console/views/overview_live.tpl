@@ -43,14 +43,14 @@
   <h2>Latest actions</h2>
 % if actions:
   <table>
-    <thead><tr><th scope="col">#</th><th scope="col">Target</th><th scope="col">Set</th><th scope="col">Status</th><th scope="col">Changed</th></tr></thead>
+    <thead><tr><th scope="col" class="wide-only">#</th><th scope="col">Target</th><th scope="col">Set</th><th scope="col">Status</th><th scope="col" class="wide-only">Changed</th></tr></thead>
     <tbody>
 % for action in actions:
-      <tr><td>{{action['id']}}</td>
+      <tr><td class="wide-only">{{action['id']}}</td>
         <td><a href="{{ui('/targets/' + segment(action['controllerId']))}}">{{action['controllerId']}}</a></td>
         <td>{{action['setName']}}</td>
         <td><span class="tag a-{{action['status']}}" data-action-status="{{action['status']}}">{{action['status']}}</span></td>
-        <td>{{when(action.get('lastModifiedAt'))}}</td></tr>
+        <td class="wide-only">{{when(action.get('lastModifiedAt'))}}</td></tr>
 % end
     </tbody>
   </table>
