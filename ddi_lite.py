@@ -1260,10 +1260,12 @@ def _framework_error_handler(status):
 
 def _api_docs(app):
     """`GET /v3/api-docs`: the OpenAPI description of the routes `app` has when it is first
-    asked for, so that routes installed after this one are described too."""
+    asked for, so that routes installed after this one are described too. The console's
+    pages are no API and are left out."""
     @functools.lru_cache(maxsize=None)
     def body():
-        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes]
+        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes
+                if not route.rule.startswith(console.PREFIX)]
         return _json_bytes(openapi.document(rows))
     return lambda: bottle.HTTPResponse(body(), 200, {"Content-Type": JSON})
 
