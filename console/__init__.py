@@ -215,7 +215,10 @@ class Console:
             environ["ddi_lite.console.secure"] = origin.base_url.startswith("https:")
             before_body = connections.BEFORE_BODY in environ
             try:
-                session = self.sessions.find(request.get_cookie(COOKIE), touch=not before_body)
+                # The overview's own refreshes are no sign of an operator: an open tab
+                # must not keep a session alive for ever.
+                session = self.sessions.find(request.get_cookie(COOKIE),
+                                             touch=not (before_body or fragment))
                 if session is None and not public:
                     if fragment or upload:
                         raise Refused(401, "Your session has ended; sign in again.")

@@ -184,6 +184,24 @@ def test_a_session_ends_after_its_idle_time(signed_in, monkeypatch):
     assert signed_in.http.get("/ui/fragment/overview", status=401)
 
 
+def test_the_overviews_own_refreshes_do_not_keep_a_session_alive(signed_in, monkeypatch):
+    clock = [time.monotonic()]
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return clock[0]
+    monkeypatch.setattr(console.sessions, "time", Clock)
+    idle = signed_in.config["server", "console_session"]
+    signed_in.http.get("/ui")
+    for _ in range(2):
+        clock[0] += idle / 2 - 1
+        signed_in.http.get("/ui/fragment/overview", status=200)
+    clock[0] += 3  # the page's last request was idle + 1 s ago
+    signed_in.http.get("/ui/fragment/overview", status=401)
+    assert signed_in.http.get("/ui").location.endswith("/ui/signin?next=%2Fui")
+
+
 def test_a_session_ends_when_its_account_changes():
     class Accounts:
         hashes = {"admin": "hash-1"}
