@@ -214,6 +214,7 @@ class Console:
             origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
             environ["ddi_lite.console.secure"] = origin.base_url.startswith("https:")
             before_body = connections.BEFORE_BODY in environ
+            session = None
             try:
                 # The overview's own refreshes are no sign of an operator: an open tab
                 # must not keep a session alive for ever.
@@ -258,8 +259,8 @@ class Console:
                                            {"Content-Type": "application/json"})
             response.headers.update(SECURITY_HEADERS)
             return response
-        return render("error", status, title="Error %d" % status,
-                      message=message, session=session, back=bottle.request.path)
+        return render("error", status, title="Error %d" % status, message=message,
+                      session=session)
 
     def _cookie(self, response, name, value, **options):
         """A cookie only the console's pages get, never scripts, never another site's
@@ -296,8 +297,8 @@ class Console:
         return response
 
     def signin(self, context):
-        form = _decoded(bottle.request.forms)
-        context = context._replace(form=form, query={"next": form.get("next")})
+        form = context.form
+        context = context._replace(query={"next": form.get("next")})
         token = bottle.request.get_cookie(SIGNIN_COOKIE)
         if not tokens_match(token, form.get("csrf")):
             return self.signin_page(context, 403, "The sign-in form has expired; try again.")
