@@ -534,6 +534,8 @@ class Console:
         form = context.form
         body = collections.OrderedDict()
         body["pollingTime"] = form.get("pollingTime", "").strip()
+        body["authentication.header.authority"] = \
+            form.get("authentication.header.authority", "").strip()
         for key, _ in SETTING_TOGGLES:
             body[key] = form.get(key) == "true"
         fleet.put_configs("", body, context.user)

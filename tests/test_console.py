@@ -339,6 +339,7 @@ def test_saving_settings_writes_the_tenant_configuration_keys(signed_in):
     form["pollingTime"] = "00:01:30"
     form["authentication.targettoken.enabled"].checked = False
     form["user.confirmation.flow.enabled"].checked = True
+    form["authentication.header.authority"] = "a1b2c3, d4e5f6"
     response = form.submit()
     assert response.location.endswith("/ui/settings?said=saved")
     assert said(response.follow()) == "Settings saved."
@@ -346,6 +347,7 @@ def test_saving_settings_writes_the_tenant_configuration_keys(signed_in):
     assert settings["pollingTime"] == "00:01:30"
     assert settings["authentication.targettoken.enabled"] is False
     assert settings["user.confirmation.flow.enabled"] is True
+    assert settings["authentication.header.authority"] == "a1b2c3, d4e5f6"
     api = signed_in.http.get("/rest/v1/system/configs/pollingTime",
                              headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
     assert api.json["value"] == "00:01:30"

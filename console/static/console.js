@@ -6,12 +6,17 @@
 
   // A part of the page the server renders again on request (data-live: its URL).
   function keepLive(element) {
+    var shown = null;
     function refresh() {
       var request = new XMLHttpRequest();
       request.open("GET", element.getAttribute("data-live"));
       request.onload = function () {
         if (request.status === 200) {
-          element.innerHTML = request.responseText;
+          // Only a change is written: a screen reader announces each one (aria-live).
+          if (request.responseText !== shown) {
+            shown = request.responseText;
+            element.innerHTML = shown;
+          }
           window.setTimeout(refresh, LIVE_SECONDS * 1000);
         } else if (request.status === 401) {
           window.location.reload();  // the session ended: the sign-in page

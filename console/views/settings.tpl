@@ -10,6 +10,9 @@
     <label class="check"><input type="checkbox" name="{{key}}" value="true" {{'checked' if values[key] else ''}}> {{label}}</label>
 % end
   </fieldset>
+  <label for="header-authority">Issuer hashes or authorities a TLS proxy may present (comma separated)</label>
+  <input id="header-authority" name="authentication.header.authority"
+         value="{{values['authentication.header.authority']}}">
   <button type="submit">Save settings</button>
 </form>
 <section class="card">
