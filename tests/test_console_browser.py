@@ -173,6 +173,7 @@ def test_an_operator_deploys_to_a_device_from_the_browser(server, chromium, tmp_
     page.get_by_role("button", name="Create set", exact=True).click()
     page.wait_for_url("**/ui/software?said=created")
     assert "press-firmware 4.2" in page.locator("table").nth(1).inner_text()
+    page.get_by_role("heading", name="Distribution sets").scroll_into_view_if_needed()
     camera.shoot(page, "software")
 
     # Assigned to the target; the overview shows it pending.
