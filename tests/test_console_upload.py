@@ -99,3 +99,26 @@ def test_a_large_upload_through_the_console_keeps_the_servers_memory_flat(tmp_pa
         assert body.sha256.hexdigest() in page and "256.0 MiB" in page
     finally:
         server.stop()
+
+
+def test_an_upload_without_a_session_or_its_token_is_refused_before_its_body(tmp_path):
+    """The server answers on the headers alone (its body gate asks the console first), so
+    no one without a session makes it spool a byte; none is sent here."""
+    server = live.DdiLite(tmp_path / "server", threads=2)
+    try:
+        client = Browserless(server)
+        headers = {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY,
+                   "Content-Length": str(SIZE), "Accept": "application/json"}
+        response, text = client.request("POST", "/ui/software/modules/1/artifacts?csrf=x",
+                                        None, headers)
+        assert response.status == 401 and "sign in" in text
+        client = Browserless(server)
+        _, page = client.request("GET", "/ui/signin")
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        client.form("/ui/signin", {"user": "admin", "password": "admin", "csrf": token})
+        response, text = client.request("POST", "/ui/software/modules/1/artifacts?csrf=x",
+                                        None, headers)
+        assert response.status == 403 and "expired" in text
+    finally:
+        server.stop()
+
