@@ -343,6 +343,8 @@ class Console:
         actions = fleet.list_actions("", None, "id:DESC", 0, 10, full=True)["content"]
         return dict(by_status=[(status, by_status.get(status, 0)) for status in UPDATE_STATUSES],
                     total=total, unseen=unseen, polling=polling, missed=MISSED_POLLS,
+                    unseen_list=ui("/targets", rsql="lastControllerRequestAt=lt=%d" % cutoff,
+                                   sort="lastControllerRequestAt"),
                     actions=[_action_row(action) for action in actions])
 
     def overview(self, context):

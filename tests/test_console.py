@@ -306,6 +306,19 @@ def test_the_overview_lists_devices_not_seen_for_a_few_polling_intervals(signed_
     assert "(polling time 00:05:00)" in page.text
 
 
+def test_more_devices_not_seen_than_the_overview_shows_are_a_link_to_the_list(signed_in):
+    signed_in.http.get(DEVICE + "/dev-1", headers=token("token-1"))
+    for number in range(2, 14):
+        signed_in.target("dev-%d" % number, "token-%d" % number)
+        signed_in.http.get(DEVICE + "/dev-%d" % number, headers=token("token-%d" % number))
+    with write():
+        Target.update(last_target_query=int(time.time() * 1000) - 16 * 60 * 1000).execute()
+    page = signed_in.http.get("/ui")
+    listing = page.click("All 13 of them")
+    assert "13 targets" in listing.text
+    assert listing.forms["filter"]["sort"].value == "lastControllerRequestAt"
+
+
 def test_the_overview_lists_the_latest_actions_newest_first(signed_in):
     first = signed_in.deployment(controller_id="dev-1")
     signed_in.target("dev-2", "token-2")

@@ -33,7 +33,7 @@
     </tbody>
   </table>
 % if unseen['total'] > len(unseen['content']):
-  <p>and {{unseen['total'] - len(unseen['content'])}} more.</p>
+  <p><a href="{{unseen_list}}">All {{unseen['total']}} of them</a></p>
 % end
 % else:
   <p>Every device that has polled did so recently.</p>

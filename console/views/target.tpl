@@ -83,9 +83,9 @@
       <input type="hidden" name="csrf" value="{{session.csrf}}">
 % if action['status'] == 'canceling':
       <input type="hidden" name="force" value="true">
-      <button type="submit">Force-quit</button>
+      <button type="submit" aria-label="Force-quit action {{action['id']}}">Force-quit</button>
 % else:
-      <button type="submit">Cancel</button>
+      <button type="submit" aria-label="Cancel action {{action['id']}}">Cancel</button>
 % end
     </form>
 % end
