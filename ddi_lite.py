@@ -4,7 +4,8 @@ This module is the web face: the configuration schema, the app factory, the rout
 authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
 command line. Rules live in `storage/`, bytes in `artifacts/`; what runs the app as a service
 (connections, settings lookup, systemd) in `service/`; the programs that talk to a server from
-outside (operator commands, simulator) in `client/`. Sections:
+outside (operator commands, simulator) in `client/`; the operators' web console, which
+create_app mounts at /ui, in `console/`. Sections:
 
     Configuration      the settings schema (read by service.configuration)
     HTTP plumbing      bodies, media types, errors, links
