@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from live import DdiLite, wait_until
+from live import DdiLite
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium refuses to run as root without --no-sandbox; background networking would make

@@ -187,7 +187,7 @@ def test_an_incomplete_set_is_refused_as_the_api_refuses_it(signed_in):
     page = signed_in.http.get("/ui/targets/dev-1")
     response = signed_in.http.post("/ui/targets/dev-1/assign",
                                    {"set": str(empty.id), "csrf": csrf(page)}, status=400)
-    assert "incomplete" in problem(response).lower() or problem(response)
+    assert problem(response) == "Distribution set %d lacks a mandatory software module." % empty.id
 
 
 def test_cancel_then_force_quit_an_action(signed_in):
