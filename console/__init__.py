@@ -152,7 +152,6 @@ class Console:
     `upload(request, module_id, user)`: the Management API's streamed artifact upload."""
 
     def __init__(self, config, accounts, blobs, error_status, upload):
-        self.public_url = config["server", "public_url"]
         self.trusted_proxies = config["server", "trusted_proxies"]
         self.max_body = config["limits", "max_body_bytes"]
         self.max_upload = config["limits", "max_artifact_bytes"] + (1 << 20)
@@ -211,7 +210,9 @@ class Console:
         def route(**params):
             request = bottle.request
             environ = request.environ
-            origin = forwarded.Origin(environ, self.public_url, self.trusted_proxies)
+            # How this request came (not public_url): a Secure cookie over plain HTTP would
+            # never come back, and the operator could not sign in.
+            origin = forwarded.Origin(environ, "", self.trusted_proxies)
             environ["ddi_lite.console.secure"] = origin.base_url.startswith("https:")
             before_body = connections.BEFORE_BODY in environ
             session = None
@@ -303,8 +304,7 @@ class Console:
         if not tokens_match(token, form.get("csrf")):
             return self.signin_page(context, 403, "The sign-in form has expired; try again.")
         user, password = form.get("user", ""), form.get("password", "")
-        client = forwarded.Origin(bottle.request.environ, self.public_url,
-                                  self.trusted_proxies).client_ip
+        client = forwarded.Origin(bottle.request.environ, "", self.trusted_proxies).client_ip
         try:
             # The same check, and the same rationing of wrong guesses, as a Basic login.
             right = self.accounts.verify(user, password, client)

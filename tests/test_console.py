@@ -105,6 +105,19 @@ def test_a_tls_proxy_in_trusted_proxies_makes_the_cookie_secure(config, tmp_path
         storage.close_store()
 
 
+def test_the_cookie_follows_how_the_request_came_not_public_url(tmp_path):
+    config = ddi_lite.load_config(path=None, environ={}, overrides={
+        "server.data_dir": str(tmp_path / "public"),
+        "server.public_url": "https://updates.example.org"})
+    http = webtest.TestApp(ddi_lite.create_app(config))
+    try:
+        response = sign_in(http)
+        assert response.status_int == 303
+        assert not any("Secure" in cookie for cookie in response.headers.getall("Set-Cookie"))
+    finally:
+        storage.close_store()
+
+
 def test_signing_in_goes_back_to_the_page_asked_for(server):
     server.http.get("/ui/settings")
     page = server.http.get(SIGNIN + "?next=/ui/settings")
