@@ -25,6 +25,13 @@ CHROMIUM = "/usr/bin/chromium"
 # it call Google's servers (component updates, safe browsing) on its own.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 SCREENSHOTS_VARIABLE = "DDI_LITE_CONSOLE_SCREENSHOTS"
+# The names of the page's form fields (and buttons) that have neither a label nor an
+# aria-label.
+UNLABELLED_FIELDS = """Array.from(document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea, button"))
+  .filter(field => !(field.labels && field.labels.length) && !field.getAttribute("aria-label")
+                   && !(field.tagName === "BUTTON" && field.textContent.trim()))
+  .map(field => field.name || field.id || field.outerHTML)"""
 TIMEOUT_MS = 10000
 
 
@@ -204,10 +211,13 @@ def test_an_operator_deploys_to_a_device_from_the_browser(server, chromium, tmp_
     camera.shoot(page, "settings")
 
     # 360 px wide (a phone, a tablet at the line): nothing wider than the screen.
+    # Every field has a label a screen reader reads out.
     page.set_viewport_size({"width": 360, "height": 740})
-    for path in ("/ui", "/ui/targets", "/ui/targets/press-7", "/ui/software", "/ui/settings"):
-        page.goto(server.url + path)
+    for path in ("/ui", "/ui/targets", "/ui/targets/press-7", "/ui/software", "/ui/settings",
+                 "/ui/software/modules/1", "/ui/targets/press-7/delete"):
+        assert page.goto(server.url + path).status == 200, path
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
+        assert page.evaluate(UNLABELLED_FIELDS) == [], path
     page.goto(server.url + "/ui")
     camera.shoot(page, "overview-360")
 
