@@ -49,6 +49,10 @@ TARGET_SORTS = collections.OrderedDict((
     ("controllerId", "Controller id"), ("name", "Name"), ("updateStatus", "Status"),
     ("lastControllerRequestAt", "Last seen")))
 PAGE_SIZE = 25
+# A target's page shows this many actions (newest first, older ones a link away), each with
+# up to HISTORY_SHOWN status entries (the most a page of the store's query gives).
+ACTIONS_PER_PAGE = 20
+HISTORY_SHOWN = 500
 # A device is "not seen" after this many polling intervals without a poll.
 MISSED_POLLS = 3
 # What a redirect after a change says on the next page (?said=<key>): no state kept for it.
@@ -399,11 +403,13 @@ class Console:
 
     def target(self, context, cid):
         target = fleet.get_target("", cid)
+        offset = _int(context.query.get("actions"), "actions", 0, minimum=0)
+        listed = fleet.list_target_actions("", cid, None, "id:DESC", offset, ACTIONS_PER_PAGE)
         actions = []
-        for action in fleet.list_target_actions("", cid, None, "id:DESC", 0, 100)["content"]:
+        for action in listed["content"]:
             full = _action_row(fleet.get_target_action("", cid, action["id"]))
-            full["history"] = fleet.action_status_list(cid, action["id"], None, 0,
-                                                       500)["content"]
+            history = fleet.action_status_list(cid, action["id"], None, 0, HISTORY_SHOWN)
+            full["history"], full["history_total"] = history["content"], history["total"]
             actions.append(full)
         sets = [ds for ds in software.list_sets("", None, "id:DESC", 0, 500)["content"]
                 if ds["complete"] and not ds["deleted"]]
@@ -411,6 +417,8 @@ class Console:
                       attributes=fleet.target_attributes(cid) or {},
                       assigned=fleet.target_assigned_ds("", cid),
                       installed=fleet.target_installed_ds("", cid), actions=actions,
+                      actions_total=listed["total"], actions_offset=offset,
+                      actions_per_page=ACTIONS_PER_PAGE,
                       target_tags=tags.tags_of_target("", cid),
                       all_tags=tags.TARGET_TAGS.list("", None, "name:ASC", 0, 500)["content"],
                       sets=sets, said=SAID.get(context.query.get("said")))

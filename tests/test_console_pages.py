@@ -144,6 +144,27 @@ def test_every_action_shows_its_whole_history_with_messages(signed_in):
     assert "Cancel" not in text
 
 
+def test_a_targets_actions_come_twenty_to_a_page_newest_first(signed_in):
+    module = signed_in.module()
+    distribution_set = signed_in.distribution_set([module])
+    ids = []
+    for _ in range(23):
+        action = signed_in.assign(distribution_set, "dev-1")
+        ids.append(action.id)
+        signed_in.http.delete("/rest/v1/targets/dev-1/actions/%d" % action.id,
+                              headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
+        signed_in.http.delete("/rest/v1/targets/dev-1/actions/%d?force=true" % action.id,
+                              headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
+    first = signed_in.http.get("/ui/targets/dev-1")
+    shown = [int(n) for n in re.findall(r'<article class="action" id="action-(\d+)"', first.text)]
+    assert shown == sorted(ids, reverse=True)[:20] and "Actions <small>(23)" in first.text
+    older = first.click("Older actions")
+    shown = [int(n) for n in re.findall(r'<article class="action" id="action-(\d+)"', older.text)]
+    assert shown == sorted(ids, reverse=True)[20:]
+    assert "Newer actions" in older.text and "Older actions" not in older.text
+    signed_in.http.get("/ui/targets/dev-1?actions=-1", status=400)
+
+
 def test_a_missing_target_is_a_404_page(signed_in):
     assert "does not exist" in problem(signed_in.http.get("/ui/targets/nobody", status=404))
 

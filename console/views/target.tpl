@@ -68,8 +68,8 @@
     <button type="submit">Add tag</button>
   </form>
 </section>
-<section class="card">
-  <h2>Actions</h2>
+<section class="card" id="actions">
+  <h2>Actions <small>({{actions_total}})</small></h2>
 % if not actions:
   <p>No actions.</p>
 % end
@@ -99,7 +99,18 @@
 % end
       </tbody>
     </table>
+% if action['history_total'] > len(action['history']):
+    <p>{{action['history_total'] - len(action['history'])}} older entries are not shown.</p>
+% end
   </article>
 % end
+<nav class="pages" aria-label="Action pages">
+% if actions_offset > 0:
+  <a rel="prev" href="{{ui('/targets/' + segment(target['controllerId']), actions=max(0, actions_offset - actions_per_page) or None)}}#actions">Newer actions</a>
+% end
+% if actions_offset + actions_per_page < actions_total:
+  <a rel="next" href="{{ui('/targets/' + segment(target['controllerId']), actions=actions_offset + actions_per_page)}}#actions">Older actions</a>
+% end
+</nav>
 </section>
 <p><a class="danger" href="{{ui('/targets/' + segment(target['controllerId']) + '/delete')}}">Delete this target…</a></p>
