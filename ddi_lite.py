@@ -4,7 +4,8 @@ This module is the web face: the configuration schema, the app factory, the rout
 authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
 command line. Rules live in `storage/`, bytes in `artifacts/`; what runs the app as a service
 (connections, settings lookup, systemd) in `service/`; the programs that talk to a server from
-outside (operator commands, simulator) in `client/`. Sections:
+outside (operator commands, simulator) in `client/`; the operators' web console, which
+create_app mounts at /ui, in `console/`. Sections:
 
     Configuration      the settings schema (read by service.configuration)
     HTTP plumbing      bodies, media types, errors, links
@@ -37,6 +38,7 @@ import bottle
 import cbor2
 
 import artifacts
+import console
 import openapi
 import storage
 from client import cli
@@ -87,6 +89,11 @@ SETTINGS = (
             "Log one line per request (logger ddi-lite.access): method, path, status, time."),
     Setting("server", "metrics_open", "bool", False,
             "Answer GET /metrics (Prometheus) without an operator login."),
+    Setting("server", "console", "bool", True,
+            "Serve the operators' web console at /ui (sign-in with the operator accounts)."),
+    Setting("server", "console_session", "positive", 1800,
+            "Seconds a console sign-in lasts without a request; kept in memory, so a restart "
+            "signs everyone out."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
             "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
     Setting("ddi", "min_polling_time", "duration", "00:00:30",
@@ -244,9 +251,14 @@ def _json_bytes(document):
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def error_status(error):
+    """The HTTP status of a store error (the most specific class in ERROR_STATUS)."""
+    return next(ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in ERROR_STATUS)
+
+
 def error_response(error):
     """hawkBit's error body for a store error; an empty body where hawkBit sends none."""
-    status = next(ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in ERROR_STATUS)
+    status = error_status(error)
     if isinstance(error, EMPTY_ERRORS):
         return bottle.HTTPResponse(b"", status)
     body = collections.OrderedDict((("exceptionClass", error.exception_class),
@@ -1201,6 +1213,15 @@ class ManagementApi:
         return software.add_uploaded_artifact(context.base, module_id, filename, received,
                                               self.blobs, context.user)
 
+    def console_upload(self, request, module_id, user):
+        """The same upload for the console (console/), which knows no HttpProblem."""
+        try:
+            context = MgmtRequest(base="", user=user, query=_utf8_query(request),
+                                  request=request)
+            return self.upload(context, module_id)
+        except HttpProblem:
+            raise UploadRejected("The upload is empty or not readable.")
+
     def _upload_too_large(self):
         return UploadTooLarge("The artifact is larger than %d bytes." % self.max_artifact)
 
@@ -1283,10 +1304,12 @@ def _framework_error_handler(status):
 
 def _api_docs(app):
     """`GET /v3/api-docs`: the OpenAPI description of the routes `app` has when it is first
-    asked for, so that routes installed after this one are described too."""
+    asked for, so that routes installed after this one are described too. The console's
+    pages are no API and are left out."""
     @functools.lru_cache(maxsize=None)
     def body():
-        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes]
+        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes
+                if not route.rule.startswith(console.PREFIX)]
         return _json_bytes(openapi.document(rows))
     return lambda: bottle.HTTPResponse(body(), 200, {"Content-Type": JSON})
 
@@ -1337,8 +1360,12 @@ def create_app(config, accounts=None, observer=None):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
-    management = ManagementApi(config, blobs, accounts or operator_accounts(config))
+    accounts = accounts or operator_accounts(config)
+    management = ManagementApi(config, blobs, accounts)
     management.install(app)
+    if config["server", "console"]:
+        console.Console(config, accounts, blobs, error_status,
+                        management.console_upload).install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
     app.route("/actuator/health", "GET", lambda: _health(storage.db.answers()))

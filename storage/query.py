@@ -446,6 +446,11 @@ class ActionStatusField(Field):
         return active | Field.positive(self, "in", rest, context)
 
 
+# SQLite refuses a longer LIKE pattern (SQLITE_MAX_LIKE_PATTERN_LENGTH) with an error, but
+# only once a row is compared: the query is refused before it runs.
+MAX_LIKE_PATTERN_BYTES = 50000
+
+
 def _like_pattern(argument, context):
     pieces = []
     for part in argument.parts:
@@ -454,7 +459,11 @@ def _like_pattern(argument, context):
         else:
             text = context.placeholders(part)
             pieces.append(text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-    return "".join(pieces)
+    pattern = "".join(pieces)
+    if len(pattern.encode("utf-8", "surrogatepass")) > MAX_LIKE_PATTERN_BYTES:
+        raise RsqlSyntax("A wildcard value of the query is longer than %d bytes."
+                         % MAX_LIKE_PATTERN_BYTES)
+    return pattern
 
 
 def _like(column, pattern):
