@@ -115,13 +115,17 @@ def _done(document):
 
 
 def rollouts_list(args, client):
-    rollouts = _all_pages(client, "/rollouts", {"q": args.query} if args.query else None)
+    # Lists are compact unless asked: full ones carry the counts and the set's name.
+    query = {"representation": "full"}
+    if args.query:
+        query["q"] = args.query
+    rollouts = _all_pages(client, "/rollouts", query)
     if args.json:
         print_json(rollouts)
         return
     print_table([(rollout["id"], rollout["name"], rollout["status"], _set_name(rollout),
                   rollout.get("totalGroups"), rollout.get("totalTargets"), _done(rollout),
-                  (rollout.get("totalTargetsPerStatus") or {}).get("error"))
+                  (rollout.get("totalTargetsPerStatus") or {}).get("error", 0))
                  for rollout in rollouts],
                 header=("ID", "NAME", "STATUS", "SET", "GROUPS", "TARGETS", "DONE", "ERRORS"))
 

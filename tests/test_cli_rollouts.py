@@ -47,17 +47,25 @@ def ddi(url, controller_id, path="", document=None):
     return json.loads(data.decode("utf-8")) if data else None
 
 
-def install(url, controller_id, finished="success"):
-    """Poll as the device does; when a deployment is offered, report it closed with
-    `finished`. Whether one was offered."""
+def offered(url, controller_id):
+    """Poll as the device does: the id of the deployment offered, or None."""
     links = ddi(url, controller_id).get("_links") or {}
     if "deploymentBase" not in links:
-        return False
-    action_id = int(re.search(r"/deploymentBase/(\d+)", links["deploymentBase"]["href"]).group(1))
+        return None
+    return int(re.search(r"/deploymentBase/(\d+)", links["deploymentBase"]["href"]).group(1))
+
+
+def offered_to(url, names):
+    """The devices among `names` that are offered a deployment now, polled one by one."""
+    return [name for name in names if offered(url, name) is not None]
+
+
+def install(url, controller_id, finished="success"):
+    """Report the offered deployment closed with `finished`."""
+    action_id = offered(url, controller_id)
     ddi(url, controller_id, "/deploymentBase/%d/feedback" % action_id, {
         "id": str(action_id),
         "status": {"execution": "closed", "result": {"finished": finished}}})
-    return True
 
 
 def rollout_of(url, rollout_id):
@@ -94,18 +102,24 @@ def test_create_start_and_watch_a_rollout_until_it_finishes(url):
         env=live.clean_environment(DDI_LITE_PASSWORD="admin"), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     try:
-        offered = live.wait_until(lambda: [name for name in names if install(url, name)]
-                                  or None, 20, "the first group offered the set")
-        assert len(offered) == 2  # one group of two; the other group sees nothing yet
-        rest = live.wait_until(lambda: [name for name in names if install(url, name)] or None,
-                               20, "the second group offered the set")
-        assert sorted(offered + rest) == sorted(names)
+        drawn = [watcher.stdout.readline() for _ in range(3)]  # before anything moves
+        assert drawn[0].startswith("rollout %d ro-a: running, 0/4 done" % rollout_id), drawn
+        first = live.wait_until(lambda: offered_to(url, names) or None, 20,
+                                "the first group offered the set")
+        assert len(first) == 2  # one group of two; the other group sees nothing yet
+        for name in first:
+            install(url, name)
+        rest = live.wait_until(lambda: offered_to(url, set(names) - set(first)) or None, 20,
+                               "the second group offered the set")
+        assert sorted(first + rest) == sorted(names)
+        for name in rest:
+            install(url, name)
         out, err = watcher.communicate(timeout=30)
     finally:
         live.stop_process(watcher)
     assert (watcher.returncode, err) == (0, "")
     blocks = out.split("rollout %d ro-a: " % rollout_id)[1:]
-    assert len(blocks) >= 2  # it drew while the rollout moved, not only at the end
+    assert re.search(r"^  group-2 +scheduled +\[\.+\]   0%  2 scheduled$", drawn[2], re.M), drawn
     assert blocks[-1].startswith("finished, 4/4 done")
     assert re.search(r"^  group-1 +finished +\[#+\] 100%  2 finished$", blocks[-1], re.M), out
     assert re.search(r"^  group-2 +finished +\[#+\] 100%  2 finished$", blocks[-1], re.M), out
@@ -126,9 +140,11 @@ def test_watch_ends_with_exit_code_3_when_the_rollout_pauses_on_failures(url):
     assert created.returncode == 0, created.stderr
     rollout_id = int(created.stdout)
     assert rollout_of(url, rollout_id)["status"] in ("starting", "running")
-    offered = live.wait_until(lambda: [name for name in names if install(url, name, "failure")]
-                              or None, 20, "the first group offered the set")
-    assert len(offered) == 2
+    first = live.wait_until(lambda: offered_to(url, names) or None, 20,
+                            "the first group offered the set")
+    assert len(first) == 2
+    for name in first:
+        install(url, name, "failure")
     watched = subprocess.run(
         [sys.executable, "-m", "ddi_lite", "--url", url, "rollouts", "show", str(rollout_id),
          "--watch", "--interval", "0.2"],
@@ -138,7 +154,7 @@ def test_watch_ends_with_exit_code_3_when_the_rollout_pauses_on_failures(url):
     last = watched.stdout.split("rollout %d ro-b: " % rollout_id)[-1]
     assert last.startswith("paused, 2/4 done")
     assert re.search(r"^  group-1 +error +\[x+\] 100%  2 error$", last, re.M), watched.stdout
-    assert not any(install(url, name) for name in names)  # group 2 never started
+    assert offered_to(url, names) == []  # group 2 never started
 
     resumed = cli(url, "rollouts", "resume", str(rollout_id))
     assert (resumed.returncode, resumed.stdout) == (0, "rollout %d resumed\n" % rollout_id)
