@@ -28,7 +28,8 @@ ACTION_QUERY_FIELDS = (
     "id", "active", "status", "detailStatus", "lastStatusCode", "weight",
     "target.controllerId", "target.name", "target.updateStatus", "target.address",
     "distributionSet.id", "distributionSet.name", "distributionSet.version",
-    "distributionSet.type", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+    "distributionSet.type", "rollout.id", "rollout.name", "rolloutGroup.id",
+    "rolloutGroup.name", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
 MODULE_QUERY_FIELDS = (
     "id", "name", "version", "description", "type", "type.id", "type.key", "type.name",
     "metadata.<key>", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
