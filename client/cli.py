@@ -239,7 +239,9 @@ def _add_operator_commands(commands):
                          "ddi-lite actions board-7 12 --json",
                          "ddi-lite actions --query status==error",
                          "ddi-lite actions --query "
-                         "'active==true;distributionSet.name==gateway-os'"],
+                         "'active==true;distributionSet.name==gateway-os'",
+                         "# the devices that failed in a rollout:",
+                         "ddi-lite actions --query 'rollout.name==fw-2.1;status==error'"],
                      _query_help(ACTION_QUERY_FIELDS, "status: " + ", ".join(ACTION_STATUSES),
                                  "active: true, false"))
     parser.add_argument("controller_id", nargs="?", metavar="TARGET",
