@@ -4,7 +4,8 @@ This module is the web face: the configuration schema, the app factory, the rout
 authentication, content negotiation, the mapping of errors to hawkBit's error bodies, and the
 command line. Rules live in `storage/`, bytes in `artifacts/`; what runs the app as a service
 (connections, settings lookup, systemd) in `service/`; the programs that talk to a server from
-outside (operator commands, simulator) in `client/`. Sections:
+outside (operator commands, simulator) in `client/`; the operators' web console, which
+create_app mounts at /ui, in `console/`. Sections:
 
     Configuration      the settings schema (read by service.configuration)
     HTTP plumbing      bodies, media types, errors, links
@@ -36,12 +37,13 @@ import urllib.parse
 import bottle
 
 import artifacts
+import console
 import storage
 from client import cli
 from service import access_log, configuration, connections, forwarded, metrics, systemd
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
-from storage import software_types, tags, target_types
+from storage import rollouts, software_types, tags, target_types
 from storage import errors as store_errors
 from storage import transitions
 from storage.accounts import Accounts, PasswordNotChecked
@@ -84,6 +86,11 @@ SETTINGS = (
             "Log one line per request (logger ddi-lite.access): method, path, status, time."),
     Setting("server", "metrics_open", "bool", False,
             "Answer GET /metrics (Prometheus) without an operator login."),
+    Setting("server", "console", "bool", True,
+            "Serve the operators' web console at /ui (sign-in with the operator accounts)."),
+    Setting("server", "console_session", "positive", 1800,
+            "Seconds a console sign-in lasts without a request; kept in memory, so a restart "
+            "signs everyone out."),
     Setting("ddi", "polling_time", "duration", "00:05:00",
             "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
     Setting("ddi", "min_polling_time", "duration", "00:00:30",
@@ -132,6 +139,10 @@ SETTINGS = (
     Setting("scheduler", "auto_assign_full_pass_hours", "count", 24,
             "Hours between checks of every target by each auto-assigning filter; in between, "
             "only targets that changed are checked (0: never)."),
+    Setting("scheduler", "rollout_interval", "positive", 2,
+            "Seconds between evaluations of running rollouts (thresholds, next groups, "
+            "startAt); device feedback on a rollout's action makes one at once. 2, as "
+            "auto-assignment: a pass over 10 running rollouts is a few reads each."),
 )
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
@@ -207,6 +218,7 @@ ERROR_STATUS = {
     store_errors.ModulesUnsupported: 400,
     store_errors.EncryptionNotSupported: 400,
     store_errors.InvalidAutoAssignActionType: 400,
+    store_errors.RolloutIllegalState: 400,
     store_errors.UploadFailed: 400,
     UploadTooLarge: 413,
     InvalidConfigKey: 400,
@@ -236,9 +248,14 @@ def _json_bytes(document):
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def error_status(error):
+    """The HTTP status of a store error (the most specific class in ERROR_STATUS)."""
+    return next(ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in ERROR_STATUS)
+
+
 def error_response(error):
     """hawkBit's error body for a store error; an empty body where hawkBit sends none."""
-    status = next(ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in ERROR_STATUS)
+    status = error_status(error)
     if isinstance(error, EMPTY_ERRORS):
         return bottle.HTTPResponse(b"", status)
     body = collections.OrderedDict((("exceptionClass", error.exception_class),
@@ -776,7 +793,7 @@ def _listing(ctx):
 
 
 class ManagementApi:
-    """The Tier 1 Management API and target filters. Each handler reads its parameters,
+    """The Tier 1 Management API, target filters, tags, types and rollouts. Each handler reads its parameters,
     calls one rule in `storage.fleet`, `storage.software` or `storage.filters`, and answers
     with hawkBit's status code."""
 
@@ -959,7 +976,7 @@ class ManagementApi:
              lambda c, key: F.put_config(c.base, key, body(c), c.user)),
             ("DELETE", "/system/configs/<key>", 204, lambda c, key: F.delete_config(key)),
             ("GET", "/userinfo", 200, lambda c: F.userinfo(c.user)),
-        ) + self._tag_and_type_routes()
+        ) + self._tag_and_type_routes() + self._rollout_routes()
         for method, path, status, handler in routes:
             upload = (method, path) == ("POST", "/softwaremodules/<sid>/artifacts")
             app.route("/rest/v1" + path, method, self._guarded(handler, status, upload),
@@ -1052,6 +1069,44 @@ class ManagementApi:
              lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
             ("DELETE", "/distributionsettypes/<tid>/optionalmoduletypes/<mid>", 204,
              lambda c, tid, mid: W.remove_set_type_module_type(_id(tid), _id(mid), c.user)),
+        )
+
+    def _rollout_routes(self):
+        """Rollouts and their deploy groups (§12.2)."""
+        body = self._body
+        R = rollouts
+
+        def full(c):
+            return (c.query.get("representation") or "").lower() == "full"
+
+        def remark(c):
+            return c.query.get("remark") or None
+        return (
+            ("GET", "/rollouts", 200, lambda c: R.list_rollouts(c.base, *_listing(c),
+                                                                full=full(c))),
+            ("POST", "/rollouts", 201, lambda c: R.create_rollout(c.base, body(c), c.user)),
+            ("GET", "/rollouts/<rid>", 200, lambda c, rid: R.get_rollout(c.base, _id(rid))),
+            ("PUT", "/rollouts/<rid>", 200,
+             lambda c, rid: R.update_rollout(c.base, _id(rid), body(c), c.user)),
+            ("DELETE", "/rollouts/<rid>", 204, lambda c, rid: R.delete(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/start", 204, lambda c, rid: R.start(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/pause", 204, lambda c, rid: R.pause(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/resume", 204, lambda c, rid: R.resume(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/stop", 204, lambda c, rid: R.stop(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/triggerNextGroup", 204,
+             lambda c, rid: R.trigger_next_group(_id(rid), c.user)),
+            ("POST", "/rollouts/<rid>/approve", 204,
+             lambda c, rid: R.approve(_id(rid), remark(c), c.user)),
+            ("POST", "/rollouts/<rid>/deny", 204,
+             lambda c, rid: R.deny(_id(rid), remark(c), c.user)),
+            ("POST", "/rollouts/<rid>/retry", 201,
+             lambda c, rid: R.retry(c.base, _id(rid), c.user)),
+            ("GET", "/rollouts/<rid>/deploygroups", 200,
+             lambda c, rid: R.list_groups(c.base, _id(rid), *_listing(c))),
+            ("GET", "/rollouts/<rid>/deploygroups/<gid>", 200,
+             lambda c, rid, gid: R.get_group(c.base, _id(rid), _id(gid))),
+            ("GET", "/rollouts/<rid>/deploygroups/<gid>/targets", 200,
+             lambda c, rid, gid: R.group_targets(c.base, _id(rid), _id(gid), *_listing(c))),
         )
 
     def readiness(self):
@@ -1166,6 +1221,15 @@ class ManagementApi:
         return software.add_uploaded_artifact(context.base, module_id, filename, received,
                                               self.blobs, context.user)
 
+    def console_upload(self, request, module_id, user):
+        """The same upload for the console (console/), which knows no HttpProblem."""
+        try:
+            context = MgmtRequest(base="", user=user, query=_utf8_query(request),
+                                  request=request)
+            return self.upload(context, module_id)
+        except HttpProblem:
+            raise UploadRejected("The upload is empty or not readable.")
+
     def _upload_too_large(self):
         return UploadTooLarge("The artifact is larger than %d bytes." % self.max_artifact)
 
@@ -1248,11 +1312,13 @@ def _framework_error_handler(status):
 
 def _api_docs(app):
     """`GET /v3/api-docs`: the OpenAPI description of the routes `app` has when it is first
-    asked for, so that routes installed after this one are described too."""
+    asked for, so that routes installed after this one are described too. The console's
+    pages are no API and are left out."""
     @functools.lru_cache(maxsize=None)
     def body():
         import openapi  # the largest module of all, read by few: not kept in every server
-        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes]
+        rows = [(route.method, route.rule, route.config.get("status")) for route in app.routes
+                if not route.rule.startswith(console.PREFIX)]
         return _json_bytes(openapi.document(rows))
     return lambda: bottle.HTTPResponse(body(), 200, {"Content-Type": JSON})
 
@@ -1303,8 +1369,12 @@ def create_app(config, accounts=None, observer=None):
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
     DeviceApi(config, blobs).install(app)
-    management = ManagementApi(config, blobs, accounts or operator_accounts(config))
+    accounts = accounts or operator_accounts(config)
+    management = ManagementApi(config, blobs, accounts)
     management.install(app)
+    if config["server", "console"]:
+        console.Console(config, accounts, blobs, error_status,
+                        management.console_upload).install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
     app.route("/actuator/health", "GET", lambda: _health(storage.db.answers()))
@@ -1354,6 +1424,7 @@ def serve(config):
     storage.db.writer.start()
     storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
                                        config["scheduler", "auto_assign_full_pass_hours"])
+    storage.rollout_engine.scheduler.start(config["scheduler", "rollout_interval"])
     host, port = config["server", "host"], config["server", "port"]
     if accounts.default_password_in_use():
         log.warning("*** The Management API still accepts admin/admin. Change it: "

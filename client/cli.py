@@ -1,9 +1,10 @@
 """client.cli: the argparse definitions of the client commands, for `ddi_lite.main()`.
 
 The operator commands (`targets`, `upload`, `assign`, `actions`, `cancel`, `modules`, `sets`,
-`config`, `tags`, `filters`), their --url/--user/--password/--json options, and `simulate`.
-This module imports only the standard library: the server builds its parser from it, and each
-command's handler imports client.commands or client.simulator only when that command runs.
+`config`, `tags`, `filters`, `rollouts`), their --url/--user/--password/--json options, and
+`simulate`. This module imports only the standard library: the server builds its parser from
+it, and each command's handler imports client.commands, client.rollouts or client.simulator
+only when that command runs.
 """
 
 import argparse
@@ -27,7 +28,8 @@ ACTION_QUERY_FIELDS = (
     "id", "active", "status", "detailStatus", "lastStatusCode", "weight",
     "target.controllerId", "target.name", "target.updateStatus", "target.address",
     "distributionSet.id", "distributionSet.name", "distributionSet.version",
-    "distributionSet.type", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
+    "distributionSet.type", "rollout.id", "rollout.name", "rolloutGroup.id",
+    "rolloutGroup.name", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
 MODULE_QUERY_FIELDS = (
     "id", "name", "version", "description", "type", "type.id", "type.key", "type.name",
     "metadata.<key>", "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
@@ -38,6 +40,13 @@ SET_QUERY_FIELDS = (
 TAG_QUERY_FIELDS = (
     "id", "name", "description", "colour", "createdAt", "createdBy", "lastModifiedAt",
     "lastModifiedBy")
+ROLLOUT_QUERY_FIELDS = (
+    "id", "name", "description", "status", "distributionSet.id", "distributionSet.name",
+    "distributionSet.version", "distributionSet.type", "createdAt", "createdBy",
+    "lastModifiedAt", "lastModifiedBy")
+ROLLOUT_STATUSES = ("creating", "waiting_for_approval", "approval_denied", "ready", "starting",
+                    "running", "paused", "stopping", "stopped", "finished", "deleting",
+                    "deleted")
 FILTER_QUERY_FIELDS = (
     "id", "name", "autoAssignDistributionSet.name", "autoAssignDistributionSet.version",
     "createdAt", "createdBy", "lastModifiedAt", "lastModifiedBy")
@@ -57,14 +66,18 @@ def add_commands(commands):
     _add_operator_commands(commands)
     _add_tags_commands(commands)
     _add_filter_commands(commands)
+    _add_rollout_commands(commands)
     _add_simulate_command(commands)
 
 
-def _operator_command(function_name):
-    """The handler of an operator command: client.commands.<function_name>(args, client)."""
+def _operator_command(function_name, module_name="commands"):
+    """The handler of an operator command: client.<module_name>.<function_name>(args,
+    client)."""
     def handler(args):
+        import importlib
         from client import commands
-        return commands.run_operator_command(args, getattr(commands, function_name))
+        module = importlib.import_module("client." + module_name)
+        return commands.run_operator_command(args, getattr(module, function_name))
     return handler
 
 
@@ -115,17 +128,17 @@ def _epilog(examples, *sections, environment=ENVIRONMENT):
         + ("\n" + environment if environment else "")
 
 
-def _command_makers(commands, options):
+def _command_makers(commands, options, module_name="commands"):
     """command(parent, name, function_name, summary, examples, *sections): a command that
-    runs client.commands.<function_name>; group(name, summary, words, examples): a command
-    word whose sub-commands are the real commands."""
+    runs client.<module_name>.<function_name>; group(name, summary, words, examples): a
+    command word whose sub-commands are the real commands."""
     def command(parent, name, function_name, summary, examples, *sections):
         # Raw, so that the epilog keeps its lines; the description is wrapped here instead.
         parser = parent.add_parser(name, parents=[options], help=summary,
                                    description=textwrap.fill(summary, 78),
                                    epilog=_epilog(examples, *sections),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.set_defaults(handler=_operator_command(function_name))
+        parser.set_defaults(handler=_operator_command(function_name, module_name))
         return parser
 
     def group(name, summary, words, examples):
@@ -226,7 +239,9 @@ def _add_operator_commands(commands):
                          "ddi-lite actions board-7 12 --json",
                          "ddi-lite actions --query status==error",
                          "ddi-lite actions --query "
-                         "'active==true;distributionSet.name==gateway-os'"],
+                         "'active==true;distributionSet.name==gateway-os'",
+                         "# the devices that failed in a rollout:",
+                         "ddi-lite actions --query 'rollout.name==fw-2.1;status==error'"],
                      _query_help(ACTION_QUERY_FIELDS, "status: " + ", ".join(ACTION_STATUSES),
                                  "active: true, false"))
     parser.add_argument("controller_id", nargs="?", metavar="TARGET",
@@ -428,6 +443,141 @@ def _add_tags_commands(commands):
             "ddi-lite tags unassign stable 5 --sets"])
     parser.add_argument("name", metavar="NAME")
     parser.add_argument("items", nargs="+", metavar="TARGET|SET")
+
+
+# --- ddi-lite rollouts -----------------------------------------------------------------------
+
+def _percent(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a percentage, not %r" % text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be between 0 and 100, not %s" % text)
+    return int(value) if value.is_integer() else value
+
+
+def _add_rollout_commands(commands):
+    """`ddi-lite rollouts ...`: staged rollouts, in client.rollouts."""
+    command, group = _command_makers(commands, operator_options(), "rollouts")
+    rollouts = group(
+        "rollouts", "create, watch and steer staged rollouts: a set sent to the targets of a "
+        "query group by group, the next group starting when enough of the last succeeded, "
+        "the rollout pausing when too many failed",
+        "{create,list,show,start,pause,resume,approve,deny,stop,next-group,retry,delete}", [
+            "ROLLOUT=$(ddi-lite rollouts create fw-2.1 5 'attribute.line==3' --groups 4)",
+            "ddi-lite rollouts start $ROLLOUT",
+            "ddi-lite rollouts show $ROLLOUT --watch",
+            "ddi-lite rollouts resume $ROLLOUT",
+            "# each command has its own help: ddi-lite rollouts create --help"])
+
+    parser = command(rollouts, "create", "rollouts_create",
+                     "create a rollout of distribution set SET to the targets that QUERY "
+                     "matches, split into groups; print its id", [
+                         "# four equal groups; the next starts when 50% of one finished, the "
+                         "rollout pauses",
+                         "# when more than 50% of one failed (the defaults):",
+                         "ddi-lite rollouts create fw-2.1 5 'attribute.line==3' --groups 4",
+                         "# a canary of 5%, then 25% of the rest, then all that is left; "
+                         "pause above 10% failures:",
+                         "ddi-lite rollouts create fw-2.1 5 'name==lab-*' --group 5 --group 25 "
+                         "--group 100 \\",
+                         "    --error-threshold 10 --success-threshold 90",
+                         "# groups by query: line 1 first, then the rest",
+                         "ddi-lite rollouts create fw-2.1 5 'name==*' --group 100:attribute.line==1 "
+                         "--group 100 --start"],
+                     "groups:\n" + _paragraph(
+                         "--groups N splits the matching targets into N groups of (nearly) "
+                         "equal size. --group PERCENT[:QUERY], repeated, makes one group each, "
+                         "in order: it takes PERCENT of the matching targets (those QUERY also "
+                         "matches, if given) not already in an earlier group; the last group "
+                         "must take all that is left (100).")
+                     + "\nQUERY is a target query, as `targets list --query` takes:\n"
+                     + _paragraph("fields: " + ", ".join(TARGET_QUERY_FIELDS))
+                     + _paragraph(RSQL_OPERATORS))
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("set", type=int, metavar="SET", help="the distribution set")
+    parser.add_argument("query", metavar="QUERY", help="the targets, e.g. \"name==lab-*\"")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--groups", type=_whole_number(1, 500), default=1, metavar="N",
+                       help="split into N equal groups (default: 1)")
+    sizes.add_argument("--group", action="append", default=[], metavar="PERCENT[:QUERY]",
+                       help="one group (repeat for each, in order)")
+    parser.add_argument("--success-threshold", type=_percent, default=50, metavar="PERCENT",
+                        help="start the next group once this share of a group finished "
+                             "(default: 50)")
+    parser.add_argument("--error-threshold", type=_percent, default=50, metavar="PERCENT",
+                        help="pause the rollout once more than this share of a group failed "
+                             "(default: 50)")
+    parser.add_argument("--type", default="forced",
+                        choices=("forced", "soft", "downloadonly", "timeforced"),
+                        help="how the devices should install it (default: forced)")
+    parser.add_argument("--forcetime", type=int, metavar="EPOCH_MS",
+                        help="with --type timeforced: when the update becomes forced")
+    parser.add_argument("--weight", type=_whole_number(0, 1000), metavar="0..1000",
+                        help="the weight of its actions")
+    parser.add_argument("--start-at", type=int, metavar="EPOCH_MS",
+                        help="start by itself at this time")
+    parser.add_argument("--description", help="free text")
+    confirmation = parser.add_mutually_exclusive_group()
+    confirmation.add_argument("--confirmation-required", dest="confirmation_required",
+                              action="store_true", default=None,
+                              help="the devices must confirm (with the confirmation flow on)")
+    confirmation.add_argument("--no-confirmation-required", dest="confirmation_required",
+                              action="store_false", help="no confirmation asked")
+    parser.add_argument("--start", action="store_true",
+                        help="start it as soon as its groups are made")
+
+    parser = command(rollouts, "list", "rollouts_list",
+                     "list the rollouts with their status and progress", [
+                         "ddi-lite rollouts list",
+                         "ddi-lite rollouts list --query status==paused",
+                         "ddi-lite rollouts list --query distributionSet.name==gateway-os "
+                         "--json"],
+                     _query_help(ROLLOUT_QUERY_FIELDS,
+                                 "status: " + ", ".join(ROLLOUT_STATUSES)))
+    parser.add_argument("--query", metavar="RSQL",
+                        help='only the rollouts that match, e.g. "status==running"')
+
+    parser = command(rollouts, "show", "rollouts_show",
+                     "show a rollout and a progress bar per group (# finished, x failed); "
+                     "with --watch, redraw until it finishes (exit 0) or pauses, is stopped "
+                     "or denied (exit 3)", [
+                         "ddi-lite rollouts show 3",
+                         "ddi-lite rollouts show 3 --watch",
+                         "ddi-lite rollouts show 3 --watch --interval 10 || "
+                         "echo 'rollout 3 needs you'"])
+    parser.add_argument("id", type=int, metavar="ID")
+    parser.add_argument("--watch", action="store_true",
+                        help="redraw until the rollout finishes or stops moving")
+    parser.add_argument("--interval", type=_number(0, 3600, low_open=True), default=2.0,
+                        metavar="SECONDS", help="with --watch: how often (default: 2)")
+
+    for name, summary, examples in (
+            ("start", "start a rollout: its first group's devices get the update on their "
+                      "next poll", ["ddi-lite rollouts start 3"]),
+            ("pause", "pause a running rollout: no further group starts (devices already "
+                      "updating go on)", ["ddi-lite rollouts pause 3"]),
+            ("resume", "resume a paused rollout", ["ddi-lite rollouts resume 3"]),
+            ("stop", "stop a rollout for good: the actions of groups not yet started are "
+                     "cancelled", ["ddi-lite rollouts stop 3"]),
+            ("next-group", "start the next group now, whatever the thresholds say",
+             ["ddi-lite rollouts next-group 3"]),
+            ("retry", "create a new rollout of the same set for the targets that failed in "
+                      "this one; print its id", ["ddi-lite rollouts retry 3"]),
+            ("delete", "delete a rollout; one that has actions is only marked deleted",
+             ["ddi-lite rollouts delete 3"])):
+        parser = command(rollouts, name, "rollouts_" + name.replace("-", "_"), summary,
+                         examples)
+        parser.add_argument("id", type=int, metavar="ID")
+    for name, summary in (
+            ("approve", "approve a rollout that waits for approval (with the "
+                        "rollout.approval.enabled configuration)"),
+            ("deny", "deny a rollout that waits for approval")):
+        parser = command(rollouts, name, "rollouts_" + name, summary, [
+            "ddi-lite rollouts %s 3 --remark 'checked on the lab line'" % name])
+        parser.add_argument("id", type=int, metavar="ID")
+        parser.add_argument("--remark", help="why, kept with the rollout")
 
 
 # --- ddi-lite simulate ----------------------------------------------------------------------

@@ -935,7 +935,8 @@ def run_operator_command(args, command):
     try:
         client = ManagementClient(url, user, password)
         try:
-            command(args, client)
+            # A command may end with its own exit code (`rollouts show --watch` does).
+            exit_code = command(args, client)
         finally:
             client.close()
     except CommandFailed as failure:
@@ -951,4 +952,4 @@ def run_operator_command(args, command):
         # The reader went away (`| head`); keep Python from complaining again at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
+    return exit_code or 0

@@ -83,6 +83,9 @@ PATH_PARAMETERS = {
     ("dtid", None): _id("distributionSetTypeId", "A distribution set type."),
     ("cid", "assigned"): _path_parameter("controllerId", schemas.string(),
                                          "A target's controller id.", "dev-1"),
+    # rollouts
+    ("rid", "rollouts"): _id("rolloutId", "A rollout."),
+    ("gid", "deploygroups"): _id("deployGroupId", "A group of the rollout."),
 }
 
 
@@ -119,6 +122,7 @@ QUERY_PARAMETERS = {
     "sha1sum": _query("sha1sum", schemas.string(), "Expected SHA-1 of the upload."),
     "sha256sum": _query("sha256sum", schemas.string(), "Expected SHA-256 of the upload."),
     "filename": _query("filename", schemas.string(), "Name to store the upload under."),
+    "remark": _query("remark", schemas.string(), "Why the rollout is approved or denied."),
     "onNotFoundPolicy": _query(
         "onNotFoundPolicy",
         schemas.enum(("FAIL", "ON_WHAT_FOUND_AND_FAIL", "ON_WHAT_FOUND_AND_SUCCESS")),
@@ -590,6 +594,50 @@ OPERATIONS = {
         "The target filters that auto-assign the set.", ref("PagedListMgmtTargetFilterQuery"),
         query=LIST),
 
+    # --- rollouts --------------------------------------------------------------------------
+    ("GET", _M + "/rollouts"): op(
+        "List rollouts that are not deleted (`representation=full`: with the counts per "
+        "status and the verbs' links).", ref("PagedListMgmtRolloutResponseBody"),
+        query=LIST + ("representation",)),
+    ("POST", _M + "/rollouts"): op(
+        "Create a rollout (one object): its targets are those the query matches, split into "
+        "groups; it is ready (or waits for approval) at once. 400 when the groups leave "
+        "targets out or no target matches; 429 beyond 500 groups or 20,000 targets in one.",
+        ref("MgmtRolloutResponseBody"), body=ref("MgmtRolloutRestRequestBodyPost"),
+        errors=(404, 409)),
+    ("GET", _M + "/rollouts/<rid>"): op("One rollout, also when deleted but kept.",
+                                        ref("MgmtRolloutResponseBody")),
+    ("PUT", _M + "/rollouts/<rid>"): op(
+        "Rename or describe a rollout.", ref("MgmtRolloutResponseBody"),
+        body=ref("MgmtRolloutRestRequestBodyPut"), errors=(409,)),
+    ("DELETE", _M + "/rollouts/<rid>"): op(
+        "Delete a rollout: actions not started go; it is kept as deleted while other actions "
+        "of it remain, else removed."),
+    ("POST", _M + "/rollouts/<rid>/start"): op(
+        "Start a ready rollout; its first group starts soon after (400 in another status)."),
+    ("POST", _M + "/rollouts/<rid>/pause"): op("Pause a running rollout: no group starts "
+                                               "until it is resumed."),
+    ("POST", _M + "/rollouts/<rid>/resume"): op("Resume a paused rollout."),
+    ("POST", _M + "/rollouts/<rid>/stop"): op(
+        "Stop a rollout: actions not started yet are cancelled, running ones go on."),
+    ("POST", _M + "/rollouts/<rid>/triggerNextGroup"): op(
+        "Start the next group of a running rollout now."),
+    ("POST", _M + "/rollouts/<rid>/approve"): op(
+        "Approve a rollout waiting for approval (rollout.approval.enabled).",
+        query=("remark",)),
+    ("POST", _M + "/rollouts/<rid>/deny"): op("Deny a rollout waiting for approval.",
+                                              query=("remark",)),
+    ("POST", _M + "/rollouts/<rid>/retry"): op(
+        "A new rollout, `<name>_retry`, for the targets whose action of this finished or "
+        "stopped rollout failed.", ref("MgmtRolloutResponseBody"), errors=(409,)),
+    ("GET", _M + "/rollouts/<rid>/deploygroups"): op(
+        "The rollout's groups.", ref("PagedListMgmtRolloutGroupResponseBody"), query=LIST),
+    ("GET", _M + "/rollouts/<rid>/deploygroups/<gid>"): op(
+        "One group of the rollout.", ref("MgmtRolloutGroupResponseBody")),
+    ("GET", _M + "/rollouts/<rid>/deploygroups/<gid>/targets"): op(
+        "The group's targets, in the order they joined it.", ref("PagedListMgmtTarget"),
+        query=LIST),
+
     # --- system configuration and the user ----------------------------------------------
     ("GET", _M + "/system/configs"): op(
         "Every tenant configuration key with its value.",
@@ -737,6 +785,7 @@ TAGS = (
     ("Software modules", "Software modules, their metadata and artifacts."),
     ("Distribution sets", "Distribution sets, their modules, metadata and assignments."),
     ("Target filters", "Saved target queries, and the sets they auto-assign."),
+    ("Rollouts", "Staged rollouts of a distribution set, group by group."),
     ("System configuration", "Tenant configuration keys."),
     ("Tags", "Target tags and distribution set tags."),
     ("Target types", "Kinds of targets and the distribution set types they can install."),
@@ -749,7 +798,7 @@ _TAG_OF_SEGMENT = {
     "distributionsettypes": "Types", "softwaremodules": "Software modules",
     "distributionsets": "Distribution sets", "system": "System configuration",
     "targettags": "Tags", "distributionsettags": "Tags", "targettypes": "Target types",
-    "targetfilters": "Target filters",
+    "targetfilters": "Target filters", "rollouts": "Rollouts",
 }
 
 DESCRIPTION = """\

@@ -321,7 +321,10 @@ MGMT = {
          "weight": integer(fmt="int32"),
          "lastStatusCode": integer(fmt="int32"),
          "maintenanceWindow": ref("MgmtMaintenanceWindow"),
-         "_links": links("self", "target", "distributionset", "status", "canceledaction")},
+         "rollout": integer("The rollout that created the action, if one did."),
+         "rolloutName": string("That rollout's name."),
+         "_links": links("self", "target", "distributionset", "status", "canceledaction",
+                         "rollout")},
         required=("id", "type", "active", "status", "forceType", "_links")),
     "MgmtActionStatus": obj(
         {"id": integer(), "type": string("The entry's status, lower case."),
@@ -519,6 +522,76 @@ FILTERS = {
     "PagedListMgmtTargetFilterQuery": paged("MgmtTargetFilterQuery"),
 }
 
+ROLLOUT_STATUSES = ("creating", "waiting_for_approval", "approval_denied", "ready", "starting",
+                    "running", "paused", "stopping", "stopped", "finished", "deleting",
+                    "deleted")
+GROUP_STATUSES = ("ready", "scheduled", "running", "finished", "error")
+_PROGRESS = obj({key: integer() for key in ("running", "notstarted", "scheduled", "cancelled",
+                                            "finished", "error")},
+                description="How many of the targets are at each stage: `notstarted` before "
+                            "the rollout starts, then `scheduled` until their group starts.")
+_THRESHOLD = obj({"condition": enum(("THRESHOLD",)),
+                  "expression": string("A percentage of the group's targets, 0 to 100.")})
+_SUCCESS_ACTION = obj({"action": enum(("NEXTGROUP",)), "expression": string()})
+_ERROR_ACTION = obj({"action": enum(("PAUSE",)), "expression": string()})
+_CONDITIONS = {"successCondition": _THRESHOLD, "successAction": _SUCCESS_ACTION,
+               "errorCondition": _THRESHOLD, "errorAction": _ERROR_ACTION}
+
+ROLLOUTS = {
+    "MgmtRolloutResponseBody": audited(dict({
+        "id": integer(), "name": string(), "description": string(),
+        "targetFilterQuery": string("The target query (RSQL) the rollout was made of."),
+        "distributionSetId": integer(), "status": enum(ROLLOUT_STATUSES),
+        "totalTargets": integer(), "totalGroups": integer(fmt="int32"),
+        "totalTargetsPerStatus": _PROGRESS, "deleted": boolean(),
+        "type": enum(FORCE_TYPES), "forcetime": timestamp("When timeforced actions become "
+                                                          "forced"),
+        "weight": integer(fmt="int32"),
+        "confirmationRequired": boolean("Shown while the confirmation flow is on."),
+        "startAt": timestamp("When the rollout starts by itself"),
+        "approvalRemark": string(), "approveDecidedBy": string(),
+        "_links": links("self", "start", "pause", "resume", "triggerNextGroup", "approve",
+                        "deny", "groups", "distributionset")}),
+        required=("id", "name", "status", "totalTargets", "deleted", "type", "_links"),
+        description="A staged rollout; `totalTargetsPerStatus` and the verbs' links are "
+                    "left out of compact lists."),
+    "MgmtRolloutRestRequestBodyPost": obj(dict({
+        "name": string(minLength=1, maxLength=128), "description": string(maxLength=512),
+        "distributionSetId": integer("A complete, valid, not deleted set."),
+        "targetFilterQuery": string("A target query (RSQL); required.", minLength=1),
+        "type": enum(FORCE_TYPES, "Default forced."),
+        "forcetime": timestamp("When timeforced actions become forced"),
+        "weight": integer("Default 1000.", fmt="int32", minimum=0, maximum=1000),
+        "confirmationRequired": boolean("Default: whether the confirmation flow is on."),
+        "startAt": timestamp("Start by itself at this time"),
+        "amountGroups": integer("Split the targets evenly into this many groups (default 1; "
+                                "not with `groups`).", fmt="int32", minimum=1, maximum=500),
+        "groups": array(ref("MgmtRolloutGroup"), "Explicit groups (not with "
+                                                  "`amountGroups`); they must cover every "
+                                                  "target.")}, **_CONDITIONS),
+        required=("name", "distributionSetId", "targetFilterQuery")),
+    "MgmtRolloutGroup": obj(dict({
+        "name": string(maxLength=128), "description": string(maxLength=512),
+        "targetFilterQuery": string("Narrows the group to the targets this query matches "
+                                    "too."),
+        "targetPercentage": {"type": "number", "minimum": 1, "maximum": 100,
+                             "description": "The share of the matching targets not in an "
+                                            "earlier group (default 100)."},
+        "confirmationRequired": boolean()}, **_CONDITIONS)),
+    "MgmtRolloutRestRequestBodyPut": obj({"name": string(minLength=1, maxLength=128),
+                                          "description": string(maxLength=512)}),
+    "MgmtRolloutGroupResponseBody": audited(dict({
+        "id": integer(), "name": string(), "description": string(),
+        "status": enum(GROUP_STATUSES), "totalTargets": integer(),
+        "totalTargetsPerStatus": _PROGRESS, "targetFilterQuery": string(),
+        "targetPercentage": {"type": "number"},
+        "confirmationRequired": boolean("Shown while the confirmation flow is on."),
+        "_links": links("self")}, **_CONDITIONS),
+        required=("id", "name", "status", "totalTargets", "_links")),
+    "PagedListMgmtRolloutResponseBody": paged("MgmtRolloutResponseBody"),
+    "PagedListMgmtRolloutGroupResponseBody": paged("MgmtRolloutGroupResponseBody"),
+}
+
 SERVER = {
     "Readiness": obj({"name": string(), "status": enum(("up",))},
                      required=("name", "status")),
@@ -528,4 +601,4 @@ SERVER = {
                   description="Spring Boot's actuator health, as hawkBit answers it."),
 }
 
-SCHEMAS = dict(SHARED, **DDI, **MGMT, **FILTERS, **SERVER)
+SCHEMAS = dict(SHARED, **DDI, **MGMT, **FILTERS, **ROLLOUTS, **SERVER)

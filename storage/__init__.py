@@ -1,7 +1,8 @@
 """Everything ddi-lite remembers: Peewee models on SQLite, the action transition table, and the
 rules of the device side (`storage.ddi`) and the operator side (`storage.catalog`,
-`storage.assignments`, `storage.tenant`), and target filters with the auto-assignment that
-runs beside both (`storage.filters`, `storage.autoassign`).
+`storage.assignments`, `storage.tenant`), target filters with the auto-assignment that
+runs beside both (`storage.filters`, `storage.autoassign`), and staged rollouts with the
+engine that drives them (`storage.rollouts`, `storage.rollout_engine`).
 
 Nothing here knows about HTTP: callers hand in plain values and get plain values or documents
 back, or one of the errors in `storage.errors`.
@@ -11,11 +12,11 @@ import errno
 import fcntl
 import os
 
-from storage import actions, autoassign, blobs, catalog, chunks, ddi, tenant
+from storage import actions, autoassign, blobs, catalog, chunks, ddi, rollout_engine, tenant
 from storage.db import CACHE_KIB, MMAP_MIB, database, open_database, writer
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DATABASE_FILE = "ddi-lite.sqlite3"
 LOCK_FILE = "ddi-lite.lock"
 # Action ids start here: Zephyr's client drops the first digit of a cancelled action's id, so
@@ -40,6 +41,7 @@ MIGRATIONS = (
     chunks.create_generation,  # 2: the software generation that says when cached sets are stale
     _add_tags_and_target_types,  # 3: tags and target types
     autoassign.add_target_filters,  # 4: target filters, and the target change numbers
+    rollout_engine.add_rollouts,  # 5: rollouts, their groups, and the actions' rollout
 )
 
 
@@ -79,9 +81,10 @@ def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_sec
 
 
 def close_store():
-    """Stop the auto-assignment thread, write what the store still holds in memory (device
-    writes handed in, poll times) and close the database."""
+    """Stop the auto-assignment and rollout threads, write what the store still holds in
+    memory (device writes handed in, poll times) and close the database."""
     autoassign.scheduler.stop()
+    rollout_engine.scheduler.stop()
     writer.stop()
     ddi.poll_log.stop_writer()
     if not database.is_closed():

@@ -14,7 +14,7 @@ import urllib.parse
 
 import peewee
 
-from storage import assignments, autoassign, chunks, query, schedule
+from storage import assignments, autoassign, chunks, query, rollout_engine, schedule
 from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
@@ -629,14 +629,18 @@ def parse_confirmation(body):
 def feedback(target, action_id, channel, report, now):
     """Apply a device's report on `channel` (deployment, cancel or confirmation); returns
     once it is committed."""
-    return writer.run(_apply_feedback, target, action_id, channel, report, now)
+    rollout_id, outcome = writer.run(_apply_feedback, target, action_id, channel, report, now)
+    if rollout_id is not None:
+        rollout_engine.scheduler.wake()  # its group may have reached a threshold
+    return outcome
 
 
 def _apply_feedback(target, action_id, channel, report, now):
+    """The report applied; (the action's rollout, the Outcome)."""
     action = require_action(target, action_id)
-    return apply_event(action, channel, report.execution, report.finished,
-                       details=report.details, code=report.code,
-                       timestamp=report.timestamp, now=now, by=target.controller_id)
+    return action.rollout_id, apply_event(
+        action, channel, report.execution, report.finished, details=report.details,
+        code=report.code, timestamp=report.timestamp, now=now, by=target.controller_id)
 
 
 # --- installedBase PUT (§4.8) --------------------------------------------------------------

@@ -293,3 +293,10 @@ class InvalidAutoAssignActionType(StoreError):
     def __init__(self, message="Auto-assignment takes the action types forced, soft and "
                                "downloadonly only."):
         super().__init__(message)
+
+
+class RolloutIllegalState(StoreError):
+    """400: a rollout verb (start, pause, ...) the rollout's status does not allow."""
+
+    error_code = "hawkbit.server.error.rollout.illegalState"
+    exception_class = _REPO + "RolloutIllegalStateException"

@@ -22,7 +22,8 @@ from storage.errors import (ActionOfOtherTarget, BodyNotReadable, ConstraintViol
                             EmptyBadRequest, EmptyGone, EntityAlreadyExists, EntityNotFound,
                             NotDeletable, QuotaExceeded)
 from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetType,
-                            TenantConfig, Target, TargetMetadata, get_existing)
+                            Rollout, TenantConfig, Target, TargetMetadata,
+                            get_existing)
 from storage.tenant import InvalidConfigKey, InvalidConfigValue
 
 
@@ -462,7 +463,7 @@ def _maintenance_window(action, now):
     return clean(window)
 
 
-def _action_document(base, action, target, distribution_set, full, now):
+def _action_document(base, action, target, distribution_set, full, now, rollout_name=None):
     path = "targets/%s/actions/%d" % (segment(target.controller_id), action.id)
     status = _lower(action.status)
     is_cancel = action.status in t.CANCEL_STATUSES
@@ -478,6 +479,8 @@ def _action_document(base, action, target, distribution_set, full, now):
     doc["weight"] = action.priority_weight
     doc["lastStatusCode"] = action.last_status_code
     doc["maintenanceWindow"] = _maintenance_window(action, now)
+    doc["rollout"] = action.rollout_id
+    doc["rolloutName"] = rollout_name
     links = collections.OrderedDict((("self", link(base, path)),))
     if full:
         if is_cancel:
@@ -488,6 +491,8 @@ def _action_document(base, action, target, distribution_set, full, now):
             base, "distributionsets/%d" % distribution_set.id,
             name="%s:%s" % (distribution_set.name, distribution_set.version))
         links["status"] = link(base, path + "/status" + ACTION_LINK_QUERY)
+        if action.rollout_id is not None:
+            links["rollout"] = link(base, "rollouts/%d" % action.rollout_id, name=rollout_name)
     doc["_links"] = links
     return clean(doc)
 
@@ -496,7 +501,17 @@ def action_document(base, action, full=False):
     """One action as §7.1 shows it; `full` adds the links of a single-action response."""
     target = Target.get_by_id(action.target_id)
     distribution_set = DistributionSet.get_by_id(action.distribution_set_id) if full else None
-    return _action_document(base, action, target, distribution_set, full, ddi.now_ms())
+    return _action_document(base, action, target, distribution_set, full, ddi.now_ms(),
+                            _rollout_names({action.rollout_id}).get(action.rollout_id))
+
+
+def _rollout_names(rollout_ids):
+    """{rollout id: name} of the rollouts some actions came from."""
+    rollout_ids = [rollout_id for rollout_id in rollout_ids if rollout_id is not None]
+    if not rollout_ids:
+        return {}
+    return {row.id: row.name for row in Rollout.select(Rollout.id, Rollout.name).where(
+        Rollout.id.in_(rollout_ids))}
 
 
 def _action_documents(base, actions, full):
@@ -510,8 +525,10 @@ def _action_documents(base, actions, full):
         set_ids = {action.distribution_set_id for action in actions}
         sets = {row.id: row for row in
                 DistributionSet.select().where(DistributionSet.id.in_(set_ids))}
+    names = _rollout_names({action.rollout_id for action in actions})
     return [_action_document(base, action, targets[action.target_id],
-                             sets.get(action.distribution_set_id), full, now)
+                             sets.get(action.distribution_set_id), full, now,
+                             names.get(action.rollout_id))
             for action in actions]
 
 

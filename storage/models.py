@@ -205,6 +205,50 @@ class TargetMetadata(BaseModel):
         primary_key = peewee.CompositeKey("target", "key")
 
 
+class Rollout(Audited):
+    """A staged rollout (mgmt contract §12.2): a set for the targets a query matched when it
+    was created, split into groups that start one after the other (storage.rollouts).
+
+    `status` is hawkBit's rollout status in upper case (READY, RUNNING, ...); the action
+    type, forced time, weight and confirmation are those of the actions it creates.
+    """
+
+    id = AutoIncrementField()
+    name = peewee.CharField(unique=True, max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    distribution_set = peewee.ForeignKeyField(DistributionSet)
+    target_filter_query = peewee.TextField()
+    status = peewee.CharField(max_length=32)
+    action_type = peewee.CharField(max_length=16)
+    forced_time = peewee.BigIntegerField(null=True)
+    weight = peewee.IntegerField(null=True)
+    confirmation_required = peewee.BooleanField(default=False)
+    start_at = peewee.BigIntegerField(null=True)
+    approval_remark = peewee.CharField(null=True, max_length=512)
+    approval_decided_by = peewee.CharField(null=True, max_length=64)
+    deleted = peewee.BooleanField(default=False)
+
+
+class RolloutGroup(Audited):
+    """One group of a rollout, in the order of its id; its targets are the targets of its
+    actions (`Action.rollout_group`). Thresholds are percentages of the group's targets."""
+
+    id = AutoIncrementField()
+    rollout = peewee.ForeignKeyField(Rollout, on_delete="CASCADE", backref="groups")
+    name = peewee.CharField(max_length=128)
+    description = peewee.CharField(null=True, max_length=512)
+    status = peewee.CharField(max_length=16)
+    target_filter_query = peewee.TextField(null=True)
+    target_percentage = peewee.FloatField()
+    success_condition = peewee.CharField(max_length=16)
+    success_threshold = peewee.IntegerField()
+    success_action = peewee.CharField(max_length=16)
+    error_condition = peewee.CharField(max_length=16)
+    error_threshold = peewee.IntegerField()
+    error_action = peewee.CharField(max_length=16)
+    confirmation_required = peewee.BooleanField(default=False)
+
+
 class Action(Audited):
     id = AutoIncrementField()
     target = peewee.ForeignKeyField(Target, on_delete="CASCADE")
@@ -221,6 +265,9 @@ class Action(Audited):
     maintenance_timezone = peewee.CharField(null=True, max_length=8)
     initiated_by = peewee.CharField(max_length=64)
     last_status_code = peewee.IntegerField(null=True)
+    # Schema 5: the rollout and group that created the action (none for other assignments).
+    rollout = peewee.ForeignKeyField(Rollout, null=True)
+    rollout_group = peewee.ForeignKeyField(RolloutGroup, null=True)
 
     class Meta:
         # (target, distribution_set): "has this target ever had an action for this set?",
@@ -328,6 +375,8 @@ ALL_MODELS = (
     DistributionSetMetadata,
     Target,
     TargetMetadata,
+    Rollout,
+    RolloutGroup,
     Action,
     ActionStatus,
 ) + TAG_AND_TARGET_TYPE_MODELS + (TargetFilter, TargetChange)

@@ -32,8 +32,8 @@ from storage.models import (Action, ActionStatus, DistributionSet, DistributionS
                             DistributionSetModule, DistributionSetTag,
                             DistributionSetTagAssignment, DistributionSetType,
                             DistributionSetTypeModule, SoftwareModule, SoftwareModuleMetadata,
-                            SoftwareModuleType, Target, TargetFilter, TargetMetadata,
-                            TargetTag, TargetTagAssignment, TargetType)
+                            Rollout, RolloutGroup, SoftwareModuleType, Target, TargetFilter,
+                            TargetMetadata, TargetTag, TargetTagAssignment, TargetType)
 
 _REPO = "org.eclipse.hawkbit.repository.exception."
 _MGMT = "org.eclipse.hawkbit.mgmt.rest.resource.exception."
@@ -446,6 +446,11 @@ class ActionStatusField(Field):
         return active | Field.positive(self, "in", rest, context)
 
 
+# SQLite refuses a longer LIKE pattern (SQLITE_MAX_LIKE_PATTERN_LENGTH) with an error, but
+# only once a row is compared: the query is refused before it runs.
+MAX_LIKE_PATTERN_BYTES = 50000
+
+
 def _like_pattern(argument, context):
     pieces = []
     for part in argument.parts:
@@ -454,7 +459,11 @@ def _like_pattern(argument, context):
         else:
             text = context.placeholders(part)
             pieces.append(text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-    return "".join(pieces)
+    pattern = "".join(pieces)
+    if len(pattern.encode("utf-8", "surrogatepass")) > MAX_LIKE_PATTERN_BYTES:
+        raise RsqlSyntax("A wildcard value of the query is longer than %d bytes."
+                         % MAX_LIKE_PATTERN_BYTES)
+    return pattern
 
 
 def _like(column, pattern):
@@ -655,9 +664,13 @@ def _actions():
         Field("distributionSet.version", STRING,
               _related(DistributionSet, Action.distribution_set, "version")),
         Field("distributionSet.type", STRING, _set_type_key_of_action),
+        Field("rollout.id", NUMBER, _plain(Action.rollout)),
+        Field("rollout.name", STRING, _related(Rollout, Action.rollout, "name")),
+        Field("rolloutGroup.id", NUMBER, _plain(Action.rollout_group)),
+        Field("rolloutGroup.name", STRING, _related(RolloutGroup, Action.rollout_group, "name")),
     ] + _audit(Action)
     collection = Collection("actions", Action, fields, "id:DESC",
-                            needs_sub=("target", "distributionset"))
+                            needs_sub=("target", "distributionset", "rollout", "rolloutgroup"))
     collection.alias("detailStatus", "status")
     return collection
 
@@ -763,6 +776,42 @@ def _target_filters():
                       needs_sub=("autoassigndistributionset",))
 
 
+def _rollouts():
+    fields = [
+        Field("id", NUMBER, _plain(Rollout.id)),
+        Field("name", STRING, _plain(Rollout.name)),
+        Field("description", STRING, _plain(Rollout.description)),
+        Field("status", STRING, _plain(Rollout.status)),
+        Field("distributionSet.id", NUMBER, _plain(Rollout.distribution_set)),
+        Field("distributionSet.name", STRING,
+              _related(DistributionSet, Rollout.distribution_set, "name")),
+        Field("distributionSet.version", STRING,
+              _related(DistributionSet, Rollout.distribution_set, "version")),
+        Field("distributionSet.type", STRING, _set_type_key_of(Rollout.distribution_set)),
+    ] + _audit(Rollout)
+    return Collection("rollouts", Rollout, fields, "id:ASC", needs_sub=("distributionset",))
+
+
+def _set_type_key_of(foreign_key):
+    def column():
+        distribution_set = DistributionSet.alias()
+        set_type = DistributionSetType.alias()
+        return _scalar(distribution_set.select(set_type.key)
+                       .join(set_type, on=(distribution_set.set_type == set_type.id))
+                       .where(distribution_set.id == foreign_key))
+    return column
+
+
+def _rollout_groups():
+    fields = [
+        Field("id", NUMBER, _plain(RolloutGroup.id)),
+        Field("name", STRING, _plain(RolloutGroup.name)),
+        Field("description", STRING, _plain(RolloutGroup.description)),
+        Field("status", STRING, _plain(RolloutGroup.status)),
+    ] + _audit(RolloutGroup)
+    return Collection("rolloutgroups", RolloutGroup, fields, "id:ASC")
+
+
 COLLECTIONS = {
     "targets": _targets(),
     "actions": _actions(),
@@ -777,6 +826,8 @@ COLLECTIONS = {
     "distributionsettags": _tags("distributionsettags", DistributionSetTag),
     "targettypes": _types("targettypes", TargetType),
     "targetfilters": _target_filters(),
+    "rollouts": _rollouts(),
+    "rolloutgroups": _rollout_groups(),
 }
 
 

@@ -8,7 +8,8 @@ what is not in the table is refused in the one way `refusal()` names.
 
 Channels are the three DDI feedback resources plus the two non-device sources of change:
 the operator (Management API) and the server itself (device reads, lapsed maintenance windows,
-auto-confirmation). Device feedback always has a `finished` value; the other channels use None.
+auto-confirmation, and the rollout engine, which opens a group's SCHEDULED actions or cancels
+them when the rollout stops). Device feedback always has a `finished` value; the other channels use None.
 """
 
 import collections
@@ -62,6 +63,7 @@ FAILED = "failed"                  # target ERROR, assignedDS := none
 DOWNLOAD_ONLY_DONE = "download_only_done"  # target IN_SYNC (installedDS unchanged)
 CANCEL_COMPLETED = "cancel_completed"      # assignedDS falls back, IN_SYNC when nothing is left
 REQUEST_ATTRIBUTES = "request_attributes"  # ask the device for its configData again
+ASSIGNED = "assigned"              # assignedDS := DS, PENDING (a rollout group's action starts)
 
 ANY = None
 
@@ -179,6 +181,17 @@ TABLE = (
          message="Assignment automatically confirmed by initiator '%(initiator)s'. \n \n"
                  "Auto confirmation activated by system user: '%(creator)s' \n \n"
                  "Remark: %(remark)s",
+         quotas=NO_QUOTA),
+    # A rollout's actions wait, inactive and unseen by their devices, until their group starts
+    # (storage.rollout_engine); earlier open actions of the target are superseded before.
+    _row(SERVER, (SCHEDULED,), "rollout_started", (), RUNNING, RUNNING, True, (ASSIGNED,),
+         _US + "Started by rollout '%(rollout)s', group '%(group)s'", quotas=NO_QUOTA),
+    _row(SERVER, (SCHEDULED,), "rollout_started_unconfirmed", (), WAIT_FOR_CONFIRMATION,
+         WAIT_FOR_CONFIRMATION, True, (ASSIGNED,),
+         _US + "Started by rollout '%(rollout)s', group '%(group)s'; waiting for the "
+               "confirmation by the device", quotas=NO_QUOTA),
+    _row(SERVER, (SCHEDULED,), "rollout_stopped", (), CANCELED, CANCELED, False,
+         message=_US + "Rollout '%(rollout)s' stopped before this action started",
          quotas=NO_QUOTA),
 )
 

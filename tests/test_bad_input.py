@@ -139,6 +139,11 @@ READS = {
     ("GET", API + "/targettypes"): LISTING,
     ("GET", API + "/targetfilters"): LISTING + ("representation",),
     ("GET", API + "/distributionsets/<did>/autoAssignTargetFilters"): LISTING,
+    ("GET", API + "/rollouts"): LISTING + ("representation",),
+    ("GET", API + "/rollouts/<rid>/deploygroups"): LISTING,
+    ("GET", API + "/rollouts/<rid>/deploygroups/<gid>/targets"): LISTING,
+    ("POST", API + "/rollouts/<rid>/approve"): ("remark",),
+    ("POST", API + "/rollouts/<rid>/deny"): ("remark",),
 }
 QUERY_PARAMS = ("offset", "limit", "sort", "q", "c", "actionHistory", "force", "offline",
                 "keepLast", "representation", "soft_deleted_mode", "filename", "md5sum",
@@ -255,6 +260,18 @@ TEMPLATES = {
         "name": "seeded-filter", "query": "controllerId==dev-*"},
     ("POST", API + "/targetfilters/<fid>/autoAssignDS"): lambda s: {
         "id": s.spare_set_id, "type": "soft", "weight": 500, "confirmationRequired": False},
+    ("POST", API + "/rollouts"): lambda s: {
+        "name": "fuzz-rollout", "description": "d", "distributionSetId": s.set_id,
+        "targetFilterQuery": "controllerId==dev-*", "type": "soft", "weight": 500,
+        "startAt": 4102444800000, "confirmationRequired": False,
+        "successCondition": {"condition": "THRESHOLD", "expression": "50"},
+        "successAction": {"action": "NEXTGROUP", "expression": ""},
+        "errorCondition": {"condition": "THRESHOLD", "expression": "50"},
+        "errorAction": {"action": "PAUSE", "expression": ""},
+        "groups": [{"name": "first", "targetFilterQuery": "controllerId==dev-1",
+                    "targetPercentage": 100},
+                   {"name": "rest", "targetPercentage": 100}]},
+    ("PUT", API + "/rollouts/<rid>"): lambda s: {"name": "seeded-rollout", "description": "d"},
 }
 # Routes that may read a body although no template describes it (or that must ignore one).
 BODY_ROUTES = set(TEMPLATES) | {
@@ -262,7 +279,8 @@ BODY_ROUTES = set(TEMPLATES) | {
     ("POST", API + "/targets/<cid>/autoConfirm/deactivate"),
     ("POST", API + "/targettags/<tag>/assigned/<cid>"),
     ("POST", API + "/distributionsettags/<tag>/assigned/<did>"),
-}
+} | {("POST", API + "/rollouts/<rid>/" + verb) for verb in (
+    "start", "pause", "resume", "stop", "triggerNextGroup", "approve", "deny", "retry")}
 UPLOAD_ROUTE = ("POST", API + "/softwaremodules/<sid>/artifacts")
 DOWNLOAD_ROUTES = {("GET", D + "/softwaremodules/<module_id>/artifacts/<filename>"),
                    ("GET", API + "/softwaremodules/<sid>/artifacts/<aid>/download")}
@@ -506,6 +524,11 @@ def seed(server):
         headers=admin).json[0]["id"]
     s.filter_id = http.post_json(API + "/targetfilters", {
         "name": "seeded-filter", "query": "controllerId==dev-*"}, headers=admin).json["id"]
+    s.rollout_id = http.post_json(API + "/rollouts", {
+        "name": "seeded-rollout", "distributionSetId": s.spare_set_id,
+        "targetFilterQuery": "controllerId==dev-2"}, headers=admin).json["id"]
+    s.group_id = http.get(API + "/rollouts/%d/deploygroups" % s.rollout_id,
+                          headers=admin).json["content"][0]["id"]
     return s
 
 
@@ -549,6 +572,7 @@ def fill(rule, s, override=None):
                    else s.set_tag_id),
         "mid": str(s.app_type_id if "optional" in rule else s.module_type_id),
         "key": "pollingTime" if rule.startswith(API + "/system/configs") else "meta-key",
+        "rid": str(s.rollout_id), "gid": str(s.group_id),
     }
     path = []
     for part in rule.split("/"):
@@ -597,6 +621,7 @@ READBACK = (
     (API + "/softwaremoduletypes", "/softwaremoduletypes?limit=500"),
     (API + "/distributionsettypes", "/distributionsettypes?limit=500"),
     (API + "/targetfilters", "/targetfilters?limit=500"),
+    (API + "/rollouts", "/rollouts?limit=500&representation=full"),
 )
 
 
@@ -614,7 +639,8 @@ def management_views(http, s):
     paths = ["/targets?limit=500", "/targets/dev-1", "/targets/dev-1/actions?limit=500",
              "/targets/dev-1/actions/%d/status?limit=500" % s.action_id,
              "/softwaremodules?limit=500", "/softwaremodules/%d/artifacts" % s.module_id,
-             "/distributionsets?limit=500", "/system/configs", "/targetfilters?limit=500"]
+             "/distributionsets?limit=500", "/system/configs", "/targetfilters?limit=500",
+             "/rollouts?limit=500&representation=full"]
     views = {}
     for path in paths:
         response = http.get(API + path, headers={"Authorization": ADMIN_AUTH},

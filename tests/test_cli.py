@@ -1,5 +1,5 @@
 """The operator command line (`ddi-lite targets|upload|assign|actions|cancel|modules|sets|
-config|filters`), run as an operator runs it: a separate process talking to a real ddi-lite
+config|filters|rollouts`; rollouts at work: test_cli_rollouts.py), run as an operator runs it: a separate process talking to a real ddi-lite
 server process over HTTP; and its --help, built from client.cli alone.
 
 One server serves the whole module; every test uses its own target and set names. Setup that
@@ -299,7 +299,8 @@ def test_the_query_fields_the_command_line_lists_are_those_the_server_accepts():
                                ("distributionsets", cli_parser.SET_QUERY_FIELDS),
                                ("targettags", cli_parser.TAG_QUERY_FIELDS),
                                ("distributionsettags", cli_parser.TAG_QUERY_FIELDS),
-                               ("targetfilters", cli_parser.FILTER_QUERY_FIELDS)):
+                               ("targetfilters", cli_parser.FILTER_QUERY_FIELDS),
+                               ("rollouts", cli_parser.ROLLOUT_QUERY_FIELDS)):
         server = query.COLLECTIONS[collection]
         accepted = set(server.fields) | {"%s.<key>" % name for name in server.maps}
         assert len(set(listed)) == len(listed)
@@ -315,7 +316,10 @@ OPERATOR_COMMANDS = [
     "sets", "sets list", "sets show", "sets delete", "config", "config get", "config set",
     "tags", "tags list", "tags create", "tags delete", "tags assign", "tags unassign",
     "filters", "filters list", "filters show", "filters create", "filters delete",
-    "filters auto-assign", "filters no-auto-assign"]
+    "filters auto-assign", "filters no-auto-assign", "rollouts", "rollouts create",
+    "rollouts list", "rollouts show", "rollouts start", "rollouts pause", "rollouts resume",
+    "rollouts stop", "rollouts next-group", "rollouts retry", "rollouts delete",
+    "rollouts approve", "rollouts deny"]
 
 
 def help_of(words, capsys):
@@ -347,7 +351,9 @@ def test_help_shows_examples_and_the_environment_variables(words, capsys):
     ("sets list", cli_parser.SET_QUERY_FIELDS),
     ("tags list", cli_parser.TAG_QUERY_FIELDS),
     ("filters list", cli_parser.FILTER_QUERY_FIELDS),
-    ("filters create", cli_parser.TARGET_QUERY_FIELDS)])
+    ("filters create", cli_parser.TARGET_QUERY_FIELDS),
+    ("rollouts list", cli_parser.ROLLOUT_QUERY_FIELDS),
+    ("rollouts create", cli_parser.TARGET_QUERY_FIELDS)])
 def test_help_of_a_command_with_query_lists_the_query_fields(words, fields, capsys):
     assert set(fields) <= set(re.findall(r"[\w.<>]+", help_of(words, capsys)))
 

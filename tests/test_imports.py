@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("storage", "artifacts", "client", "openapi", "service")
+PACKAGES = ("storage", "artifacts", "client", "openapi", "service", "console")
 TOP_MODULES = ("ddi_lite",)
 
 
@@ -98,6 +98,18 @@ def test_the_service_layer_knows_nothing_of_the_web_face():
             assert {module.partition(".")[0] for module in graph[name]} <= \
                 {"service", "storage", "artifacts"}, name
     assert graph["service.connections"] == set()  # Waitress and the standard library only
+
+
+def test_the_console_uses_the_rules_not_the_trunk_nor_the_client_programs():
+    """console/ is a second way in: it calls storage/'s rules and may use artifacts/ and
+    service/ (who sent a request, the body gate); ddi_lite mounts it and hands in what it
+    shares, so the console never imports the trunk, nor the client programs."""
+    graph = import_graph()
+    assert "console" in graph["ddi_lite"]
+    for name in graph:
+        if name.startswith("console"):
+            assert {module.partition(".")[0] for module in graph[name]} <= \
+                {"console", "storage", "artifacts", "service"}, name
 
 
 def test_no_module_imports_itself_back():

@@ -757,6 +757,12 @@ def test_list_with_unparsable_q_is_400_rsql_param_syntax(api):
     assert_error(response, 400, RSQL_SYNTAX)
 
 
+def test_a_wildcard_value_longer_than_sqlite_takes_is_400_rsql_param_syntax(api):
+    api.target("dev-1")  # SQLite only fails once a row is compared
+    response = api.http.get(TARGETS, params={"q": "name==*%s*" % ("a" * 50000)}, status=400)
+    assert_error(response, 400, RSQL_SYNTAX)
+
+
 def test_list_with_unknown_q_field_is_400_rsql_invalid_field(api):
     response = api.http.get(TARGETS, params={"q": "colour==red"}, status=400)
     assert_error(response, 400, RSQL_FIELD)

@@ -17,6 +17,7 @@ import cbor2
 import openapi_spec_validator
 import pytest
 
+import console
 import ddi_lite
 import openapi
 import storage
@@ -59,6 +60,10 @@ def routes(monkeypatch, config):
 def test_every_route_is_described_with_its_method(routes):
     server, installed = routes
     document = server.http.get("/v3/api-docs").json
+    # The web console's pages (console/) are no API: they are left out of the document.
+    pages = [route for route in installed if route.rule.startswith(console.PREFIX)]
+    assert pages and not any(path.startswith(console.PREFIX) for path in document["paths"])
+    installed = [route for route in installed if route not in pages]
     assert installed
     for route in installed:
         path, _ = openapi.openapi_path(route.rule)
@@ -144,7 +149,8 @@ def seeded_data(tmp_path_factory):
     """A data directory holding what the document's path examples name: target dev-1 with
     action 100 of distribution set 1, software module 1 with artifact 1 (fw.swu), metadata
     key `location` on each, target tag 1 on dev-1, distribution set tag 1 on set 1, target
-    type 1 (no target has it), target filter 1 auto-assigning set 1. Devices may log in with
+    type 1 (no target has it), target filter 1 auto-assigning set 1, rollout 1 of set 1 for
+    dev-1 (ready, group 1). Devices may log in with
     the gateway token. Made once, copied for each test: a fresh copy costs a third of seeding
     a new one."""
     directory = tmp_path_factory.mktemp("seeded") / "data"
@@ -169,6 +175,10 @@ def seeded_data(tmp_path_factory):
             "name": "lab", "query": "controllerId==dev-*"}, headers=OPERATOR).json
         server.http.post_json("/rest/v1/targetfilters/%d/autoAssignDS" % target_filter["id"],
                               {"id": 1}, headers=OPERATOR)
+        rollout = server.http.post_json("/rest/v1/rollouts", {
+            "name": "lab", "distributionSetId": 1, "targetFilterQuery": "controllerId==dev-*"},
+            headers=OPERATOR).json
+        assert rollout["id"] == 1
     finally:
         storage.close_store()
     return directory

@@ -1,7 +1,8 @@
 """A database written by an older ddi-lite opens, is upgraded in place, and works.
 
 tests/schema_v1.sql is schema 1 exactly as ddi-lite created it before the software generation
-(schema 2), tags and target types (schema 3) and target filters (schema 4); each test builds
+(schema 2), tags and target types (schema 3), target filters (schema 4) and rollouts (schema
+5); each test builds
 such a database (with a target, a set and an action in it), opens it with today's code, which
 takes it through every migration step, and checks both what the migrations made of it and that
 the server serves it: the Management API, including the new tables, and a device's poll, which
@@ -98,7 +99,7 @@ def test_the_migrated_schema_is_the_schema_of_a_new_database(migrated, tmp_path)
     storage.open_store(str(tmp_path / "new"), NOW)
     storage.close_store()
     new = schema(str(tmp_path / "new" / storage.DATABASE_FILE))
-    assert old[0] == new[0] == storage.SCHEMA_VERSION == 4
+    assert old[0] == new[0] == storage.SCHEMA_VERSION == 5
     assert sorted(old[1]) == sorted(new[1])
     for table in new[1]:
         assert old[1][table] == new[1][table], table
@@ -156,6 +157,32 @@ def test_target_filters_auto_assign_on_a_migrated_database(migrated):
     assert autoassign.run(NOW) == 1
     assert http.get(API + "/targets/dev-1/assignedDS", headers=OPERATOR).json["version"] == \
         "2.0"
+
+
+def test_rollouts_work_on_a_migrated_database(migrated):
+    """The action that was there before belongs to no rollout; a rollout's group start
+    supersedes it as an assignment would."""
+    from storage import rollout_engine
+    http = migrated.http
+    action = http.get(API + "/targets/dev-1/actions/100", headers=OPERATOR).json
+    assert "rollout" not in action
+    assert http.get(API + "/actions", {"q": "rollout.name==*"}, headers=OPERATOR).json[
+        "total"] == 0
+    module = http.post_json(API + "/softwaremodules", [
+        {"name": "fw", "version": "3.0", "type": "os"}], headers=OPERATOR).json[0]
+    newer = http.post_json(API + "/distributionsets", [
+        {"name": "fw-set", "version": "3.0", "type": "os", "modules": [{"id": module["id"]}]}],
+        headers=OPERATOR).json[0]
+    created = http.post_json(API + "/rollouts", {
+        "name": "wave", "distributionSetId": newer["id"], "targetFilterQuery": "name==dev-*"},
+        headers=OPERATOR, status=201).json
+    http.post(API + "/rollouts/%d/start" % created["id"], headers=OPERATOR, status=204)
+    rollout_engine.evaluate(NOW)
+    assert http.get(API + "/targets/dev-1/actions/100", headers=OPERATOR).json["status"] == \
+        "canceling"
+    started = http.get(API + "/actions", {"q": "rollout.id==%d" % created["id"]},
+                       headers=OPERATOR).json["content"]
+    assert [a["status"] for a in started] == ["running"]
 
 
 def test_a_migrated_database_opens_again_without_migrating_twice(migrated, tmp_path):

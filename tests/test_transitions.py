@@ -31,7 +31,7 @@ DEVICE_URL = "http://ddi.example/DEFAULT/controller/v1/device"
 US = "Update Server: "
 # Placeholders some server lines are filled with (download path, auto-confirm texts).
 MESSAGE_VALUES = {"path": "os/image.bin", "initiator": "fleet", "creator": "admin",
-                  "remark": "site A"}
+                  "remark": "site A", "rollout": "wave", "group": "group-1"}
 
 # Action statuses and types, spelled as hawkBit does.
 WFC, RUNNING, RETRIEVED = "WAIT_FOR_CONFIRMATION", "RUNNING", "RETRIEVED"
@@ -44,7 +44,8 @@ ACTIVE = frozenset({WFC, RUNNING, RETRIEVED, CANCELING})
 
 OPERATOR_EVENTS = ("cancel", "cancel_obsolete", "close_obsolete", "force_quit", "confirmed",
                    "denied")
-SERVER_EVENTS = ("retrieved", "download", "window_lapsed", "auto_confirmed")
+SERVER_EVENTS = ("retrieved", "download", "window_lapsed", "auto_confirmed", "rollout_started",
+                 "rollout_started_unconfirmed", "rollout_stopped")
 
 
 # --- what the contract says --------------------------------------------------------------
@@ -65,13 +66,15 @@ class Wording:
 
 
 # states: the action statuses that accept the event; to_status None: unchanged; closes: the
-# action becomes inactive; line: the server's line; always: that line is added even when the
-# device sent details or a code.
-Says = collections.namedtuple("Says", "states to_status closes entry effects line always")
+# action becomes inactive (opens: active); line: the server's line; always: that line is added
+# even when the device sent details or a code.
+Says = collections.namedtuple("Says", "states to_status closes entry effects line always opens")
 
 
-def says(states, entry, line, to_status=None, closes=False, effects=(), always=False):
-    return Says(frozenset(states), to_status, closes, entry, frozenset(effects), line, always)
+def says(states, entry, line, to_status=None, closes=False, effects=(), always=False,
+         opens=False):
+    return Says(frozenset(states), to_status, closes, entry, frozenset(effects), line, always,
+                opens)
 
 
 DEPLOYABLE = (RUNNING, RETRIEVED, CANCELING)  # §4.4.2: active, not waiting for confirmation
@@ -156,6 +159,15 @@ SERVER_SAYS = {
         [WFC], RUNNING,
         "Assignment automatically confirmed by initiator 'fleet'. \n \n"
         "Auto confirmation activated by system user: 'admin' \n \nRemark: site A", RUNNING),
+    # mgmt §12.2: a started rollout group's scheduled actions run (or wait for the device's
+    # confirmation) and assign their set; stopping the rollout cancels those not started.
+    ("rollout_started", None): says([SCHEDULED], RUNNING, Wording(US, "rollout 'wave'"),
+                                    RUNNING, effects={"assigned"}, opens=True),
+    ("rollout_started_unconfirmed", None): says(
+        [SCHEDULED], WFC, Wording(US, "group 'group-1'"), WFC, effects={"assigned"},
+        opens=True),
+    ("rollout_stopped", None): says([SCHEDULED], CANCELED, Wording(US, "Rollout 'wave' stopped"),
+                                    CANCELED, True),
 }
 SERVER_CANCEL_RETRIEVED = says(
     [CANCELING], RETRIEVED,
@@ -339,6 +351,8 @@ def expected_target(world, effects):
     if "installed" in effects:
         state = state._replace(installed=world.offered.id, installation_date=REPORTED_AT,
                                update_status="IN_SYNC")
+    if "assigned" in effects:
+        state = state._replace(update_status="PENDING", assigned=world.offered.id)
     if "failed" in effects:
         state = state._replace(update_status="ERROR", assigned=None)
     if "download_only_done" in effects:
@@ -382,7 +396,7 @@ def test_table_row_does_what_the_contract_says(world, event, variant):
     assert outcome == Outcome(applied=True, late=False)
     stored = Action.get_by_id(action.id)
     assert stored.status == (rule.to_status or status)
-    assert stored.active == (False if rule.closes else status in ACTIVE)
+    assert stored.active == (False if rule.closes else rule.opens or status in ACTIVE)
     added = entries(action)[1:]  # after the assignment entry
     assert [entry.status for entry in added] == [rule.entry]
     assert added[0].messages == expected_messages(channel, rule, details, code)

@@ -1,6 +1,6 @@
 """Run `ddi-lite` with a trap that kills the process (SIGKILL, as a power cut would) at one
-step of keeping or freeing a blob, of an auto-assignment run or of a batch of device writes:
-`python crash_at.py STEP serve ...`.
+step of keeping or freeing a blob, of an auto-assignment run, of a rollout group's start or of
+a batch of device writes: `python crash_at.py STEP serve ...`.
 
 The trap wraps the real step; nothing in the server knows about it.
 """
@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import ddi_lite  # noqa: E402
 from artifacts import store  # noqa: E402
-from storage import assignments, autoassign, db  # noqa: E402
+from storage import assignments, autoassign, db, rollout_engine  # noqa: E402
 from storage import blobs as blob_rules  # noqa: E402
 
 
@@ -71,6 +71,17 @@ def in_a_batch_of_writes(number=20, pause=0.2):
     db.Writer._commit = trapped
 
 
+def halfway(function):
+    """`function(ids, ...)`, except that it does the first half of `ids` and kills the
+    process (within the transaction of its caller)."""
+    def trapped(ids, *args, **kwargs):
+        if ids:
+            function(ids[:len(ids) // 2], *args, **kwargs)
+            die()
+        return function(ids, *args, **kwargs)
+    return trapped
+
+
 def on_call(number, function):
     """`function`, except that its call `number` kills the process instead."""
     calls = []
@@ -99,6 +110,9 @@ STEPS = {
                                              on_call(50, assignments.assign)),
     "auto-assign-after-batch": lambda: setattr(autoassign, "_batch_end",
                                                on_call(2, autoassign._batch_end)),
+    # a rollout: within the transaction that starts a group, half of its actions opened
+    "rollout-mid-group-start": lambda: setattr(rollout_engine, "apply_event_to_many",
+                                               halfway(rollout_engine.apply_event_to_many)),
     # device writes: within a batch of the writer thread, after others were written in it
     "writes-mid-batch": in_a_batch_of_writes,
 }

@@ -1,0 +1,609 @@
+"""console: the operators' web console at /ui, on the server's own port.
+
+Server-rendered pages (Bottle's SimpleTemplate, `views/`) with plain forms that work without
+JavaScript, and one small script (`static/console.js`) that keeps the overview live and shows
+upload progress. Every read and every change goes through the same `storage/` rules the
+Management API calls, with the same bodies; what differs is only the face: sign-in sessions
+(console/sessions.py) instead of Basic authentication, HTML instead of JSON, redirects
+after a change.
+
+Import boundary: this package may use `storage/`, `artifacts/` and `service/` (who sent a
+request, the body gate); it never imports the web trunk (ddi_lite imports it and hands in
+what it must share: the error-status mapping and the artifact upload) nor the client
+programs. Sections:
+
+    Plumbing     the request wrapper: session, CSRF, body gate, errors as pages
+    Sign-in      sign-in, sign-out
+    Overview     counts by status, devices not seen, latest actions (+ the live fragment)
+    Targets      list, page, create, assign, cancel, tags, delete
+    Software     modules, artifacts and their upload, sets
+    Settings     tenant configuration keys, the gateway token
+"""
+
+import collections
+import json
+import math
+import os
+import secrets
+import time
+import urllib.parse
+
+import bottle
+
+from service import connections, forwarded
+from storage import counts, fleet, software, tags
+from storage import errors as store_errors
+from storage.accounts import PasswordNotChecked
+from console.sessions import Sessions, tokens_match
+
+PREFIX = "/ui"
+COOKIE = "ddi_lite_console"
+SIGNIN_COOKIE = "ddi_lite_signin"
+HERE = os.path.dirname(os.path.abspath(__file__))
+VIEWS = [os.path.join(HERE, "views")]
+STATIC = os.path.join(HERE, "static")
+PUBLIC_STATIC = {"console.css"}
+
+UPDATE_STATUSES = ("in_sync", "pending", "error", "registered", "unknown")
+TARGET_SORTS = collections.OrderedDict((
+    ("controllerId", "Controller id"), ("name", "Name"), ("updateStatus", "Status"),
+    ("lastControllerRequestAt", "Last seen")))
+PAGE_SIZE = 25
+# A target's page shows this many actions (newest first, older ones a link away), each with
+# up to HISTORY_SHOWN status entries (the most a page of the store's query gives).
+ACTIONS_PER_PAGE = 20
+HISTORY_SHOWN = 500
+# A device is "not seen" after this many polling intervals without a poll.
+MISSED_POLLS = 3
+# What a redirect after a change says on the next page (?said=<key>): no state kept for it.
+SAID = {
+    "signed-out": "Signed out.", "assigned": "Distribution set assigned.",
+    "canceled": "Cancellation requested.", "force-canceled": "Action force-quit.",
+    "tagged": "Tag added.", "untagged": "Tag removed.", "deleted": "Target deleted.",
+    "created": "Created.", "module-deleted": "Software module deleted.",
+    "set-deleted": "Distribution set deleted.", "uploaded": "Artifact uploaded.",
+    "saved": "Settings saved.",
+}
+SECURITY_HEADERS = {
+    # No other host, ever: the console must work air-gapped, and this makes sure it does.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "script-src 'self'; connect-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+###############################################################################
+# Plumbing ####################################################################
+###############################################################################
+
+class BadInput(Exception):
+    """A form field or parameter the console cannot read: a 400 page."""
+
+
+class Refused(Exception):
+    """A request answered with a page of its own (`status`, `message`)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# One console request: who, its session, the decoded query and form fields.
+Context = collections.namedtuple("Context", "user session query form request")
+
+
+def ui(path="", **query):
+    """A console URL: PREFIX + path, with the query parameters that are not None."""
+    url = PREFIX + path
+    query = [(name, value) for name, value in query.items() if value not in (None, "")]
+    return url + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def segment(text):
+    return urllib.parse.quote(text, safe="")
+
+
+def _int(text, name, default=None, minimum=None):
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadInput("%s must be a whole number." % name)
+    if not -2 ** 63 <= value < 2 ** 63 or (minimum is not None and value < minimum):
+        raise BadInput("%s is out of range." % name)
+    return value
+
+
+def render(name, status=200, **values):
+    values.setdefault("ui", ui)
+    values.setdefault("segment", segment)
+    values.setdefault("when", when)
+    values.setdefault("size", human_size)
+    body = bottle.template(name, template_lookup=VIEWS, **values)
+    headers = dict(SECURITY_HEADERS)
+    headers["Content-Type"] = "text/html; charset=utf-8"
+    return bottle.HTTPResponse(body, status, headers)
+
+
+def redirect(url):
+    headers = dict(SECURITY_HEADERS)
+    headers["Location"] = url
+    return bottle.HTTPResponse(b"", 303, headers)
+
+
+def when(millis):
+    if millis is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(millis / 1000))
+
+
+def human_size(count):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return ("%d %s" if unit == "bytes" else "%.1f %s") % (count, unit)
+        count /= 1024.0
+
+
+class Console:
+    """The console's routes, bound to one app's accounts, blob store and settings.
+
+    `error_status(error)`: the HTTP status of a store error (ddi_lite's one mapping).
+    `upload(request, module_id, user)`: the Management API's streamed artifact upload."""
+
+    def __init__(self, config, accounts, blobs, error_status, upload):
+        self.trusted_proxies = config["server", "trusted_proxies"]
+        self.max_body = config["limits", "max_body_bytes"]
+        self.max_upload = config["limits", "max_artifact_bytes"] + (1 << 20)
+        self.accounts = accounts
+        self.blobs = blobs
+        self.sessions = Sessions(accounts, config["server", "console_session"])
+        self.error_status = error_status
+        self.upload = upload
+
+    def install(self, app):
+        page, form = self._page, self._form
+        routes = (
+            ("GET", "/signin", page(self.signin_page, public=True)),
+            ("POST", "/signin", page(self.signin, public=True, takes_body=True)),
+            ("POST", "/signout", form(self.signout)),
+            ("GET", "", page(self.overview)),
+            ("GET", "/fragment/overview", page(self.overview_fragment, fragment=True)),
+            ("GET", "/targets", page(self.targets)),
+            ("POST", "/targets", form(self.create_target)),
+            ("GET", "/targets/<cid>", page(self.target)),
+            ("POST", "/targets/<cid>/assign", form(self.assign)),
+            ("POST", "/targets/<cid>/actions/<aid>/cancel", form(self.cancel)),
+            ("POST", "/targets/<cid>/tags", form(self.add_tag)),
+            ("POST", "/targets/<cid>/tags/<tid>/remove", form(self.remove_tag)),
+            ("GET", "/targets/<cid>/delete", page(self.delete_target_page)),
+            ("POST", "/targets/<cid>/delete", form(self.delete_target)),
+            ("GET", "/software", page(self.software)),
+            ("POST", "/software/modules", form(self.create_module)),
+            ("GET", "/software/modules/<mid>", page(self.module)),
+            ("GET", "/fragment/modules/<mid>/artifacts",
+             page(self.artifacts_fragment, fragment=True)),
+            ("POST", "/software/modules/<mid>/artifacts",
+             page(self.upload_artifact, takes_body=True, upload=True)),
+            ("POST", "/software/modules/<mid>/delete", form(self.delete_module)),
+            ("POST", "/software/sets", form(self.create_set)),
+            ("POST", "/software/sets/<did>/delete", form(self.delete_set)),
+            ("GET", "/settings", page(self.settings)),
+            ("POST", "/settings", form(self.save_settings)),
+            ("POST", "/settings/gateway-token", form(self.new_gateway_token)),
+            ("GET", "/static/<name>", page(self.static, public=True)),
+        )
+        for method, path, handler in routes:
+            app.route(PREFIX + path, method, handler)
+
+    # --- the wrapper every console request goes through --------------------------------------
+
+    def _form(self, handler):
+        return self._page(handler, takes_body=True, csrf=True)
+
+    def _page(self, handler, public=False, takes_body=False, csrf=False, upload=False,
+              fragment=False):
+        """`public`: answers without a session (the handler decides); `takes_body`: a POST
+        whose body the gate may let in; `csrf`: a form field `csrf` must match the session's;
+        `upload`: the artifact upload (its CSRF token comes in the query, before the body);
+        `fragment`: a piece of a page for console.js, 401 instead of a redirect."""
+        def route(**params):
+            request = bottle.request
+            environ = request.environ
+            # How this request came (not public_url): a Secure cookie over plain HTTP would
+            # never come back, and the operator could not sign in.
+            origin = forwarded.Origin(environ, "", self.trusted_proxies)
+            environ["ddi_lite.console.secure"] = origin.base_url.startswith("https:")
+            before_body = connections.BEFORE_BODY in environ
+            session = None
+            try:
+                # The overview's own refreshes are no sign of an operator: an open tab
+                # must not keep a session alive for ever.
+                session = self.sessions.find(request.get_cookie(COOKIE),
+                                             touch=not (before_body or fragment))
+                if session is None and not public:
+                    if fragment or upload:
+                        raise Refused(401, "Your session has ended; sign in again.")
+                    return redirect(ui("/signin", next=request.path
+                                       if request.method == "GET" else None))
+                if session is not None:
+                    environ["REMOTE_USER"] = session.user  # for the access log
+                query = _decoded(request.query)
+                if upload and not tokens_match(session.csrf, query.get("csrf")):
+                    raise Refused(403, "The form has expired; reload the page and try again.")
+                if takes_body:
+                    limit = self.max_upload if upload else self.max_body
+                    if request.content_length > limit:
+                        raise Refused(413, "The request is larger than %d bytes." % limit)
+                    if before_body:
+                        environ[connections.BODY_LIMIT] = limit
+                        return bottle.HTTPResponse(b"", 100)
+                form = _decoded(request.forms) if takes_body and not upload else {}
+                if csrf and not tokens_match(session.csrf, form.get("csrf")):
+                    raise Refused(403, "The form has expired; reload the page and try again.")
+                context = Context(user=session.user if session else None, session=session,
+                                  query=query, form=form, request=request)
+                return handler(context, **params)
+            except Refused as refused:
+                return self._error_page(refused.status, refused.message, session, fragment)
+            except BadInput as bad:
+                return self._error_page(400, str(bad), session, fragment)
+            except store_errors.StoreError as error:
+                status = self.error_status(error)
+                message = error.message or bottle.HTTP_CODES.get(status, "Refused")
+                return self._error_page(status, message, session, fragment)
+        return route
+
+    def _error_page(self, status, message, session, fragment=False):
+        if fragment or bottle.request.get_header("Accept", "").startswith("application/json"):
+            response = bottle.HTTPResponse(json.dumps({"message": message}), status,
+                                           {"Content-Type": "application/json"})
+            response.headers.update(SECURITY_HEADERS)
+            return response
+        return render("error", status, title="Error %d" % status, message=message,
+                      session=session)
+
+    def _cookie(self, response, name, value, **options):
+        """A cookie only the console's pages get, never scripts, never another site's
+        requests; over TLS (as the request came, proxy included) only over TLS."""
+        if bottle.request.environ["ddi_lite.console.secure"]:
+            options["secure"] = True
+        response.set_cookie(name, value, path=PREFIX, httponly=True, samesite="Strict",
+                            **options)
+
+    # --- static files ---------------------------------------------------------------------
+
+    def static(self, context, name):
+        if context.session is None and name not in PUBLIC_STATIC:
+            return redirect(ui("/signin"))
+        if name not in ("console.css", "console.js"):
+            raise Refused(404, "No such file.")
+        response = bottle.static_file(name, root=STATIC)
+        response.set_header("X-Content-Type-Options", "nosniff")
+        return response
+
+    ###########################################################################
+    # Sign-in #################################################################
+    ###########################################################################
+
+    def signin_page(self, context, status=200, message=None):
+        if context.session is not None and message is None:
+            return redirect(ui())
+        token = secrets.token_urlsafe(24)
+        response = render("signin", status, title="Sign in", session=None, token=token,
+                          message=message, next=_local_path(context.query.get("next")),
+                          said=SAID.get(context.query.get("said")))
+        # Double-submit token: a page elsewhere cannot sign a browser in as someone else.
+        self._cookie(response, SIGNIN_COOKIE, token)
+        return response
+
+    def signin(self, context):
+        form = context.form
+        context = context._replace(query={"next": form.get("next")})
+        token = bottle.request.get_cookie(SIGNIN_COOKIE)
+        if not tokens_match(token, form.get("csrf")):
+            return self.signin_page(context, 403, "The sign-in form has expired; try again.")
+        user, password = form.get("user", ""), form.get("password", "")
+        client = forwarded.Origin(bottle.request.environ, "", self.trusted_proxies).client_ip
+        try:
+            # The same check, and the same rationing of wrong guesses, as a Basic login.
+            right = self.accounts.verify(user, password, client)
+        except PasswordNotChecked as paused:
+            seconds = max(1, math.ceil(paused.seconds))
+            response = self.signin_page(context, 429, "Too many sign-ins; wait %d s and try "
+                                        "again." % seconds)
+            response.set_header("Retry-After", "%d" % seconds)
+            return response
+        if not right:
+            return self.signin_page(context, 401, "Wrong user name or password.")
+        session_id, _ = self.sessions.start(user)
+        response = redirect(_local_path(form.get("next")) or ui())
+        self._cookie(response, COOKIE, session_id)
+        self._cookie(response, SIGNIN_COOKIE, "", max_age=0)
+        return response
+
+    def signout(self, context):
+        self.sessions.end(bottle.request.get_cookie(COOKIE))
+        response = redirect(ui("/signin", said="signed-out"))
+        self._cookie(response, COOKIE, "", max_age=0)
+        return response
+
+    ###########################################################################
+    # Overview ################################################################
+    ###########################################################################
+
+    def _overview_values(self):
+        by_status = counts.store_counts()["targets"]
+        total = sum(by_status.values())
+        configs = fleet.all_configs("")
+        polling = configs["pollingTime"]["value"]
+        cutoff = int(time.time() * 1000) - MISSED_POLLS * _seconds(polling) * 1000
+        unseen = fleet.list_targets("", "lastControllerRequestAt=lt=%d" % cutoff,
+                                    "lastControllerRequestAt:ASC", 0, 10)
+        actions = fleet.list_actions("", None, "id:DESC", 0, 10, full=True)["content"]
+        return dict(by_status=[(status, by_status.get(status, 0)) for status in UPDATE_STATUSES],
+                    total=total, unseen=unseen, polling=polling, missed=MISSED_POLLS,
+                    unseen_list=ui("/targets", rsql="lastControllerRequestAt=lt=%d" % cutoff,
+                                   sort="lastControllerRequestAt"),
+                    actions=[_action_row(action) for action in actions])
+
+    def overview(self, context):
+        return render("overview", title="Overview", session=context.session,
+                      said=SAID.get(context.query.get("said")), **self._overview_values())
+
+    def overview_fragment(self, context):
+        return render("overview_live", **self._overview_values())
+
+    ###########################################################################
+    # Targets #################################################################
+    ###########################################################################
+
+    def targets(self, context):
+        query = context.query
+        text, rsql = query.get("text", "").strip(), query.get("rsql", "").strip()
+        status, tag = query.get("status", ""), query.get("tag", "")
+        if status and status not in UPDATE_STATUSES:
+            raise BadInput("Unknown status '%s'." % status)
+        sort = query.get("sort") or "controllerId"
+        if sort not in TARGET_SORTS:
+            raise BadInput("Targets cannot be sorted by '%s'." % sort)
+        direction = "DESC" if query.get("dir") == "desc" else "ASC"
+        offset = _int(query.get("offset"), "offset", 0, minimum=0)
+        parts = []
+        if text:
+            quoted = '"*%s*"' % _rsql_literal(text)
+            parts.append("controllerId==%s,name==%s" % (quoted, quoted))
+        if status:
+            parts.append("updateStatus==%s" % status)
+        if tag:
+            parts.append('tag=="%s"' % _rsql_literal(tag))
+        if rsql:
+            parts.append(rsql)
+        q = ";".join("(%s)" % part for part in parts) or None
+        found = fleet.list_targets("", q, "%s:%s" % (sort, direction), offset, PAGE_SIZE)
+        all_tags = tags.TARGET_TAGS.list("", None, "name:ASC", 0, 500)["content"]
+        here = dict(text=text, rsql=rsql, status=status, tag=tag, sort=sort,
+                    dir=direction.lower())
+        return render("targets", title="Targets", session=context.session, found=found,
+                      offset=offset, page_size=PAGE_SIZE, here=here, statuses=UPDATE_STATUSES,
+                      sorts=TARGET_SORTS, all_tags=all_tags,
+                      said=SAID.get(query.get("said")))
+
+    def create_target(self, context):
+        form = context.form
+        item = {"controllerId": form.get("controllerId", "").strip()}
+        if form.get("name", "").strip():
+            item["name"] = form["name"].strip()
+        created = fleet.create_targets("", [item], context.user)[0]
+        return redirect(ui("/targets/" + segment(created["controllerId"]), said="created"))
+
+    def target(self, context, cid):
+        target = fleet.get_target("", cid)
+        offset = _int(context.query.get("actions"), "actions", 0, minimum=0)
+        listed = fleet.list_target_actions("", cid, None, "id:DESC", offset, ACTIONS_PER_PAGE)
+        actions = []
+        for action in listed["content"]:
+            full = _action_row(fleet.get_target_action("", cid, action["id"]))
+            history = fleet.action_status_list(cid, action["id"], None, 0, HISTORY_SHOWN)
+            full["history"], full["history_total"] = history["content"], history["total"]
+            actions.append(full)
+        sets = [ds for ds in software.list_sets("", None, "id:DESC", 0, 500)["content"]
+                if ds["complete"] and not ds["deleted"]]
+        return render("target", title="Target " + cid, session=context.session, target=target,
+                      attributes=fleet.target_attributes(cid) or {},
+                      assigned=fleet.target_assigned_ds("", cid),
+                      installed=fleet.target_installed_ds("", cid), actions=actions,
+                      actions_total=listed["total"], actions_offset=offset,
+                      actions_per_page=ACTIONS_PER_PAGE,
+                      target_tags=tags.tags_of_target("", cid),
+                      all_tags=tags.TARGET_TAGS.list("", None, "name:ASC", 0, 500)["content"],
+                      sets=sets, said=SAID.get(context.query.get("said")))
+
+    def assign(self, context, cid):
+        form = context.form
+        set_id = _int(form.get("set"), "Distribution set")
+        if set_id is None:
+            raise BadInput("Choose a distribution set.")
+        kind = form.get("type") or "forced"
+        if kind not in ("forced", "soft", "downloadonly"):
+            raise BadInput("Unknown assignment type '%s'." % kind)
+        software.assign_from_target("", cid, {"id": set_id, "type": kind}, False, context.user)
+        return redirect(ui("/targets/" + segment(cid), said="assigned"))
+
+    def cancel(self, context, cid, aid):
+        force = context.form.get("force") == "true"
+        fleet.cancel_target_action(cid, _int(aid, "action"), force, context.user)
+        return redirect(ui("/targets/" + segment(cid),
+                           said="force-canceled" if force else "canceled"))
+
+    def add_tag(self, context, cid):
+        name = context.form.get("tag", "").strip()
+        if not name:
+            raise BadInput("Give a tag name.")
+        fleet.get_target("", cid)  # a missing target is a 404 before a tag is made
+        existing = [tag for tag in tags.TARGET_TAGS.list("", None, None, 0, 500)["content"]
+                    if tag["name"] == name]
+        tag = existing[0] if existing else \
+            tags.TARGET_TAGS.create("", [{"name": name}], context.user)[0]
+        tags.TARGET_TAGS.assign_one(tag["id"], cid)
+        return redirect(ui("/targets/" + segment(cid), said="tagged"))
+
+    def remove_tag(self, context, cid, tid):
+        tags.TARGET_TAGS.unassign_one(_int(tid, "tag"), cid)
+        return redirect(ui("/targets/" + segment(cid), said="untagged"))
+
+    def delete_target_page(self, context, cid):
+        return render("delete_target", title="Delete " + cid, session=context.session,
+                      target=fleet.get_target("", cid))
+
+    def delete_target(self, context, cid):
+        if context.form.get("confirm") != cid:
+            raise BadInput("Type the controller id to confirm the deletion.")
+        fleet.delete_target(cid)
+        return redirect(ui("/targets", said="deleted"))
+
+    ###########################################################################
+    # Software ################################################################
+    ###########################################################################
+
+    def software(self, context):
+        modules = software.list_modules("", None, "id:DESC", 0, 500)["content"]
+        sets = software.list_sets("", None, "id:DESC", 0, 500)["content"]
+        module_types = software.list_module_types("", None, "id:ASC", 0, 500)["content"]
+        set_types = software.list_set_types("", None, "id:ASC", 0, 500)["content"]
+        return render("software", title="Software", session=context.session, modules=modules,
+                      sets=sets, module_types=module_types, set_types=set_types,
+                      said=SAID.get(context.query.get("said")))
+
+    def create_module(self, context):
+        form = context.form
+        created = software.create_modules("", [{
+            "type": form.get("type", ""), "name": form.get("name", "").strip(),
+            "version": form.get("version", "").strip(),
+            "description": form.get("description", "").strip() or None}], context.user)[0]
+        return redirect(ui("/software/modules/%d" % created["id"], said="created"))
+
+    def _module_values(self, mid):
+        module_id = _int(mid, "module")
+        return dict(module=software.get_module("", module_id),
+                    artifacts=software.list_artifacts("", module_id, True))
+
+    def module(self, context, mid):
+        values = self._module_values(mid)
+        return render("module", title="Module " + values["module"]["name"],
+                      session=context.session, said=SAID.get(context.query.get("said")),
+                      **values)
+
+    def artifacts_fragment(self, context, mid):
+        return render("artifacts_list", **self._module_values(mid))
+
+    def upload_artifact(self, context, mid):
+        module_id = _int(mid, "module")
+        artifact = self.upload(context.request, module_id, context.user)
+        if context.request.get_header("Accept", "").startswith("application/json"):
+            return bottle.HTTPResponse('{"id": %d, "size": %d}' % (artifact["id"],
+                                                                   artifact["size"]),
+                                       201, {"Content-Type": "application/json"})
+        return redirect(ui("/software/modules/%d" % module_id, said="uploaded"))
+
+    def delete_module(self, context, mid):
+        software.delete_module(_int(mid, "module"), self.blobs)
+        return redirect(ui("/software", said="module-deleted"))
+
+    def create_set(self, context):
+        form = context.form
+        module_ids = [_int(value, "module") for value in
+                      bottle.request.forms.getall("module")]
+        item = {"name": form.get("name", "").strip(), "version": form.get("version", "").strip(),
+                "modules": [{"id": module_id} for module_id in module_ids]}
+        if form.get("type"):
+            item["type"] = form["type"]
+        software.create_sets("", [item], context.user)
+        return redirect(ui("/software", said="created"))
+
+    def delete_set(self, context, did):
+        software.delete_set(_int(did, "distribution set"), self.blobs)
+        return redirect(ui("/software", said="set-deleted"))
+
+    ###########################################################################
+    # Settings ################################################################
+    ###########################################################################
+
+    def settings(self, context, new_token=None, status=200):
+        configs = fleet.all_configs("")
+        return render("settings", status, title="Settings", session=context.session,
+                      values={key: item["value"] for key, item in configs.items()},
+                      toggles=SETTING_TOGGLES, new_token=new_token,
+                      said=SAID.get(context.query.get("said")))
+
+    def save_settings(self, context):
+        form = context.form
+        body = collections.OrderedDict()
+        body["pollingTime"] = form.get("pollingTime", "").strip()
+        body["authentication.header.authority"] = \
+            form.get("authentication.header.authority", "").strip()
+        for key, _ in SETTING_TOGGLES:
+            body[key] = form.get(key) == "true"
+        fleet.put_configs("", body, context.user)
+        return redirect(ui("/settings", said="saved"))
+
+    def new_gateway_token(self, context):
+        token = secrets.token_hex(24)
+        fleet.put_config("", "authentication.gatewaytoken.key", {"value": token}, context.user)
+        # Shown on this answer only: the settings page never shows it again.
+        return self.settings(context, new_token=token)
+
+
+SETTING_TOGGLES = (
+    ("authentication.targettoken.enabled", "Devices may authenticate with their target token"),
+    ("authentication.gatewaytoken.enabled", "Devices may authenticate with the gateway token"),
+    ("authentication.header.enabled",
+     "Devices may be authenticated by a TLS proxy's certificate headers"),
+    ("user.confirmation.flow.enabled", "Devices must confirm an assignment before installing"),
+)
+
+
+def _decoded(multidict):
+    """Form fields or query parameters as UTF-8 text; bad bytes are a 400 page."""
+    try:
+        decoded = multidict.decode()
+        for value in decoded.values():
+            value.encode("utf-8")
+    except UnicodeError:
+        raise BadInput("The request is not valid UTF-8.")
+    return decoded
+
+
+def _local_path(path):
+    """`path` when it is a console path on this server (no open redirect), else None."""
+    if path and path.startswith(PREFIX) and not path.startswith("//") and "\\" not in path:
+        return path
+    return None
+
+
+def _rsql_literal(text):
+    """`text` for the inside of a double-quoted RSQL value: quotes, backslashes and stars
+    are literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("*", "\\*")
+
+
+def _seconds(duration):
+    try:
+        hours, minutes, seconds = (int(part) for part in str(duration).split("~")[0].split(":"))
+    except ValueError:
+        return 300
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _action_row(action):
+    """A full action document with the controller id and set name its links carry."""
+    row = dict(action)
+    links = action.get("_links", {})
+    href = links.get("target", {}).get("href", "")
+    row["controllerId"] = urllib.parse.unquote(href.rpartition("/targets/")[2]) if href else ""
+    row["setName"] = links.get("distributionset", {}).get("name", "")
+    return row
