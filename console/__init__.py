@@ -607,13 +607,18 @@ class Console:
         groups = rollouts.list_groups("", rollout_id, None, "id:ASC", 0,
                                       rollouts.MAX_GROUPS)["content"]
         status = rollout["status"].upper()
-        verbs = [verb for verb, (event, _, _) in ROLLOUT_VERBS.items()
-                 if not rollout["deleted"] and rollout_engine.allowed(event, status)]
+        # The buttons are the verbs the life cycle allows now; two more are left out when
+        # they could only be refused: no group left to start, no failed target to retry.
+        pointless = set()
         if not any(group["status"] == "scheduled" for group in groups):
-            verbs = [verb for verb in verbs if verb != "next-group"]
+            pointless.add("next-group")
         if not rollout["totalTargetsPerStatus"]["error"]:
-            verbs = [verb for verb in verbs if verb != "retry"]
+            pointless.add("retry")
+        verbs = [verb for verb, (event, _, _) in ROLLOUT_VERBS.items()
+                 if not rollout["deleted"] and rollout_engine.allowed(event, status)
+                 and verb not in pointless]
         return dict(rollout=rollout, groups=groups, verbs=verbs, labels=ROLLOUT_VERBS,
+                    confirmed=CONFIRMED_VERBS,
                     set_name=rollout["_links"]["distributionset"]["name"],
                     live=status in LIVE_ROLLOUT_STATUSES)
 

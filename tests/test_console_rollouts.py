@@ -14,6 +14,7 @@ import pytest
 
 from conftest import DEVICE, now_ms, token
 from storage import filters, rollout_engine, rollouts
+from storage.ddi import find_target
 from storage.models import Action, Rollout
 from ui import csrf, problem, said, sign_in
 
@@ -70,17 +71,12 @@ def buttons(page):
 def report(server, controller_id, result):
     """The device of `controller_id` fetches its deployment and reports `result`."""
     secret = "token-" + controller_id.split("-")[-1]
-    action = Action.get((Action.target == server_target_id(controller_id)) & Action.active)
+    action = Action.get((Action.target == find_target(controller_id).id) & Action.active)
     body = {"status": {"execution": "closed", "result": {"finished": result},
                        "details": ["reported by the test"]}}
     server.http.post(DEVICE + "/%s/deploymentBase/%d/feedback" % (controller_id, action.id),
                      json.dumps(body), headers=dict(token(secret),
                                                     **{"Content-Type": "application/json"}))
-
-
-def server_target_id(controller_id):
-    from storage.ddi import find_target
-    return find_target(controller_id).id
 
 
 # --- the list and the create form ------------------------------------------------------------

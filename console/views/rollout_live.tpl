@@ -23,7 +23,7 @@
 % if verbs:
 <section class="card verbs" aria-label="What the rollout can do now">
 %   for verb in verbs:
-%     if verb in ('stop', 'delete'):
+%     if verb in confirmed:
   <a class="button{{' danger' if verb == 'delete' else ''}}" href="{{ui('/rollouts/%d/%s' % (rollout['id'], verb))}}">{{labels[verb][1]}}</a>
 %     elif verb == 'approve':
   <form id="decide" method="post" action="{{ui('/rollouts/%d/approve' % rollout['id'])}}">
