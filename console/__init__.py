@@ -1,8 +1,8 @@
 """console: the operators' web console at /ui, on the server's own port.
 
 Server-rendered pages (Bottle's SimpleTemplate, `views/`) with plain forms that work without
-JavaScript, and one small script (`static/console.js`) that keeps the overview live and shows
-upload progress. Every read and every change goes through the same `storage/` rules the
+JavaScript, and one small script (`static/console.js`) that keeps the overview and a running
+rollout's page live and shows upload progress. Every read and every change goes through the same `storage/` rules the
 Management API calls, with the same bodies; what differs is only the face: sign-in sessions
 (console/sessions.py) instead of Basic authentication, HTML instead of JSON, redirects
 after a change.
