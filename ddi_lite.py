@@ -1412,8 +1412,10 @@ def serve(config):
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
         target=accounts.reload, args=("SIGHUP",), name="sighup", daemon=True).start())
     ddi.poll_log.start_writer()
-    storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
-                                       config["scheduler", "auto_assign_full_pass_hours"])
+    storage.autoassign.scheduler.start(
+        config["scheduler", "auto_assign_interval"],
+        config["scheduler", "auto_assign_full_pass_hours"],
+        once=storage.once.OnceLock(config["server", "data_dir"], "auto-assign"))
     storage.rollout_engine.scheduler.start(config["scheduler", "rollout_interval"])
     host, port = config["server", "host"], config["server", "port"]
     if accounts.default_password_in_use():
