@@ -1,7 +1,7 @@
 """The connection layer: Waitress, with what it lacks against slow and hostile clients.
 
-`Server(app, ...)` binds the listening sockets and runs Waitress's event loop with gated
-connections: a deadline for a request's headers, no body buffered before the app has
+`Server(app, ...)` binds the listening sockets (or serves those `bind()` made, in a process
+that forked after binding them) and runs Waitress's event loop with gated connections: a deadline for a request's headers, no body buffered before the app has
 authenticated its request, slow connections parked out of the loop's way, and room made at
 the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
 in flight answered within a bound. It knows the app only as a WSGI callable and the two
@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import resource
+import socket
 import time
 
 import waitress.adjustments
@@ -355,6 +356,32 @@ def connections_within_open_files(max_connections):
     return max_connections
 
 
+# Connections the kernel holds for a listening socket until one is accepted.
+BACKLOG = 1024
+
+
+def bind(host, port):
+    """Listening sockets on `host` and `port`, as `Server` binds them (one per address the
+    host resolves to). Bound once by a process that then forks workers, each of which serves
+    them (`Server(..., sockets=...)`): the kernel hands each new connection to one of them."""
+    sockets = []
+    try:
+        for family, kind, proto, address in waitress.adjustments.Adjustments(
+                host=host, port=port).listen:
+            listener = socket.socket(family, kind, proto)
+            sockets.append(listener)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
+    except OSError:
+        for listener in sockets:
+            listener.close()
+        raise
+    return sockets
+
+
 # Files open besides the connections': database, logs, Waitress's wake-up pipe, listeners.
 OTHER_OPEN_FILES = 100
 
@@ -368,9 +395,12 @@ class Server:
     finished = False  # run() is over: nothing left to wake
 
     def __init__(self, app, host, port, threads, max_connections, header_timeout,
-                 idle_timeout, max_header_bytes, max_body_bytes):
+                 idle_timeout, max_header_bytes, max_body_bytes, sockets=None):
+        """`sockets`: listening sockets made by `bind()` to serve instead of binding
+        `host` and `port`."""
+        where = {"sockets": sockets} if sockets else {"host": host, "port": port}
         self.settings = waitress.adjustments.Adjustments(
-            host=host, port=port, threads=threads, ident="ddi-lite",
+            threads=threads, ident="ddi-lite", **where,
             # Waitress drops Forwarded and X-Forwarded-* unless they come from its one
             # trusted_proxy address; the app applies its own list of trusted proxies.
             clear_untrusted_proxy_headers=False,
@@ -386,13 +416,21 @@ class Server:
             channel_timeout=idle_timeout,
             max_request_header_size=max_header_bytes,
             cleanup_interval=1,
-            backlog=1024)
+            backlog=BACKLOG)
         self.workers = Workers()
         self.sockets = {}
-        self.listeners = [
-            GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
-                        adj=self.settings, sockinfo=address)
-            for address in self.settings.listen]
+        if sockets:
+            self.listeners = [
+                GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
+                            adj=self.settings, _sock=listener, bind_socket=False,
+                            sockinfo=(listener.family, listener.type, listener.proto,
+                                      listener.getsockname()))
+                for listener in sockets]
+        else:
+            self.listeners = [
+                GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
+                            adj=self.settings, sockinfo=address)
+                for address in self.settings.listen]
         self.workers.set_thread_count(threads)
 
     def figures(self):
