@@ -1427,10 +1427,10 @@ def serve(config):
     log.info("stopped")
 
 
-def _serve(config, sockets=None, ready=None):
+def _serve(config, sockets=None, ready=None, share=None):
     """One process serving: on its own (workers = 1) or as a worker, which serves `sockets`
-    bound by its master, leaves the blob sweep to it and tells it through `ready()` that it
-    serves."""
+    bound by its master with the others (taking its `share` of the connections), leaves the
+    blob sweep to it and tells it through `ready()` that it serves."""
     accounts = operator_accounts(config)
     observer = metrics.Metrics()
     app = create_app(config, accounts, observer, sweep=sockets is None)
@@ -1455,7 +1455,7 @@ def _serve(config, sockets=None, ready=None):
         max_header_bytes=config["limits", "max_header_bytes"],
         # The artifact upload's limit, with room for its multipart framing.
         max_body_bytes=config["limits", "max_artifact_bytes"] + (1 << 20),
-        sockets=sockets)
+        sockets=sockets, share=share)
     observer.watch_server(server.figures)
     # Only now that the port is bound: a failure to bind is the last line instead.
     if sockets is None:
@@ -1506,7 +1506,8 @@ def _serve_with_workers(config):
              count, config.source, config["server", "data_dir"])
     try:
         workers.Master(
-            count, lambda ready: _serve(config, sockets, ready), config["server", "stop_timeout"],
+            count, lambda ready, share: _serve(config, sockets, ready, share),
+            config["server", "stop_timeout"],
             "Serving on http://%s:%d with %d workers" % (host, port, count),
             # A worker that died mid-upload leaves its temp file; no other one's is touched.
             worker_gone=blobs.remove_stale_temp_files).run()

@@ -191,9 +191,16 @@ class GatedServer(waitress.server.TcpWSGIServer):
 
     channel_class = GatedChannel
     accepts_per_turn = 64
+    # Set when worker processes serve one listening socket (service.workers.AcceptShare):
+    # `publish(open)` tells the others how many connections this one holds, `may_accept(open)`
+    # whether this one should take the next. Every process polling the socket is woken for
+    # a new connection and the first to call accept() wins it, so without this one process
+    # would take a whole burst (wrk's 16 connections, devices after a network outage).
+    share = None
 
     def __init__(self, application, map, header_timeout, **options):
         self.header_timeout = header_timeout
+        self._declined = 0
         super().__init__(application, map, **options)
 
     def readable(self):
@@ -201,16 +208,22 @@ class GatedServer(waitress.server.TcpWSGIServer):
         if now >= self.next_channel_cleanup:  # Waitress's idle_timeout
             self.next_channel_cleanup = now + self.adj.cleanup_interval
             self.maintenance(now)
+        if self.share is not None:
+            self.share.publish(len(self.active_channels))
         return self.accepting and (len(self._map) < self.adj.connection_limit
                                    or any(True for _ in self._not_served()))
 
     def handle_accept(self):
         quietest = None  # those that may make room, the quietest last; looked for once a turn
         for _ in range(self.accepts_per_turn):
+            if not self._my_share():
+                return
             open_before = len(self._map)
             super().handle_accept()
             if len(self._map) == open_before:  # no connection was waiting
                 return
+            if self.share is not None:
+                self.share.publish(len(self.active_channels))
             if len(self._map) > self.adj.connection_limit:
                 if quietest is None:
                     quietest = sorted(self._not_served(), key=lambda channel: channel.last_activity,
@@ -218,6 +231,21 @@ class GatedServer(waitress.server.TcpWSGIServer):
                 if not quietest:
                     return
                 quietest.pop().close_soon()
+
+    def _my_share(self):
+        """Whether to accept the next connection. A process holding more than another leaves
+        it to that one, pausing a millisecond (the socket stays readable until someone
+        accepts) -- unless it has left it DECLINE_LIMIT times in a row: the other one may
+        hang, and a connection must not wait for ever."""
+        if self.share is None or self.share.may_accept(len(self.active_channels)) or \
+                self._declined >= self.DECLINE_LIMIT:
+            self._declined = 0
+            return True
+        self._declined += 1
+        time.sleep(0.001)
+        return False
+
+    DECLINE_LIMIT = 50
 
     def _not_served(self):
         """The connections neither being served nor closing: silent, idle between requests,
@@ -395,9 +423,10 @@ class Server:
     finished = False  # run() is over: nothing left to wake
 
     def __init__(self, app, host, port, threads, max_connections, header_timeout,
-                 idle_timeout, max_header_bytes, max_body_bytes, sockets=None):
+                 idle_timeout, max_header_bytes, max_body_bytes, sockets=None, share=None):
         """`sockets`: listening sockets made by `bind()` to serve instead of binding
-        `host` and `port`."""
+        `host` and `port`; `share`: how this process takes its share of the connections
+        to those sockets when other processes serve them too (see `GatedServer.share`)."""
         where = {"sockets": sockets} if sockets else {"host": host, "port": port}
         self.settings = waitress.adjustments.Adjustments(
             threads=threads, ident="ddi-lite", **where,
@@ -426,6 +455,8 @@ class Server:
                             sockinfo=(listener.family, listener.type, listener.proto,
                                       listener.getsockname()))
                 for listener in sockets]
+            for listener in self.listeners:
+                listener.share = share
         else:
             self.listeners = [
                 GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,

@@ -31,9 +31,11 @@ Knows nothing of ddi-lite but `service.systemd`.
 """
 
 import logging
+import mmap
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -50,6 +52,38 @@ MAX_RESTART_DELAY = 30
 TURN_SECONDS = 0.1
 
 
+class AcceptShare:
+    """How many connections each worker holds, in memory the master shares with them all
+    (an anonymous shared mapping made before the first fork), so that a worker takes a new
+    connection only while it holds no more than any other (connections.GatedServer.share).
+    A worker writes its own count at every turn of its event loop; the master marks a worker
+    that ended as GONE, which the others leave out."""
+
+    GONE = 0xFFFFFFFF
+    _FIELD = struct.Struct("=I")
+
+    def __init__(self, count):
+        self._counts = mmap.mmap(-1, self._FIELD.size * count)
+        self.count = count
+        self.index = None  # this worker's place; None in the master
+        for index in range(count):
+            self.set(index, self.GONE)
+
+    def set(self, index, value):
+        self._FIELD.pack_into(self._counts, self._FIELD.size * index, value)
+
+    def publish(self, open_connections):
+        self.set(self.index, open_connections)
+
+    def may_accept(self, open_connections):
+        for index in range(self.count):
+            if index != self.index:
+                other = self._FIELD.unpack_from(self._counts, self._FIELD.size * index)[0]
+                if other < open_connections:  # GONE is never below
+                    return False
+        return True
+
+
 class _Slot:
     """One place for a worker: its process while it runs, and when to start the next."""
 
@@ -63,10 +97,12 @@ class _Slot:
 
 class Master:
     def __init__(self, count, serve_worker, stop_timeout, status, worker_gone=None):
-        """`serve_worker(ready)`: one worker's whole life, in the forked process; it calls
-        `ready()` once it serves and returns when it has stopped. `status`: what systemd's
+        """`serve_worker(ready, share)`: one worker's whole life, in the forked process; it
+        calls `ready()` once it serves, takes its share of new connections by `share` (an
+        AcceptShare), and returns when it has stopped. `status`: what systemd's
         STATUS= says while all serve."""
         self.slots = [_Slot(number) for number in range(1, count + 1)]
+        self.share = AcceptShare(count)
         self.serve_worker = serve_worker
         self.stop_timeout = stop_timeout
         self.status = status
@@ -134,6 +170,7 @@ class Master:
             if slot is None:
                 continue
             slot.pid = None
+            self.share.set(slot.number - 1, AcceptShare.GONE)
             self.worker_gone()
             if self.stop_by is not None:
                 continue
@@ -153,6 +190,7 @@ class Master:
         for slot in self.slots:
             if slot.pid is None and slot.start_at <= now:
                 slot.started = now
+                self.share.set(slot.number - 1, 0)
                 slot.pid = self._fork(slot)
                 log.info("worker %d started (pid %d)", slot.number, slot.pid)
 
@@ -178,7 +216,8 @@ class Master:
         code = 1
         try:
             self._become_worker()
-            self.serve_worker(self._ready)
+            self.share.index = slot.number - 1
+            self.serve_worker(self._ready, self.share)
             code = 0
         except BaseException:
             log.exception("worker %d failed", slot.number)
