@@ -19,6 +19,8 @@ import pytest
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
                   serving_pid, stop_process, wait_until)
 
+import ddi_lite
+from service import configuration
 from storage.accounts import hash_password
 
 
@@ -92,6 +94,26 @@ def test_two_workers_answer_from_two_processes_besides_the_master(server):
     pinned = connections_to_each(server)
     assert len(pinned) == 2
     assert server.process.pid not in pinned
+
+
+def test_new_connections_are_shared_evenly_between_the_workers(server):
+    pids = child_pids(server.process.pid)
+    held = []
+    for _ in range(8):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        assert call(connection, "GET", "/")[0] == 200
+        held.append(connection)
+    served_by = [serving_pid(connection, pids) for connection in held]
+    assert sorted(served_by.count(pid) for pid in pids) == [4, 4], served_by
+
+
+def test_workers_auto_is_one_per_core_and_zero_is_refused():
+    setting = next(s for s in ddi_lite.SETTINGS if s.key == "workers")
+    assert setting.default == 1
+    assert configuration.convert(setting, "auto") == configuration.cores() >= 1
+    assert configuration.convert(setting, "3") == 3
+    with pytest.raises(configuration.ConfigError):
+        configuration.convert(setting, "0")
 
 
 def test_a_polling_time_set_through_one_worker_is_seen_through_the_other_within_a_second(
