@@ -197,6 +197,7 @@ class GatedServer(waitress.server.TcpWSGIServer):
     # a new connection and the first to call accept() wins it, so without this one process
     # would take a whole burst (wrk's 16 connections, devices after a network outage).
     share = None
+    DECLINE_LIMIT = 50
 
     def __init__(self, application, map, header_timeout, **options):
         self.header_timeout = header_timeout
@@ -244,8 +245,6 @@ class GatedServer(waitress.server.TcpWSGIServer):
         self._declined += 1
         time.sleep(0.001)
         return False
-
-    DECLINE_LIMIT = 50
 
     def _not_served(self):
         """The connections neither being served nor closing: silent, idle between requests,

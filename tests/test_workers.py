@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
