@@ -1495,16 +1495,18 @@ def _serve_with_workers(config):
     the database (a connection must not cross a fork), then fork and watch the workers."""
     host, port = config["server", "host"], config["server", "port"]
     count = config["server", "workers"]
-    _open_store(config)
-    blobs = _blob_store(config)
-    storage.blobs.sweep(blobs)
-    storage.close_store()
-    if operator_accounts(config).default_password_in_use():
-        _warn_default_password()
+    # First, so that a port in use stops the start before anything else happens; devices
+    # that connect meanwhile wait in the backlog for the first worker.
     sockets = connections.bind(host, port)
-    log.info("listening on http://%s:%d with %d workers (config: %s, data: %s)", host, port,
-             count, config.source, config["server", "data_dir"])
     try:
+        _open_store(config)
+        blobs = _blob_store(config)
+        storage.blobs.sweep(blobs)
+        storage.close_store()
+        if operator_accounts(config).default_password_in_use():
+            _warn_default_password()
+        log.info("listening on http://%s:%d with %d workers (config: %s, data: %s)", host,
+                 port, count, config.source, config["server", "data_dir"])
         workers.Master(
             count, lambda ready, share: _serve(config, sockets, ready, share),
             config["server", "stop_timeout"],

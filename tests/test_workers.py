@@ -288,3 +288,18 @@ def test_an_upload_in_flight_survives_another_worker_and_another_server_starting
         assert serving_pid(upload, [uploader_pid]) == uploader_pid
     finally:
         server.stop()
+
+
+def test_a_port_in_use_stops_the_master_before_it_opens_the_database(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "ddi_lite", "serve", "--config", os.devnull, "--workers", "2",
+             "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+            cwd=PROJECT_DIR, env=clean_environment(), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "Address already in use" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "data" / "ddi-lite.sqlite3").exists()
