@@ -1510,7 +1510,7 @@ def _serve_with_workers(config):
         workers.Master(
             count, lambda ready, share: _serve(config, sockets, ready, share),
             config["server", "stop_timeout"],
-            "Serving on http://%s:%d with %d workers" % (host, port, count),
+            "Serving on http://%s:%d with %d workers" % (host, port, count), sockets,
             # A worker that died mid-upload leaves its temp file; no other one's is touched.
             worker_gone=blobs.remove_stale_temp_files).run()
     finally:

@@ -3,18 +3,19 @@
 One Python process answers on one core at a time (the GIL). With N above 1, the process that
 was started becomes the master: it has bound the port and prepared the data directory before
 it calls `run()`, then forks N workers. Each worker serves the inherited listening socket with
-its own threads and database connections (`serve_worker` is the whole of one worker's life),
-and the kernel hands each new connection to one of them. The master serves nothing and keeps
-no database connection and no thread: it only forks, watches and signals.
+its own threads and database connections (`serve_worker` is the whole of one worker's life).
+A new connection goes to the worker holding the fewest (`AcceptShare`). The master serves
+nothing and keeps no database connection and no thread: it only forks, watches and signals.
 
 - Ready: a worker says so through a pipe once it serves; when all have, the master tells
   systemd READY=1. The master is the unit's main process; its workers never speak to
   systemd (NOTIFY_SOCKET is taken from their environment).
 - Stop: SIGTERM or SIGINT to the master goes on to every worker as SIGTERM, and each stops
-  gracefully as a single server does (a second signal: at once). The master ends when they
-  have; one still running `stop_timeout` + STOP_GRACE seconds later is killed. The unit
-  says KillMode=mixed, so that systemd's SIGTERM reaches the master only and each worker
-  hears one stop, not two.
+  gracefully as a single server does (a second signal: at once). The master closes its copy
+  of the listening socket at once, so that new connections are refused as with one process.
+  The master ends when the workers have; one still running `stop_timeout` + STOP_GRACE
+  seconds later is killed. The unit says KillMode=mixed, so that systemd's SIGTERM reaches
+  the master only and each worker hears one stop, not two.
 - SIGHUP to the master goes on to every worker (it re-reads the operator accounts).
 - A worker that ends while the master is not stopping is started again: at once when it had
   served RESTART_AFTER_SECONDS or longer, else after a delay that doubles with each quick
@@ -96,14 +97,18 @@ class _Slot:
 
 
 class Master:
-    def __init__(self, count, serve_worker, stop_timeout, status, worker_gone=None):
+    def __init__(self, count, serve_worker, stop_timeout, status, listeners=(),
+                 worker_gone=None):
         """`serve_worker(ready, share)`: one worker's whole life, in the forked process; it
         calls `ready()` once it serves, takes its share of new connections by `share` (an
         AcceptShare), and returns when it has stopped. `status`: what systemd's
-        STATUS= says while all serve."""
+        STATUS= says while all serve. `listeners`: the listening sockets the workers serve,
+        which the master closes when a stop begins (a socket closes when the last process
+        holding it does, and new connections must be refused from then on)."""
         self.slots = [_Slot(number) for number in range(1, count + 1)]
         self.share = AcceptShare(count)
         self.serve_worker = serve_worker
+        self.listeners = listeners
         self.stop_timeout = stop_timeout
         self.status = status
         self.worker_gone = worker_gone or (lambda: None)
@@ -147,6 +152,8 @@ class Master:
                            "STATUS=Stopping %d workers: requests in flight get %d s"
                            % (len(self._running()), self.stop_timeout))
             log.info("stopping %d workers", len(self._running()))
+            for listener in self.listeners:
+                listener.close()
         else:
             systemd.notify("STATUS=Stopping now: a second signal ends the requests in flight")
         self._signal_all(signal.SIGTERM)

@@ -15,6 +15,7 @@ import sys
 import threading
 
 import pytest
+from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
                   serving_pid, stop_process, wait_until)
 
@@ -303,3 +304,22 @@ def test_a_port_in_use_stops_the_master_before_it_opens_the_database(tmp_path):
     assert result.returncode == 2
     assert "Address already in use" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "data" / "ddi-lite.sqlite3").exists()
+
+
+def test_a_download_in_flight_finishes_after_sigterm_to_the_master_while_new_connections_are_refused(
+        tmp_path):
+    module_id = seeded(tmp_path)
+    server = DdiLite(tmp_path, ["stop_timeout = 10"] + worker_lines(), threads=4)
+    try:
+        wait_until(lambda: len(child_pids(server.process.pid)) == 2, 10, "the workers")
+        download = SlowDownload(server, module_id)
+        server.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses_connections(server.port), 2, "refusing new connections")
+        assert server.process.poll() is None, server.log()
+        body = download.read_to_end()
+        code = server.process.wait(5)
+    finally:
+        server.stop()
+    assert body == ARTIFACT, (len(body), server.log())
+    assert code == 0, server.log()
+    assert server.log().count("stopping: no new connections") == 2
