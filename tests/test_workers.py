@@ -306,7 +306,7 @@ def test_a_port_in_use_stops_the_master_before_it_opens_the_database(tmp_path):
     assert not (tmp_path / "data" / "ddi-lite.sqlite3").exists()
 
 
-def test_a_download_in_flight_finishes_after_sigterm_to_the_master_while_new_connections_are_refused(
+def test_after_sigterm_to_the_master_a_download_finishes_and_new_connections_are_refused(
         tmp_path):
     module_id = seeded(tmp_path)
     server = DdiLite(tmp_path, ["stop_timeout = 10"] + worker_lines(), threads=4)
