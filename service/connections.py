@@ -1,9 +1,10 @@
 """The connection layer: Waitress, with what it lacks against slow and hostile clients.
 
 `Server(app, ...)` binds the listening sockets (or serves those `bind()` made, in a process
-that forked after binding them) and runs Waitress's event loop with gated connections: a deadline for a request's headers, no body buffered before the app has
-authenticated its request, slow connections parked out of the loop's way, and room made at
-the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
+that forked after binding them) and runs Waitress's event loop with gated connections: a
+deadline for a request's headers, no body buffered before the app has authenticated its
+request, slow connections parked out of the loop's way, and room made at the connection
+limit; with worker processes on one socket, each takes its share of new connections. `Server.stop()` ends it gracefully: no new connections, the requests
 in flight answered within a bound. It knows the app only as a WSGI callable and the two
 environ keys below; it imports nothing of ddi-lite.
 """
