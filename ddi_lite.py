@@ -1503,6 +1503,7 @@ def _serve_with_workers(config):
         blobs = _blob_store(config)
         storage.blobs.sweep(blobs)
         storage.close_store()
+        console.sessions.forget_all(console.shared_sessions(config))
         if operator_accounts(config).default_password_in_use():
             _warn_default_password()
         log.info("listening on http://%s:%d with %d workers (config: %s, data: %s)", host,

@@ -105,6 +105,18 @@ class Refused(Exception):
 Context = collections.namedtuple("Context", "user session query form request")
 
 
+# Where worker processes share the console's sessions, in the data directory.
+SESSIONS_DIR = "console-sessions"
+
+
+def shared_sessions(config):
+    """The directory the workers share sessions in ([server] workers above 1), else None:
+    one process keeps them in memory."""
+    if config["server", "workers"] == 1:
+        return None
+    return os.path.join(config["server", "data_dir"], SESSIONS_DIR)
+
+
 def ui(path="", **query):
     """A console URL: PREFIX + path, with the query parameters that are not None."""
     url = PREFIX + path
@@ -170,7 +182,8 @@ class Console:
         self.max_upload = config["limits", "max_artifact_bytes"] + (1 << 20)
         self.accounts = accounts
         self.blobs = blobs
-        self.sessions = Sessions(accounts, config["server", "console_session"])
+        self.sessions = Sessions(accounts, config["server", "console_session"],
+                                 shared_sessions(config))
         self.error_status = error_status
         self.upload = upload
 

@@ -14,7 +14,7 @@ nothing and keeps no database connection and no thread: it only forks, watches a
   gracefully as a single server does (a second signal: at once). The master closes its copy
   of the listening socket at once, so that new connections are refused as with one process.
   The master ends when the workers have; one still running `stop_timeout` + STOP_GRACE
-  seconds later is killed. The unit says KillMode=mixed, so that systemd's SIGTERM reaches
+  seconds later is killed. A worker still starting (it serves nothing yet) simply ends. The unit says KillMode=mixed, so that systemd's SIGTERM reaches
   the master only and each worker hears one stop, not two.
 - SIGHUP to the master goes on to every worker (it re-reads the operator accounts).
 - A worker that ends while the master is not stopping is started again: at once when it had

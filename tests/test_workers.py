@@ -7,18 +7,22 @@ in flight survives another process starting. Which worker answered a connection 
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
+import urllib.parse
 
 import pytest
 from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
                   serving_pid, stop_process, wait_until)
 
+import console
 import ddi_lite
 from service import configuration
 from storage.accounts import hash_password
@@ -312,6 +316,7 @@ def test_after_sigterm_to_the_master_a_download_finishes_and_new_connections_are
     server = DdiLite(tmp_path, ["stop_timeout = 10"] + worker_lines(), threads=4)
     try:
         wait_until(lambda: len(child_pids(server.process.pid)) == 2, 10, "the workers")
+        connections_to_each(server)  # both serve: one still starting would simply end
         download = SlowDownload(server, module_id)
         server.process.send_signal(signal.SIGTERM)
         wait_until(lambda: refuses_connections(server.port), 2, "refusing new connections")
@@ -322,4 +327,75 @@ def test_after_sigterm_to_the_master_a_download_finishes_and_new_connections_are
         server.stop()
     assert body == ARTIFACT, (len(body), server.log())
     assert code == 0, server.log()
-    assert server.log().count("stopping: no new connections") == 2
+    assert server.log_path.read_text().count("stopping: no new connections") == 2
+
+
+def form_request(connection, path, cookie, fields=None):
+    """A console request (a form POST when `fields`): (status, headers, body text)."""
+    headers = {"Cookie": cookie} if cookie else {}
+    body = None
+    if fields is not None:
+        body = urllib.parse.urlencode(fields)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection.request("POST" if fields is not None else "GET", path, body=body,
+                       headers=headers)
+    response = connection.getresponse()
+    return response.status, response.headers, response.read().decode("utf-8")
+
+
+def cookie_value(headers, name):
+    for value in headers.get_all("Set-Cookie") or ():
+        if value.startswith(name + "="):
+            return value.split(";")[0].split("=", 1)[1]
+    raise AssertionError("no cookie %s in %r" % (name, headers.get_all("Set-Cookie")))
+
+
+def test_a_console_sign_in_through_one_worker_holds_through_the_other_until_sign_out(server):
+    first, second = one_each(server)
+    _, headers, _ = form_request(first, "/ui/signin", None)
+    token = cookie_value(headers, "ddi_lite_signin")
+    status, headers, _ = form_request(first, "/ui/signin", "ddi_lite_signin=" + token,
+                                      {"user": "admin", "password": "admin", "csrf": token})
+    assert status == 303
+    session = "ddi_lite_console=" + cookie_value(headers, "ddi_lite_console")
+
+    status, _, page = form_request(second, "/ui", session)
+    assert status == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert form_request(second, "/ui/signout", session, {"csrf": csrf})[0] == 303
+
+    status, headers, _ = form_request(first, "/ui", session)
+    assert status == 303 and "/ui/signin" in headers["Location"]
+
+
+class OneAccount:
+    hashes = {"admin": "hash"}
+
+
+def test_shared_console_sessions_end_when_idle_when_the_account_changes_and_are_bounded(
+        tmp_path):
+    directory = str(tmp_path / "sessions")
+    one, other = (console.sessions.Sessions(OneAccount, 60, directory) for _ in range(2))
+    session_id, session = one.start("admin")
+    assert other.find(session_id).csrf == session.csrf
+    path = os.path.join(directory, os.listdir(directory)[0])
+    os.utime(path, (time.time() - 61, time.time() - 61))
+    assert other.find(session_id) is None and not os.path.exists(path)
+
+    session_id, _ = one.start("admin")
+    OneAccount.hashes = {"admin": "changed"}
+    try:
+        assert other.find(session_id) is None
+    finally:
+        OneAccount.hashes = {"admin": "hash"}
+
+    console.sessions.forget_all(directory)
+    one.max_sessions = 2
+    ids = [one.start("admin")[0] for _ in range(2)]
+    for age, session_id in enumerate(reversed(ids), 1):  # the first, the longest unused
+        os.utime(os.path.join(directory, one._key(session_id).hex()),
+                 (time.time() - age, time.time() - age))
+    newest, _ = one.start("admin")
+    assert len(os.listdir(directory)) == 2
+    assert other.find(ids[0]) is None
+    assert other.find(ids[1]) and other.find(newest)
