@@ -57,7 +57,8 @@ class AcceptShare:
     """How many connections each worker holds, in memory the master shares with them all
     (an anonymous shared mapping made before the first fork), so that a worker takes a new
     connection only while it holds no more than any other (connections.GatedServer.share).
-    A worker writes its own count at every turn of its event loop; the master marks a worker
+    A worker writes its own count at every turn of its event loop, so it counts from its first
+    turn, once it serves (a worker still starting is not waited for); the master marks a worker
     that ended as GONE, which the others leave out."""
 
     GONE = 0xFFFFFFFF
@@ -197,7 +198,6 @@ class Master:
         for slot in self.slots:
             if slot.pid is None and slot.start_at <= now:
                 slot.started = now
-                self.share.set(slot.number - 1, 0)
                 slot.pid = self._fork(slot)
                 log.info("worker %d started (pid %d)", slot.number, slot.pid)
 
