@@ -39,6 +39,8 @@ def start(directory, workers=2):
     server = DdiLite(directory, config_lines=worker_lines(workers), threads=4)
     try:
         wait_until(lambda: len(child_pids(server.process.pid)) == workers, 10, "the workers")
+        for held in connections_to_each(server).values():  # every worker serves
+            held[0].close()
     except BaseException:
         server.stop()
         raise
