@@ -73,7 +73,8 @@ SETTINGS = (
             "1 is fastest, but one download to a slow device or one login holds it."),
     Setting("server", "workers", "workers", 1,
             "Processes serving requests, each with its own threads and database connections "
-            "(auto: one per core): one Python process uses one core. 1: no extra process."),
+            "(auto: one per core): one Python process uses one core. 1: one process, nothing "
+            "forked; more pays only where cores are idle (README: Worker processes)."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
     Setting("server", "api_docs", "bool", True,
