@@ -16,6 +16,15 @@ Why a file lock (fcntl.flock on `<data_dir>/once-<name>.lock`):
   share a lock, and one data directory always shares it, whatever the process (a worker, or a
   tool run beside the server).
 
+The pattern, as `storage.autoassign.Scheduler` follows it (a rollout scheduler would too):
+
+    lock = OnceLock(data_dir, "rollouts")
+    while not stopping:            # the scheduler's own thread
+        if lock.take():            # one system call; True for as long as this process holds it
+            run_one_turn()
+        wait(interval)
+    lock.release()                 # at stop: another process takes it at its next turn
+
 flock locks belong to an open file, not to a process: every `OnceLock` opens its own, so two
 in one process exclude each other as two processes do. The lock is held from the first `take()`
 that wins until `release()` (or the end of the process); a holder keeps it between runs, so
