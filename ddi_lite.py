@@ -1444,7 +1444,9 @@ def _serve(config, sockets=None, ready=None, share=None):
         config["scheduler", "auto_assign_interval"],
         config["scheduler", "auto_assign_full_pass_hours"],
         once=storage.once.OnceLock(config["server", "data_dir"], "auto-assign"))
-    storage.rollout_engine.scheduler.start(config["scheduler", "rollout_interval"])
+    storage.rollout_engine.scheduler.start(
+        config["scheduler", "rollout_interval"],
+        once=storage.once.OnceLock(config["server", "data_dir"], "rollouts"))
     host, port = config["server", "host"], config["server", "port"]
     if accounts.default_password_in_use() and sockets is None:
         _warn_default_password()

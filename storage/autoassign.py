@@ -32,7 +32,6 @@ transaction), only do the work twice.
 """
 
 import logging
-import os
 import threading
 import time
 
@@ -250,7 +249,7 @@ class Scheduler:
     def _run_forever(self):
         while not self._stop.is_set():
             self._wake.clear()
-            if self.once is not None and not self._take_turn():
+            if self.once is not None and not self.once.take():
                 self._wake.wait(self.interval)
                 continue
             try:
@@ -260,15 +259,6 @@ class Scheduler:
             except Exception:  # a failed run must not end the thread; the next one retries
                 log.exception("auto-assignment failed")
             self._wake.wait(self.interval)
-
-    def _take_turn(self):
-        """Whether this process holds the once-lock (said in the log when it wins it)."""
-        was_held = self.once.held
-        if not self.once.take():
-            return False
-        if not was_held:
-            log.info("auto-assignment runs in this process (pid %d)", os.getpid())
-        return True
 
 
 scheduler = Scheduler()

@@ -32,15 +32,19 @@ the work stays in one process while that process lives.
 """
 
 import fcntl
+import logging
 import os
 
 LOCK_PREFIX = "once-"
+
+log = logging.getLogger("ddi-lite")
 
 
 class OnceLock:
     """The right to do the work called `name` for the data directory `data_dir`."""
 
     def __init__(self, data_dir, name):
+        self.name = name
         self.path = os.path.join(data_dir, "%s%s.lock" % (LOCK_PREFIX, name))
         self._handle = None
 
@@ -50,7 +54,7 @@ class OnceLock:
 
     def take(self):
         """Whether this holds the lock now: True at once when it already did, else one try
-        that never waits."""
+        that never waits (a win is logged, so the log tells where the work runs)."""
         if self._handle is not None:
             return True
         handle = open(self.path, "a+")
@@ -65,6 +69,7 @@ class OnceLock:
         handle.write("%d\n" % os.getpid())
         handle.flush()
         self._handle = handle
+        log.info("%s runs in this process (pid %d)", self.name, os.getpid())
         return True
 
     def release(self):
