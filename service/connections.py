@@ -4,8 +4,9 @@
 that forked after binding them) and runs Waitress's event loop with gated connections: a
 deadline for a request's headers, no body buffered before the app has authenticated its
 request, slow connections parked out of the loop's way, and room made at the connection
-limit; with worker processes on one socket, each takes its share of new connections. `Server.stop()` ends it gracefully: no new connections, the requests
-in flight answered within a bound. It knows the app only as a WSGI callable and the two
+limit; with worker processes on one socket, each takes its share of new connections.
+`Server.stop()` ends it gracefully: no new connections, the requests in flight answered
+within a bound. It knows the app only as a WSGI callable and the two
 environ keys below; it imports nothing of ddi-lite.
 """
 
@@ -196,7 +197,9 @@ class GatedServer(waitress.server.TcpWSGIServer):
     # `publish(open)` tells the others how many connections this one holds, `may_accept(open)`
     # whether this one should take the next. Every process polling the socket is woken for
     # a new connection and the first to call accept() wins it, so without this one process
-    # would take a whole burst (wrk's 16 connections, devices after a network outage).
+    # would take a whole burst (wrk's 16 connections, devices after a network outage). What
+    # is counted is the event loop's map: its connections, and as many listeners and wake-up
+    # pipes in every worker.
     share = None
     DECLINE_LIMIT = 50
 
@@ -211,21 +214,21 @@ class GatedServer(waitress.server.TcpWSGIServer):
             self.next_channel_cleanup = now + self.adj.cleanup_interval
             self.maintenance(now)
         if self.share is not None:
-            self.share.publish(len(self.active_channels))
+            self.share.publish(len(self._map))
         return self.accepting and (len(self._map) < self.adj.connection_limit
                                    or any(True for _ in self._not_served()))
 
     def handle_accept(self):
         quietest = None  # those that may make room, the quietest last; looked for once a turn
-        for _ in range(self.accepts_per_turn):
-            if not self._my_share():
+        for turn in range(self.accepts_per_turn):
+            if not self._my_share(waiting=turn == 0):
                 return
             open_before = len(self._map)
             super().handle_accept()
             if len(self._map) == open_before:  # no connection was waiting
                 return
             if self.share is not None:
-                self.share.publish(len(self.active_channels))
+                self.share.publish(len(self._map))
             if len(self._map) > self.adj.connection_limit:
                 if quietest is None:
                     quietest = sorted(self._not_served(), key=lambda channel: channel.last_activity,
@@ -234,17 +237,19 @@ class GatedServer(waitress.server.TcpWSGIServer):
                     return
                 quietest.pop().close_soon()
 
-    def _my_share(self):
+    def _my_share(self, waiting):
         """Whether to accept the next connection. A process holding more than another leaves
-        it to that one, pausing a millisecond (the socket stays readable until someone
-        accepts) -- unless it has left it DECLINE_LIMIT times in a row: the other one may
-        hang, and a connection must not wait for ever."""
-        if self.share is None or self.share.may_accept(len(self.active_channels)) or \
+        it to that one -- unless it has left a `waiting` one (the socket was readable)
+        DECLINE_LIMIT times in a row: the other one may hang, and a connection must not wait
+        for ever. Each time it leaves a waiting one it pauses a millisecond, since the socket
+        stays readable until someone accepts."""
+        if self.share is None or self.share.may_accept(len(self._map)) or \
                 self._declined >= self.DECLINE_LIMIT:
             self._declined = 0
             return True
-        self._declined += 1
-        time.sleep(0.001)
+        if waiting:
+            self._declined += 1
+            time.sleep(0.001)
         return False
 
     def _not_served(self):
