@@ -1,8 +1,9 @@
 """Worker processes ([server] workers = 2, service/workers.py) on one data directory, against
-real processes: both serve; a change through one is seen through the other within a second;
-writes through both at once all succeed; systemd hears the master; a stop stops all; an upload
-in flight survives another process starting. Which worker answered a connection is told by
-/proc (live.serving_pid)."""
+real processes: both serve and share new connections; a configuration change or a console
+sign-in through one holds through the other within a second; writes through both at once all
+succeed; systemd hears the master; a stop stops all, gracefully; an upload in flight survives
+another process starting. Which worker answered a connection is told by /proc
+(live.serving_pid). The crash under load is in tests/stress/test_worker_crashes.py."""
 
 import http.client
 import json
@@ -18,9 +19,9 @@ import time
 import urllib.parse
 
 import pytest
-from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
                   serving_pid, stop_process, wait_until)
+from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
 
 import console
 import ddi_lite
