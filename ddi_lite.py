@@ -40,7 +40,8 @@ import artifacts
 import console
 import storage
 from client import cli
-from service import access_log, configuration, connections, forwarded, metrics, systemd
+from service import (access_log, configuration, connections, forwarded, metrics, systemd,
+                     workers)
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
 from storage import rollouts, software_types, tags, target_types
@@ -68,6 +69,10 @@ SETTINGS = (
             "Worker threads answering requests. 4: polls/s with 1, 2, 4, 8, 16 threads were "
             "1.53x, 1.10x, 1.09x, 1, 0.81x of 8's (tests/bench/run.py --only threads, 2 cores); "
             "1 is fastest, but one download to a slow device or one login holds it."),
+    Setting("server", "workers", "workers", 1,
+            "Processes serving requests, each with its own threads and database connections "
+            "(auto: one per core): one Python process uses one core. 1: one process, nothing "
+            "forked; more pays only where cores are idle (README: Worker processes)."),
     Setting("server", "public_url", "str", "",
             "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
     Setting("server", "api_docs", "bool", True,
@@ -1346,16 +1351,11 @@ def _health(up):
                                200 if up else 503, {"Content-Type": JSON})
 
 
-def create_app(config, accounts=None, observer=None):
-    """The ddi-lite WSGI application for these settings (opens the data directory).
-    `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
-    that reloads them. `observer` (a service.metrics.Metrics, else one of its own) counts its
-    requests for GET /metrics."""
-    data_dir = config["server", "data_dir"]
-    now = ddi.now_ms()
+def _open_store(config):
+    """Open the data directory's database with these settings (creating or migrating it)."""
     min_polling = storage.schedule.parse_duration(config["ddi", "min_polling_time"])
     storage.open_store(
-        data_dir, now,
+        config["server", "data_dir"], ddi.now_ms(),
         limits=storage.actions.Limits(
             status_entries_per_action=config["limits", "status_entries_per_action"],
             messages_per_status=config["limits", "messages_per_status"],
@@ -1363,8 +1363,22 @@ def create_app(config, accounts=None, observer=None):
         tenant_defaults={key: config["ddi", name] for name, key in TENANT_DEFAULTS.items()},
         min_polling_seconds=min_polling, cache_kib=config["storage", "cache_kib"],
         mmap_mib=config["storage", "mmap_mib"])
-    blobs = artifacts.BlobStore(os.path.join(data_dir, "artifacts"))
-    storage.blobs.sweep(blobs)
+
+
+def _blob_store(config):
+    return artifacts.BlobStore(os.path.join(config["server", "data_dir"], "artifacts"))
+
+
+def create_app(config, accounts=None, observer=None, sweep=True):
+    """The ddi-lite WSGI application for these settings (opens the data directory).
+    `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
+    that reloads them. `observer` (a service.metrics.Metrics, else one of its own) counts its
+    requests for GET /metrics. `sweep`: bring the blob store in line after a crash (not in a
+    worker process, whose master did it before any worker started)."""
+    _open_store(config)
+    blobs = _blob_store(config)
+    if sweep:
+        storage.blobs.sweep(blobs)
     app = bottle.Bottle(catchall=True)
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
@@ -1409,26 +1423,44 @@ def serve(config):
     """Serve until SIGTERM or SIGINT, then stop gracefully: no new connections, requests in
     flight get [server] stop_timeout seconds (a second signal ends them at once), every poll
     time answered is committed, and the data directory is released. systemd hears how it
-    goes (service/systemd.py)."""
+    goes (service/systemd.py). With [server] workers above 1, this process binds the port,
+    prepares the data directory and forks the workers that serve (service/workers.py)."""
     # Held until the server stops: a second server on the same directory would sweep away
-    # the first one's uploads in flight and interleave its writes.
+    # the first one's uploads in flight and interleave its writes. Workers inherit it.
     data_lock = storage.lock_data_dir(config["server", "data_dir"])
+    try:
+        if config["server", "workers"] == 1:
+            _serve(config)
+        else:
+            _serve_with_workers(config)
+    finally:
+        data_lock.close()
+    log.info("stopped")
+
+
+def _serve(config, sockets=None, ready=None, share=None):
+    """One process serving: on its own (workers = 1) or as a worker, which serves `sockets`
+    bound by its master with the others (taking its `share` of the connections), leaves the
+    blob sweep to it and tells it through `ready()` that it serves."""
     accounts = operator_accounts(config)
     observer = metrics.Metrics()
-    app = create_app(config, accounts, observer)
+    app = create_app(config, accounts, observer, sweep=sockets is None)
     # Read in a thread of its own: the handler runs in the event loop's thread, which must not
     # wait for the file, nor for a login that is re-reading it.
     signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
         target=accounts.reload, args=("SIGHUP",), name="sighup", daemon=True).start())
     ddi.poll_log.start_writer()
     storage.db.writer.start()
-    storage.autoassign.scheduler.start(config["scheduler", "auto_assign_interval"],
-                                       config["scheduler", "auto_assign_full_pass_hours"])
-    storage.rollout_engine.scheduler.start(config["scheduler", "rollout_interval"])
+    storage.autoassign.scheduler.start(
+        config["scheduler", "auto_assign_interval"],
+        config["scheduler", "auto_assign_full_pass_hours"],
+        once=storage.once.OnceLock(config["server", "data_dir"], "auto-assign"))
+    storage.rollout_engine.scheduler.start(
+        config["scheduler", "rollout_interval"],
+        once=storage.once.OnceLock(config["server", "data_dir"], "rollouts"))
     host, port = config["server", "host"], config["server", "port"]
-    if accounts.default_password_in_use():
-        log.warning("*** The Management API still accepts admin/admin. Change it: "
-                    "ddi-lite passwd admin ***")
+    if accounts.default_password_in_use() and sockets is None:
+        _warn_default_password()
     server = connections.Server(
         app, host, port, threads=config["server", "threads"],
         max_connections=config["server", "max_connections"],
@@ -1436,11 +1468,13 @@ def serve(config):
         idle_timeout=config["server", "idle_timeout"],
         max_header_bytes=config["limits", "max_header_bytes"],
         # The artifact upload's limit, with room for its multipart framing.
-        max_body_bytes=config["limits", "max_artifact_bytes"] + (1 << 20))
+        max_body_bytes=config["limits", "max_artifact_bytes"] + (1 << 20),
+        sockets=sockets, share=share)
     observer.watch_server(server.figures)
     # Only now that the port is bound: a failure to bind is the last line instead.
-    log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
-             config.source, config["server", "data_dir"])
+    if sockets is None:
+        log.info("listening on http://%s:%d (config: %s, data: %s)", host, port,
+                 config.source, config["server", "data_dir"])
     stop_timeout = config["server", "stop_timeout"]
 
     def stop(signum, frame):
@@ -1454,13 +1488,49 @@ def serve(config):
         server.stop(stop_timeout)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    systemd.notify("READY=1", "STATUS=Serving on http://%s:%d" % (host, port))
+    if ready is None:
+        systemd.notify("READY=1", "STATUS=Serving on http://%s:%d" % (host, port))
+    else:
+        ready()
     try:
         server.run()
     finally:
         storage.close_store()  # the poll times still in memory are written first
-        data_lock.close()
-    log.info("stopped")
+
+
+def _warn_default_password():
+    log.warning("*** The Management API still accepts admin/admin. Change it: "
+                "ddi-lite passwd admin ***")
+
+
+def _serve_with_workers(config):
+    """The master of [server] workers processes: bind the port once, migrate the database
+    and sweep the blob store before any worker runs (so no upload can be in flight), close
+    the database (a connection must not cross a fork), then fork and watch the workers."""
+    host, port = config["server", "host"], config["server", "port"]
+    count = config["server", "workers"]
+    # First, so that a port in use stops the start before anything else happens; devices
+    # that connect meanwhile wait in the backlog for the first worker.
+    sockets = connections.bind(host, port)
+    try:
+        _open_store(config)
+        blobs = _blob_store(config)
+        storage.blobs.sweep(blobs)
+        storage.close_store()
+        console.sessions.forget_all(console.shared_sessions(config))
+        if operator_accounts(config).default_password_in_use():
+            _warn_default_password()
+        log.info("listening on http://%s:%d with %d workers (config: %s, data: %s)", host,
+                 port, count, config.source, config["server", "data_dir"])
+        workers.Master(
+            count, lambda ready, share: _serve(config, sockets, ready, share),
+            config["server", "stop_timeout"],
+            "Serving on http://%s:%d with %d workers" % (host, port, count), sockets,
+            # A worker that died mid-upload leaves its temp file; no other one's is touched.
+            worker_gone=blobs.remove_stale_temp_files).run()
+    finally:
+        for listener in sockets:
+            listener.close()
 
 
 class _VersionAction(argparse.Action):

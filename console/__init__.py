@@ -1,8 +1,8 @@
 """console: the operators' web console at /ui, on the server's own port.
 
 Server-rendered pages (Bottle's SimpleTemplate, `views/`) with plain forms that work without
-JavaScript, and one small script (`static/console.js`) that keeps the overview live and shows
-upload progress. Every read and every change goes through the same `storage/` rules the
+JavaScript, and one small script (`static/console.js`) that keeps the overview and a running
+rollout's page live and shows upload progress. Every read and every change goes through the same `storage/` rules the
 Management API calls, with the same bodies; what differs is only the face: sign-in sessions
 (console/sessions.py) instead of Basic authentication, HTML instead of JSON, redirects
 after a change.
@@ -14,12 +14,15 @@ programs. Sections:
 
     Plumbing     the request wrapper: session, CSRF, body gate, errors as pages
     Sign-in      sign-in, sign-out
-    Overview     counts by status, devices not seen, latest actions (+ the live fragment)
+    Overview     counts by status, devices not seen, latest actions, running rollouts
+                 (+ the live fragment)
     Targets      list, page, create, assign, cancel, tags, delete
     Software     modules, artifacts and their upload, sets
+    Rollouts     list, create, a rollout's page with its groups (+ the live fragment), verbs
     Settings     tenant configuration keys, the gateway token
 """
 
+import calendar
 import collections
 import json
 import math
@@ -31,7 +34,7 @@ import urllib.parse
 import bottle
 
 from service import connections, forwarded
-from storage import counts, fleet, software, tags
+from storage import counts, filters, fleet, rollout_engine, rollouts, software, tags
 from storage import errors as store_errors
 from storage.accounts import PasswordNotChecked
 from console.sessions import Sessions, tokens_match
@@ -53,6 +56,8 @@ PAGE_SIZE = 25
 # up to HISTORY_SHOWN status entries (the most a page of the store's query gives).
 ACTIONS_PER_PAGE = 20
 HISTORY_SHOWN = 500
+# The overview shows this many running and paused rollouts (the oldest first).
+ROLLOUTS_SHOWN = 10
 # A device is "not seen" after this many polling intervals without a poll.
 MISSED_POLLS = 3
 # What a redirect after a change says on the next page (?said=<key>): no state kept for it.
@@ -62,7 +67,11 @@ SAID = {
     "tagged": "Tag added.", "untagged": "Tag removed.", "deleted": "Target deleted.",
     "created": "Created.", "module-deleted": "Software module deleted.",
     "set-deleted": "Distribution set deleted.", "uploaded": "Artifact uploaded.",
-    "saved": "Settings saved.",
+    "saved": "Settings saved.", "rollout-created": "Rollout created.",
+    "started": "Rollout started.", "paused": "Rollout paused.", "resumed": "Rollout resumed.",
+    "approved": "Rollout approved.", "denied": "Rollout denied.", "stopped": "Rollout stopped.",
+    "next-group": "Next group started.", "retried": "A rollout of the failed targets was made.",
+    "rollout-deleted": "Rollout deleted.",
 }
 SECURITY_HEADERS = {
     # No other host, ever: the console must work air-gapped, and this makes sure it does.
@@ -94,6 +103,18 @@ class Refused(Exception):
 
 # One console request: who, its session, the decoded query and form fields.
 Context = collections.namedtuple("Context", "user session query form request")
+
+
+# Where worker processes share the console's sessions, in the data directory.
+SESSIONS_DIR = "console-sessions"
+
+
+def shared_sessions(config):
+    """The directory the workers share sessions in ([server] workers above 1), else None:
+    one process keeps them in memory."""
+    if config["server", "workers"] == 1:
+        return None
+    return os.path.join(config["server", "data_dir"], SESSIONS_DIR)
 
 
 def ui(path="", **query):
@@ -161,7 +182,8 @@ class Console:
         self.max_upload = config["limits", "max_artifact_bytes"] + (1 << 20)
         self.accounts = accounts
         self.blobs = blobs
-        self.sessions = Sessions(accounts, config["server", "console_session"])
+        self.sessions = Sessions(accounts, config["server", "console_session"],
+                                 shared_sessions(config))
         self.error_status = error_status
         self.upload = upload
 
@@ -192,6 +214,13 @@ class Console:
             ("POST", "/software/modules/<mid>/delete", form(self.delete_module)),
             ("POST", "/software/sets", form(self.create_set)),
             ("POST", "/software/sets/<did>/delete", form(self.delete_set)),
+            ("GET", "/rollouts", page(self.rollouts)),
+            ("POST", "/rollouts", form(self.create_rollout)),
+            ("GET", "/rollouts/<rid>", page(self.rollout)),
+            ("GET", "/fragment/rollouts/<rid>", page(self.rollout_fragment, fragment=True)),
+            ("GET", "/rollouts/<rid>/groups/<gid>", page(self.rollout_group)),
+            ("GET", "/rollouts/<rid>/<verb>", page(self.confirm_rollout_verb)),
+            ("POST", "/rollouts/<rid>/<verb>", form(self.rollout_verb)),
             ("GET", "/settings", page(self.settings)),
             ("POST", "/settings", form(self.save_settings)),
             ("POST", "/settings/gateway-token", form(self.new_gateway_token)),
@@ -345,11 +374,17 @@ class Console:
         unseen = fleet.list_targets("", "lastControllerRequestAt=lt=%d" % cutoff,
                                     "lastControllerRequestAt:ASC", 0, 10)
         actions = fleet.list_actions("", None, "id:DESC", 0, 10, full=True)["content"]
+        moving = rollouts.list_rollouts("", "status=in=(RUNNING,PAUSED)", "id:ASC", 0,
+                                        ROLLOUTS_SHOWN)
+        rollout_rows = [(rollout, rollouts.list_groups("", rollout["id"], None, "id:ASC", 0,
+                                                       rollouts.MAX_GROUPS)["content"])
+                        for rollout in moving["content"]]
         return dict(by_status=[(status, by_status.get(status, 0)) for status in UPDATE_STATUSES],
                     total=total, unseen=unseen, polling=polling, missed=MISSED_POLLS,
                     unseen_list=ui("/targets", rsql="lastControllerRequestAt=lt=%d" % cutoff,
                                    sort="lastControllerRequestAt"),
-                    actions=[_action_row(action) for action in actions])
+                    actions=[_action_row(action) for action in actions],
+                    rollouts=rollout_rows, rollouts_total=moving["total"])
 
     def overview(self, context):
         return render("overview", title="Overview", session=context.session,
@@ -530,6 +565,128 @@ class Console:
         return redirect(ui("/software", said="set-deleted"))
 
     ###########################################################################
+    # Rollouts ################################################################
+    ###########################################################################
+
+    def rollouts(self, context):
+        offset = _int(context.query.get("offset"), "offset", 0, minimum=0)
+        found = rollouts.list_rollouts("", None, "id:DESC", offset, PAGE_SIZE, full=True)
+        sets = [ds for ds in software.list_sets("", None, "id:DESC", 0, 500)["content"]
+                if ds["complete"] and not ds["deleted"]]
+        saved = filters.list_filters("", None, "name:ASC", 0, 500)["content"]
+        flow = fleet.all_configs("")["user.confirmation.flow.enabled"]["value"]
+        return render("rollouts", title="Rollouts", session=context.session, found=found,
+                      offset=offset, page_size=PAGE_SIZE, sets=sets, saved_filters=saved,
+                      flow=flow, action_types=ROLLOUT_ACTION_TYPES,
+                      said=SAID.get(context.query.get("said")))
+
+    def create_rollout(self, context):
+        """The form as the Management API's body: every check is storage.rollouts'."""
+        form = context.form
+        body = {"name": form.get("name", "").strip(),
+                "distributionSetId": _int(form.get("set"), "Distribution set"),
+                "type": form.get("type") or "forced"}
+        if body["distributionSetId"] is None:
+            raise BadInput("Choose a distribution set.")
+        text = form.get("query", "").strip()
+        filter_id = _int(form.get("filter"), "Target filter")
+        if filter_id is not None:
+            if text:
+                raise BadInput("Give either a target query or a saved filter, not both.")
+            text = filters.get_filter("", filter_id)["query"]
+        body["targetFilterQuery"] = text
+        if form.get("description", "").strip():
+            body["description"] = form["description"].strip()
+        if form.get("groups", "").strip():
+            body["amountGroups"] = form["groups"].strip()
+        percentages = form.get("percentages", "").replace(",", " ").replace("%", " ").split()
+        if percentages:
+            body["groups"] = [{"targetPercentage": value} for value in percentages]
+        for field, key in (("successThreshold", "successCondition"),
+                           ("errorThreshold", "errorCondition")):
+            if form.get(field, "").strip():
+                body[key] = {"condition": "THRESHOLD", "expression": form[field].strip()}
+        start_at = _start_at(form.get("startAt", "").strip())
+        if start_at is not None:
+            body["startAt"] = start_at
+        if fleet.all_configs("")["user.confirmation.flow.enabled"]["value"]:
+            body["confirmationRequired"] = form.get("confirmationRequired") == "true"
+        created = rollouts.create_rollout("", body, context.user)
+        return redirect(ui("/rollouts/%d" % created["id"], said="rollout-created"))
+
+    def _rollout_values(self, rid):
+        rollout_id = _int(rid, "rollout")
+        rollout = rollouts.get_rollout("", rollout_id)
+        groups = rollouts.list_groups("", rollout_id, None, "id:ASC", 0,
+                                      rollouts.MAX_GROUPS)["content"]
+        status = rollout["status"].upper()
+        # The buttons are the verbs the life cycle allows now; two more are left out when
+        # they could only be refused: no group left to start, no failed target to retry.
+        pointless = set()
+        if not any(group["status"] == "scheduled" for group in groups):
+            pointless.add("next-group")
+        if not rollout["totalTargetsPerStatus"]["error"]:
+            pointless.add("retry")
+        verbs = [verb for verb, (event, _, _) in ROLLOUT_VERBS.items()
+                 if not rollout["deleted"] and rollout_engine.allowed(event, status)
+                 and verb not in pointless]
+        return dict(rollout=rollout, groups=groups, verbs=verbs, labels=ROLLOUT_VERBS,
+                    confirmed=CONFIRMED_VERBS,
+                    set_name=rollout["_links"]["distributionset"]["name"],
+                    live=status in LIVE_ROLLOUT_STATUSES)
+
+    def rollout(self, context, rid):
+        values = self._rollout_values(rid)
+        return render("rollout", title="Rollout " + values["rollout"]["name"],
+                      session=context.session, said=SAID.get(context.query.get("said")),
+                      **values)
+
+    def rollout_fragment(self, context, rid):
+        return render("rollout_live", session=context.session, **self._rollout_values(rid))
+
+    def rollout_group(self, context, rid, gid):
+        rollout_id, group_id = _int(rid, "rollout"), _int(gid, "group")
+        rollout = rollouts.get_rollout("", rollout_id)
+        group = rollouts.get_group("", rollout_id, group_id)
+        offset = _int(context.query.get("offset"), "offset", 0, minimum=0)
+        # The group's targets with their action of this rollout: its status is what an
+        # operator watches (the same rows, in the same order, as group_targets gives).
+        found = fleet.list_actions("", "rolloutGroup.id==%d" % group_id, "id:ASC", offset,
+                                   PAGE_SIZE, full=True)
+        return render("rollout_group", title="Group " + group["name"],
+                      session=context.session, rollout=rollout, group=group,
+                      actions=[_action_row(action) for action in found["content"]],
+                      total=found["total"], offset=offset, page_size=PAGE_SIZE)
+
+    def confirm_rollout_verb(self, context, rid, verb):
+        if verb not in CONFIRMED_VERBS:
+            raise Refused(404, "No such page.")
+        rollout = rollouts.get_rollout("", _int(rid, "rollout"))
+        return render("rollout_confirm", title="%s %s" % (verb.capitalize(), rollout["name"]),
+                      session=context.session, rollout=rollout, verb=verb)
+
+    def rollout_verb(self, context, rid, verb):
+        if verb not in ROLLOUT_VERBS:
+            raise Refused(404, "No such page.")
+        rollout_id = _int(rid, "rollout")
+        if verb in CONFIRMED_VERBS and context.form.get("confirm") != "yes":
+            raise BadInput("Confirm the %s on its confirmation page." % verb)
+        user, remark = context.user, context.form.get("remark", "").strip() or None
+        if verb == "delete":
+            rollouts.delete(rollout_id, user)
+            return redirect(ui("/rollouts", said="rollout-deleted"))
+        if verb == "retry":
+            created = rollouts.retry("", rollout_id, user)
+            return redirect(ui("/rollouts/%d" % created["id"], said="retried"))
+        if verb in ("approve", "deny"):
+            getattr(rollouts, verb)(rollout_id, remark, user)
+        else:
+            {"start": rollouts.start, "pause": rollouts.pause, "resume": rollouts.resume,
+             "stop": rollouts.stop, "next-group": rollouts.trigger_next_group}[verb](
+                rollout_id, user)
+        return redirect(ui("/rollouts/%d" % rollout_id, said=ROLLOUT_VERBS[verb][2]))
+
+    ###########################################################################
     # Settings ################################################################
     ###########################################################################
 
@@ -567,6 +724,28 @@ SETTING_TOGGLES = (
 )
 
 
+# A rollout's verbs in the console's URLs: (the life cycle's event that allows it, the
+# button's label, what the page says after it).
+ROLLOUT_VERBS = collections.OrderedDict((
+    ("start", ("start", "Start", "started")),
+    ("pause", ("pause", "Pause", "paused")),
+    ("resume", ("resume", "Resume", "resumed")),
+    ("next-group", ("trigger_next_group", "Start the next group now", "next-group")),
+    ("approve", ("approve", "Approve", "approved")),
+    ("deny", ("deny", "Deny", "denied")),
+    ("retry", ("retry", "Retry the failed targets", "retried")),
+    ("stop", ("stop", "Stop…", "stopped")),
+    ("delete", ("delete", "Delete…", "rollout-deleted")),
+))
+# These two are asked again on a page of their own: neither can be undone.
+CONFIRMED_VERBS = ("stop", "delete")
+# While a rollout is in one of these, its page refreshes its progress by itself.
+LIVE_ROLLOUT_STATUSES = (rollout_engine.READY, rollout_engine.STARTING, rollout_engine.RUNNING,
+                         rollout_engine.PAUSED, rollout_engine.STOPPING)
+ROLLOUT_ACTION_TYPES = (("forced", "forced"), ("soft", "soft"),
+                        ("downloadonly", "download only"))
+
+
 def _decoded(multidict):
     """Form fields or query parameters as UTF-8 text; bad bytes are a 400 page."""
     try:
@@ -589,6 +768,19 @@ def _rsql_literal(text):
     """`text` for the inside of a double-quoted RSQL value: quotes, backslashes and stars
     are literal."""
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("*", "\\*")
+
+
+def _start_at(text):
+    """A start time from the form (`YYYY-MM-DDTHH:MM[:SS]`, UTC, as a datetime-local field
+    sends it) in epoch milliseconds; None when empty."""
+    if not text:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            return calendar.timegm(time.strptime(text, layout)) * 1000
+        except (ValueError, OverflowError):
+            continue
+    raise BadInput("Give the start time as YYYY-MM-DD HH:MM (UTC).")
 
 
 def _seconds(duration):

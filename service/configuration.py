@@ -46,6 +46,13 @@ def convert(setting, value):
             if not low <= number <= high:
                 raise ValueError("must be from %d to %d" % (low, high))
             return number
+        if kind == "workers":
+            if text.lower() == "auto":
+                return cores()
+            number = int(text)
+            if number < 1:
+                raise ValueError("must be auto or at least 1")
+            return number
         if kind == "bool":
             lowered = text.lower()
             if lowered in ("true", "yes", "on", "1"):
@@ -64,6 +71,14 @@ def convert(setting, value):
         return text
     except ValueError as error:
         raise ConfigError("[%s] %s = %r: %s" % (setting.section, setting.key, value, error))
+
+
+def cores():
+    """The cores this process may run on (its CPU affinity, which a container or
+    systemd's CPUAffinity= may narrow), for `workers = auto`."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def flag_name(setting):

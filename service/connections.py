@@ -1,17 +1,20 @@
 """The connection layer: Waitress, with what it lacks against slow and hostile clients.
 
-`Server(app, ...)` binds the listening sockets and runs Waitress's event loop with gated
-connections: a deadline for a request's headers, no body buffered before the app has
-authenticated its request (beyond what came with the headers), slow connections parked out of
-the loop's way, and room made at the connection limit. `Server.stop()` ends it gracefully: no new connections, the requests
-in flight answered within a bound. It knows the app only as a WSGI callable and the two
-environ keys below; it imports nothing of ddi-lite.
+`Server(app, ...)` binds the listening sockets (or serves those `bind()` made, in a process
+that forked after binding them) and runs Waitress's event loop with gated connections: a
+deadline for a request's headers, no body buffered before the app has authenticated its
+request (beyond what came with the headers), slow connections parked out of the loop's way,
+and room made at the connection limit; with worker processes on one socket, each takes its
+share of new connections. `Server.stop()` ends it gracefully: no new connections, the
+requests in flight answered within a bound. It knows the app only as a WSGI callable and the
+two environ keys below; it imports nothing of ddi-lite.
 """
 
 import io
 import logging
 import math
 import resource
+import socket
 import time
 
 import waitress.adjustments
@@ -202,9 +205,19 @@ class GatedServer(waitress.server.TcpWSGIServer):
 
     channel_class = GatedChannel
     accepts_per_turn = 64
+    # Set when worker processes serve one listening socket (service.workers.AcceptShare):
+    # `publish(open)` tells the others how many connections this one holds, `may_accept(open)`
+    # whether this one should take the next. Every process polling the socket is woken for
+    # a new connection and the first to call accept() wins it, so without this one process
+    # would take a whole burst (wrk's 16 connections, devices after a network outage). What
+    # is counted is the event loop's map: its connections, and as many listeners and wake-up
+    # pipes in every worker.
+    share = None
+    DECLINE_LIMIT = 50
 
     def __init__(self, application, map, header_timeout, **options):
         self.header_timeout = header_timeout
+        self._declined = 0
         super().__init__(application, map, **options)
 
     def readable(self):
@@ -212,16 +225,22 @@ class GatedServer(waitress.server.TcpWSGIServer):
         if now >= self.next_channel_cleanup:  # Waitress's idle_timeout
             self.next_channel_cleanup = now + self.adj.cleanup_interval
             self.maintenance(now)
+        if self.share is not None:
+            self.share.publish(len(self._map))
         return self.accepting and (len(self._map) < self.adj.connection_limit
                                    or any(True for _ in self._not_served()))
 
     def handle_accept(self):
         quietest = None  # those that may make room, the quietest last; looked for once a turn
-        for _ in range(self.accepts_per_turn):
+        for turn in range(self.accepts_per_turn):
+            if not self._my_share(waiting=turn == 0):
+                return
             open_before = len(self._map)
             super().handle_accept()
             if len(self._map) == open_before:  # no connection was waiting
                 return
+            if self.share is not None:
+                self.share.publish(len(self._map))
             if len(self._map) > self.adj.connection_limit:
                 if quietest is None:
                     quietest = sorted(self._not_served(), key=lambda channel: channel.last_activity,
@@ -229,6 +248,21 @@ class GatedServer(waitress.server.TcpWSGIServer):
                 if not quietest:
                     return
                 quietest.pop().close_soon()
+
+    def _my_share(self, waiting):
+        """Whether to accept the next connection. A process holding more than another leaves
+        it to that one -- unless it has left a `waiting` one (the socket was readable)
+        DECLINE_LIMIT times in a row: the other one may hang, and a connection must not wait
+        for ever. Each time it leaves a waiting one it pauses a millisecond, since the socket
+        stays readable until someone accepts."""
+        if self.share is None or self.share.may_accept(len(self._map)) or \
+                self._declined >= self.DECLINE_LIMIT:
+            self._declined = 0
+            return True
+        if waiting:
+            self._declined += 1
+            time.sleep(0.001)
+        return False
 
     def _not_served(self):
         """The connections neither being served nor closing: silent, idle between requests,
@@ -367,6 +401,32 @@ def connections_within_open_files(max_connections):
     return max_connections
 
 
+# Connections the kernel holds for a listening socket until one is accepted.
+BACKLOG = 1024
+
+
+def bind(host, port):
+    """Listening sockets on `host` and `port`, as `Server` binds them (one per address the
+    host resolves to). Bound once by a process that then forks workers, each of which serves
+    them (`Server(..., sockets=...)`): the kernel hands each new connection to one of them."""
+    sockets = []
+    try:
+        for family, kind, proto, address in waitress.adjustments.Adjustments(
+                host=host, port=port).listen:
+            listener = socket.socket(family, kind, proto)
+            sockets.append(listener)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
+    except OSError:
+        for listener in sockets:
+            listener.close()
+        raise
+    return sockets
+
+
 # Files open besides the connections': database, logs, Waitress's wake-up pipe, listeners.
 OTHER_OPEN_FILES = 100
 
@@ -380,9 +440,13 @@ class Server:
     finished = False  # run() is over: nothing left to wake
 
     def __init__(self, app, host, port, threads, max_connections, header_timeout,
-                 idle_timeout, max_header_bytes, max_body_bytes):
+                 idle_timeout, max_header_bytes, max_body_bytes, sockets=None, share=None):
+        """`sockets`: listening sockets made by `bind()` to serve instead of binding
+        `host` and `port`; `share`: how this process takes its share of the connections
+        to those sockets when other processes serve them too (see `GatedServer.share`)."""
+        where = {"sockets": sockets} if sockets else {"host": host, "port": port}
         self.settings = waitress.adjustments.Adjustments(
-            host=host, port=port, threads=threads, ident="ddi-lite",
+            threads=threads, ident="ddi-lite", **where,
             # Waitress drops Forwarded and X-Forwarded-* unless they come from its one
             # trusted_proxy address; the app applies its own list of trusted proxies.
             clear_untrusted_proxy_headers=False,
@@ -398,13 +462,23 @@ class Server:
             channel_timeout=idle_timeout,
             max_request_header_size=max_header_bytes,
             cleanup_interval=1,
-            backlog=1024)
+            backlog=BACKLOG)
         self.workers = Workers()
         self.sockets = {}
-        self.listeners = [
-            GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
-                        adj=self.settings, sockinfo=address)
-            for address in self.settings.listen]
+        if sockets:
+            self.listeners = [
+                GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
+                            adj=self.settings, _sock=listener, bind_socket=False,
+                            sockinfo=(listener.family, listener.type, listener.proto,
+                                      listener.getsockname()))
+                for listener in sockets]
+            for listener in self.listeners:
+                listener.share = share
+        else:
+            self.listeners = [
+                GatedServer(app, self.sockets, header_timeout, dispatcher=self.workers,
+                            adj=self.settings, sockinfo=address)
+                for address in self.settings.listen]
         self.workers.set_thread_count(threads)
 
     def figures(self):

@@ -12,7 +12,8 @@ import errno
 import fcntl
 import os
 
-from storage import actions, autoassign, blobs, catalog, chunks, ddi, rollout_engine, tenant
+from storage import (actions, autoassign, blobs, catalog, chunks, ddi, once, rollout_engine,
+                     tenant)
 from storage.db import CACHE_KIB, MMAP_MIB, database, open_database, writer
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 

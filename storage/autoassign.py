@@ -208,7 +208,12 @@ def _unassigned_matches(target_filter, distribution_set, start, end, now):
 class Scheduler:
     """Runs `run()` in a thread of its own: at start, every `interval` seconds after the
     previous run ended, and at once after `wake()`. `stop()` ends the thread between two
-    batches and waits for it."""
+    batches and waits for it.
+
+    With `once` (a `storage.once.OnceLock`), a turn runs only in the process holding that
+    lock: with several worker processes one of them assigns, and when it dies another takes
+    the lock at its next turn, at most `interval` seconds later. A wake in a process that does
+    not hold it does nothing; the holder finds the change at its next turn."""
 
     def __init__(self):
         self._thread = None
@@ -216,11 +221,12 @@ class Scheduler:
         self._wake = threading.Event()
         self.interval = None
         self.full_pass_hours = 0
+        self.once = None
 
-    def start(self, interval, full_pass_hours):
+    def start(self, interval, full_pass_hours, once=None):
         if self._thread is not None:
             return
-        self.interval, self.full_pass_hours = interval, full_pass_hours
+        self.interval, self.full_pass_hours, self.once = interval, full_pass_hours, once
         self._stop.clear()
         self._thread = threading.Thread(target=self._run_forever, name="auto-assign",
                                         daemon=True)
@@ -237,10 +243,15 @@ class Scheduler:
         self._wake.set()
         self._thread.join()
         self._thread = None
+        if self.once is not None:
+            self.once.release()
 
     def _run_forever(self):
         while not self._stop.is_set():
             self._wake.clear()
+            if self.once is not None and not self.once.take():
+                self._wake.wait(self.interval)
+                continue
             try:
                 created = run(int(time.time() * 1000), self.full_pass_hours, self._stop.is_set)
                 if created:

@@ -329,18 +329,23 @@ def _error_action(rollout, group, now):
 
 class Scheduler:
     """Runs `evaluate()` in a thread of its own: every `interval` seconds after the previous
-    pass ended, and at once after `wake()`. `stop()` ends the thread and waits for it."""
+    pass ended, and at once after `wake()`. `stop()` ends the thread and waits for it.
+
+    With `once` (a `storage.once.OnceLock`), a pass runs only in the process holding that
+    lock, as auto-assignment's does (`storage.autoassign.Scheduler`): one of several worker
+    processes evaluates, and another takes over within `interval` when it dies."""
 
     def __init__(self):
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.interval = None
+        self.once = None
 
-    def start(self, interval):
+    def start(self, interval, once=None):
         if self._thread is not None:
             return
-        self.interval = interval
+        self.interval, self.once = interval, once
         self._stop.clear()
         self._thread = threading.Thread(target=self._run_forever, name="rollouts",
                                         daemon=True)
@@ -358,10 +363,15 @@ class Scheduler:
         self._wake.set()
         self._thread.join()
         self._thread = None
+        if self.once is not None:
+            self.once.release()
 
     def _run_forever(self):
         while not self._stop.is_set():
             self._wake.clear()
+            if self.once is not None and not self.once.take():
+                self._wake.wait(self.interval)
+                continue
             try:
                 evaluate(int(time.time() * 1000))
             except Exception:  # a failed pass must not end the thread; the next one retries

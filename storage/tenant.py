@@ -1,8 +1,23 @@
 """Tenant configuration: hawkBit's configuration keys, their types, defaults and validation.
 
 A key's value is the one stored for the tenant (via the Management API), else the server-wide
-default from `config.ini`, else hawkBit's own default. Reads come from an in-process snapshot
-that is rebuilt only after a write, because every device poll consults it.
+default from `config.ini`, else hawkBit's own default. Reads come from an in-process snapshot,
+because every device poll consults it (several times).
+
+How the snapshot follows a change made through another process (a worker beside this one,
+`[server] workers`): it is read again at most FOLLOW_SECONDS after it was read, and at once
+after a write through this process. Why a time limit rather than a sign of change:
+
+- Reading the snapshot is the cheapest check there is: the keys are a handful of rows of one
+  table, read in a few tens of microseconds, at most twice a second per process. Every poll
+  pays one monotonic clock read. A change counter (a row bumped by triggers, as
+  `storage.chunks` has for software) would cost a query per check and a schema step, to save
+  a read that costs about as much.
+- It is right for every writer: another worker, the sqlite3 shell, a restored database; no
+  write path has to remember to signal.
+- `PRAGMA data_version` would say "something changed" after every commit of every other
+  connection, poll times and feedback included, so under load it would read the rows as
+  often, and it counts per connection, so each thread would keep its own.
 """
 
 import collections
@@ -121,11 +136,17 @@ def _check_duration(name, text):
                 schedule.format_duration(Bounds.max_polling_seconds)))
 
 
+# How old a snapshot may be before it is read again: a change through another process is seen
+# within this.
+FOLLOW_SECONDS = 0.5
+
+
 class _Snapshot:
     def __init__(self, defaults, stored):
         self.defaults = defaults
         self.stored = stored
         self.polling = schedule.parse_polling_time(self["pollingTime"])
+        self.read_until = time.monotonic() + FOLLOW_SECONDS
 
     def __getitem__(self, name):
         if name in self.stored:
@@ -159,7 +180,7 @@ def settings():
     """The tenant's effective configuration; cheap to call on every request."""
     global _snapshot
     snapshot = _snapshot
-    if snapshot is None:
+    if snapshot is None or snapshot.read_until <= time.monotonic():
         generation = _generation
         stored = {row.key: row for row in TenantConfig.select()}
         snapshot = _Snapshot(dict(_defaults), stored)

@@ -211,3 +211,54 @@ class Sampler:
 def RssSampler(pid):
     """A Sampler of a process's VmRSS every 20 ms."""
     return Sampler(lambda: rss_bytes(pid), 0.02)
+
+
+# --- worker processes ([server] workers) --------------------------------------------------
+
+def child_pids(pid):
+    """The processes whose parent is `pid` (a master's workers), from /proc."""
+    children = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(name))
+    return sorted(children)
+
+
+def serving_pid(connection, pids):
+    """Which of `pids` holds the server's end of an http.client connection that has had an
+    answer (so the server has accepted it): matched through /proc/net/tcp and the processes'
+    open sockets. None when none of them does."""
+    here = connection.sock.getsockname()
+    there = connection.sock.getpeername()
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                rows = lines.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if local_port == there[1] and remote_port == here[1]:
+                inodes.add("socket:[%s]" % fields[9])
+    for pid in pids:
+        try:
+            descriptors = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, descriptor)) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None

@@ -5,6 +5,7 @@ token, gets hostile path segments, query parameters and form fields, and answers
 import pytest
 
 import console
+from storage import rollouts
 from ui import csrf, sign_in
 
 # (Bytes that are not UTF-8 cannot be sent in a path through WebTest's cookie jar.)
@@ -15,14 +16,19 @@ FIELDS = ["", " ", "x", "-1", "9" * 30, "\x00", "<script>", "'\"*\\", "\u00e9" *
 QUERY_NAMES = ["text", "rsql", "status", "tag", "sort", "dir", "offset", "next", "said", "csrf"]
 FORM_NAMES = ["controllerId", "name", "version", "type", "set", "force", "tag", "confirm",
               "module", "pollingTime", "description", "authentication.targettoken.enabled",
-              "next", "user", "password"]
+              "next", "user", "password", "query", "filter", "groups", "percentages",
+              "successThreshold", "errorThreshold", "startAt", "confirmationRequired",
+              "remark"]
 
 
 @pytest.fixture
 def signed_in(server):
     server.target("dev-1", "token-1")
     module = server.module(files={"a.bin": b"abc"})
-    server.assign(server.distribution_set([module]), "dev-1")
+    distribution_set = server.distribution_set([module])
+    server.assign(distribution_set, "dev-1")
+    rollouts.create_rollout("", {"name": "wave", "distributionSetId": distribution_set.id,
+                                 "targetFilterQuery": "controllerId==dev-1"}, "test")
     sign_in(server.http)
     return server
 
@@ -51,13 +57,14 @@ def _console_table():
 
 def filled(rule, segment):
     path = rule
-    for name in ("<cid>", "<aid>", "<tid>", "<mid>", "<did>", "<name>"):
+    for name in ("<cid>", "<aid>", "<tid>", "<mid>", "<did>", "<name>", "<rid>", "<gid>",
+                 "<verb>"):
         path = path.replace(name, segment)
     return path
 
 
 def test_every_route_is_walked():
-    assert len(_console_table()) >= 25
+    assert len(_console_table()) >= 32
 
 
 def test_hostile_path_segments_never_answer_500(signed_in):
@@ -89,9 +96,15 @@ def test_hostile_query_parameters_never_answer_500(signed_in, value):
 
 @pytest.mark.parametrize("value", FIELDS)
 def test_hostile_form_fields_never_answer_500(signed_in, value):
+    posts = []
     for method, rule in routes_of(signed_in):
         if method != "POST" or rule.endswith(("/signout", "/artifacts")):
             continue
+        if "<verb>" in rule:  # every verb of a rollout, each in its own request
+            posts.extend(rule.replace("<verb>", verb) for verb in console.ROLLOUT_VERBS)
+        else:
+            posts.append(rule)
+    for rule in posts:
         path = filled(rule, "1").replace("/targets/1", "/targets/dev-1")
         token = csrf(signed_in.http.get("/ui")) if "/signin" not in rule else "x"
         fields = {name: value for name in FORM_NAMES}

@@ -8,9 +8,10 @@ that refuses and records any other. Screenshots of each page go to a temporary f
 also to DDI_LITE_CONSOLE_SCREENSHOTS when it names a folder (how README's were taken).
 
 A missing Playwright or Chromium skips the tier, naming what to install; under CI=true it
-fails it, as tests/clients does for a missing device client. Bounded: about 15 s.
+fails it, as tests/clients does for a missing device client. Bounded: about 25 s.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from live import DdiLite
+from live import DdiLite, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium refuses to run as root without --no-sandbox; background networking would make
@@ -99,8 +100,26 @@ def ddi(url, secret, method="GET", body=None):
         return raw
 
 
-def install_as_a_device(server, controller_id, secret):
-    """Poll, fetch the deployment, download every artifact, report success: the artifacts."""
+def new_targets(server, *controller_ids):
+    """Targets made over the Management API (admin/admin): {controller id: its token}."""
+    request = urllib.request.Request(
+        server.url + "/rest/v1/targets", method="POST",
+        data=json.dumps([{"controllerId": cid} for cid in controller_ids]).encode("utf-8"),
+        headers={"Content-Type": "application/json", "Authorization": "Basic "
+                 + base64.b64encode(b"admin:admin").decode("ascii")})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {item["controllerId"]: item["securityToken"]
+                for item in json.loads(response.read().decode("utf-8"))}
+
+
+def deployment_offered(server, controller_id, secret):
+    """Whether the device's next poll names a deployment (its rollout group has started)."""
+    root = ddi(server.url + "/DEFAULT/controller/v1/" + controller_id, secret)
+    return "deploymentBase" in root.get("_links", {})
+
+
+def install_as_a_device(server, controller_id, secret, result="success"):
+    """Poll, fetch the deployment, download every artifact, report `result`: the artifacts."""
     root = ddi(server.url + "/DEFAULT/controller/v1/" + controller_id, secret)
     deployment = ddi(root["_links"]["deploymentBase"]["href"], secret)
     downloaded = {}
@@ -111,8 +130,9 @@ def install_as_a_device(server, controller_id, secret):
             downloaded[artifact["filename"]] = ddi(href, secret)
     ddi(server.url + "/DEFAULT/controller/v1/%s/deploymentBase/%s/feedback"
         % (controller_id, deployment["id"]), secret, "POST",
-        {"status": {"execution": "closed", "result": {"finished": "success"},
-                    "details": ["installed by the browser tier's device"]}})
+        {"status": {"execution": "closed", "result": {"finished": result},
+                    "details": ["installed by the browser tier's device" if result == "success"
+                                else "the browser tier's device failed"]}})
     return downloaded
 
 
@@ -198,7 +218,48 @@ def test_an_operator_deploys_to_a_device_from_the_browser(server, chromium, tmp_
     assert page.locator('[data-status="pending"]').inner_text() == "0"
     assert page.locator("svg.bar rect.s-in_sync").count() == 1
     assert "finished" in page.locator('[data-action-status]').first.inner_text()
+
+    # A rollout of the same set to two more devices in two groups, made and started in the
+    # console.
+    line = new_targets(server, "line-1", "line-2")
+    page.goto(server.url + "/ui/rollouts")
+    page.get_by_label("Name", exact=True).fill("hall-b-2024.4")
+    page.get_by_label("Distribution set").select_option(label="press-release 2024.4")
+    page.get_by_label("Target query (RSQL)").fill("controllerId==line-*")
+    page.get_by_label("Number of equal groups").fill("2")
+    page.get_by_role("button", name="Create rollout", exact=True).click()
+    page.wait_for_url("**/ui/rollouts/*?said=rollout-created")
+    assert page.locator("[data-rollout-status]").inner_text() == "ready"
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_url("**/ui/rollouts/*?said=started")
+    rollout_page = page.url.split("?")[0]
+
+    # The first group's device installs: the overview shows the rollout, a bar per group.
+    wait_until(lambda: deployment_offered(server, "line-1", line["line-1"]), 10,
+               "the rollout's first group offering line-1 its deployment")
+    install_as_a_device(server, "line-1", line["line-1"])
+    page.goto(server.url + "/ui")
+    rollout_card = page.locator('[data-rollout="hall-b-2024.4"]')
+    assert rollout_card.locator("[data-group]").count() == 2
+    assert "1 finished" in rollout_card.locator('[data-group="group-1"]').inner_text()
     camera.shoot(page, "overview")
+
+    # The rollout's page, left open, shows the first group finished and, once the second
+    # group's device fails, that group failed and the rollout paused, without a reload.
+    page.goto(rollout_page)
+    page.wait_for_selector('[data-group="group-1"][data-group-status="finished"]',
+                           timeout=15000)
+    assert page.locator('[data-group="group-1"] rect.p-finished').count() == 1
+    wait_until(lambda: deployment_offered(server, "line-2", line["line-2"]), 10,
+               "the second group offering line-2 its deployment")
+    install_as_a_device(server, "line-2", line["line-2"], result="failure")
+    page.wait_for_selector('[data-rollout-status="paused"]', timeout=15000)
+    assert page.locator('[data-group="group-2"] rect.p-error').count() == 1
+    assert "1 failed" in page.locator('[data-group="group-2"]').inner_text()
+    assert page.get_by_role("button", name="Resume", exact=True).count() == 1
+    camera.shoot(page, "rollout")
+    page.goto(server.url + "/ui/rollouts")
+    camera.shoot(page, "rollouts")
 
     page.goto(server.url + "/ui/targets/press-7")
     assert "installed by the browser tier's device" in page.inner_text("main")
@@ -214,7 +275,8 @@ def test_an_operator_deploys_to_a_device_from_the_browser(server, chromium, tmp_
     # Every field has a label a screen reader reads out.
     page.set_viewport_size({"width": 360, "height": 740})
     for path in ("/ui", "/ui/targets", "/ui/targets/press-7", "/ui/software", "/ui/settings",
-                 "/ui/software/modules/1", "/ui/targets/press-7/delete"):
+                 "/ui/software/modules/1", "/ui/targets/press-7/delete", "/ui/rollouts",
+                 "/ui/rollouts/1", "/ui/rollouts/1/groups/1", "/ui/rollouts/1/delete"):
         assert page.goto(server.url + path).status == 200, path
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
         assert page.evaluate(UNLABELLED_FIELDS) == [], path
@@ -230,6 +292,7 @@ def test_an_operator_deploys_to_a_device_from_the_browser(server, chromium, tmp_
     assert foreign == []
     assert errors == []
     assert sorted(os.listdir(str(camera.folder))) == sorted(
-        name + ".png" for name in ("signin", "module", "software", "overview", "target",
-                                   "targets", "settings", "overview-360"))
+        name + ".png" for name in ("signin", "module", "software", "overview", "rollout",
+                                   "rollouts", "target", "targets", "settings",
+                                   "overview-360"))
     context.close()

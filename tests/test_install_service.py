@@ -232,7 +232,14 @@ def test_an_installed_wheel_carries_the_unit():
          "print(*[package + '/' + name for package, _, _, names in build.data_files\n"
          "        for name in names])\n"],
         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
-    assert found.stdout.split() == ["service/ddi-lite.service"], found.stderr
+    # The console's templates and static files travel as package data too.
+    console = [os.path.relpath(os.path.join(folder, name), PROJECT_DIR)
+               for part in ("views", "static")
+               for folder, _, names in os.walk(os.path.join(PROJECT_DIR, "console", part))
+               for name in names]
+    assert len(console) >= 2
+    assert sorted(found.stdout.split()) == sorted(["service/ddi-lite.service"] + console), \
+        found.stderr
 
 
 def test_readme_shows_the_steps_install_service_prints():

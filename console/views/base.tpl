@@ -17,6 +17,7 @@
     <a href="{{ui()}}">Overview</a>
     <a href="{{ui('/targets')}}">Targets</a>
     <a href="{{ui('/software')}}">Software</a>
+    <a href="{{ui('/rollouts')}}">Rollouts</a>
     <a href="{{ui('/settings')}}">Settings</a>
   </nav>
   <form id="signout" class="signout" method="post" action="{{ui('/signout')}}">
@@ -27,6 +28,13 @@
 % end
 </header>
 <main>
+% if session:
+<svg class="defs" aria-hidden="true" focusable="false" width="0" height="0">
+  <defs><pattern id="failed-hatch" width="1.2" height="4" patternUnits="userSpaceOnUse">
+    <rect class="hatch-ground" width="1.2" height="4"></rect><rect class="hatch-line" width="0.45" height="4"></rect>
+  </pattern></defs>
+</svg>
+% end
 % if get('said'):
 <p class="said" role="status">{{said}}</p>
 % end

@@ -20,6 +20,28 @@
   </ul>
 </section>
 <section class="card">
+  <h2>Running rollouts</h2>
+% if rollouts:
+%   for rollout, groups in rollouts:
+  <div class="rollout" data-rollout="{{rollout['name']}}">
+    <h3><a href="{{ui('/rollouts/%d' % rollout['id'])}}">{{rollout['name']}}</a>
+      <span class="tag r-{{rollout['status']}}">{{rollout['status']}}</span></h3>
+%     for group in groups:
+    <div class="group" data-group="{{group['name']}}" data-group-status="{{group['status']}}">
+      <small>{{group['name']}} · {{group['status']}}</small>
+%       include('progress.tpl', figures=group['totalTargetsPerStatus'], label=rollout['name'] + ', ' + group['name'])
+    </div>
+%     end
+  </div>
+%   end
+%   if rollouts_total > len(rollouts):
+  <p><a href="{{ui('/rollouts')}}">All {{rollouts_total}} of them</a></p>
+%   end
+% else:
+  <p>No rollout is running or paused. <a href="{{ui('/rollouts')}}">Rollouts</a></p>
+% end
+</section>
+<section class="card">
   <h2>Not seen for {{missed}} polling intervals <small>(polling time {{polling}})</small></h2>
 % if unseen['content']:
   <table>

@@ -145,12 +145,12 @@ class ServerProcess:
         self.stop()
 
 
-def ddi_lite_process(data_dir, workdir, threads, port=None):
+def ddi_lite_process(data_dir, workdir, threads, port=None, workers=1):
     """ddi-lite as an operator starts it; the status-entry quota is lifted so that a
     feedback benchmark is never stopped by it."""
     port = port or free_port()
     argv = [sys.executable, "-m", "ddi_lite", "serve", "--data-dir", data_dir, "--host", HOST,
-            "--port", str(port), "--threads", str(threads),
+            "--port", str(port), "--threads", str(threads), "--workers", str(workers),
             "--limits-status-entries-per-action", "0"]
     return ServerProcess("ddi-lite", argv, port, workdir)
 

@@ -30,6 +30,7 @@ import bench_poll
 import bench_scale
 import bench_startup
 import bench_threads
+import bench_workers
 
 BENCHMARKS = (
     ("poll", bench_poll),
@@ -39,6 +40,7 @@ BENCHMARKS = (
     ("startup", bench_startup),
     ("scale", bench_scale),
     ("threads", bench_threads),
+    ("workers", bench_workers),
 )
 ARTIFACT_SIZE = 200 * MiB
 # The Waitress thread count of ddi-lite's own default, for ddi-lite and every baseline.
