@@ -32,12 +32,10 @@ transaction), only do the work twice.
 """
 
 import logging
-import threading
-import time
 
 from peewee import SQL, fn
 
-from storage import assignments, query
+from storage import assignments, periodic, query
 from storage.db import scalar, write
 from storage.errors import StoreError
 from storage.models import Action, DistributionSet, Target, TargetChange, TargetFilter
@@ -205,60 +203,25 @@ def _unassigned_matches(target_filter, distribution_set, start, end, now):
 
 # --- the scheduler thread -------------------------------------------------------------------
 
-class Scheduler:
-    """Runs `run()` in a thread of its own: at start, every `interval` seconds after the
-    previous run ended, and at once after `wake()`. `stop()` ends the thread between two
-    batches and waits for it.
+class Scheduler(periodic.Periodic):
+    """Runs `run()` in a thread of its own (storage.periodic): at start, every `interval`
+    seconds after the previous run ended, and at once after `wake()` (a target registered or
+    changed); with a OnceLock, only in the process that holds it."""
 
-    With `once` (a `storage.once.OnceLock`), a turn runs only in the process holding that
-    lock: with several worker processes one of them assigns, and when it dies another takes
-    the lock at its next turn, at most `interval` seconds later. A wake in a process that does
-    not hold it does nothing; the holder finds the change at its next turn."""
+    name = "auto-assign"
 
     def __init__(self):
-        self._thread = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self.interval = None
+        periodic.Periodic.__init__(self)
         self.full_pass_hours = 0
-        self.once = None
 
     def start(self, interval, full_pass_hours, once=None):
-        if self._thread is not None:
-            return
-        self.interval, self.full_pass_hours, self.once = interval, full_pass_hours, once
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run_forever, name="auto-assign",
-                                        daemon=True)
-        self._thread.start()
+        self.full_pass_hours = full_pass_hours
+        periodic.Periodic.start(self, interval, once)
 
-    def wake(self):
-        """Run soon: a target registered or changed (cheap; a no-op without the thread)."""
-        self._wake.set()
-
-    def stop(self):
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-        self._thread = None
-        if self.once is not None:
-            self.once.release()
-
-    def _run_forever(self):
-        while not self._stop.is_set():
-            self._wake.clear()
-            if self.once is not None and not self.once.take():
-                self._wake.wait(self.interval)
-                continue
-            try:
-                created = run(int(time.time() * 1000), self.full_pass_hours, self._stop.is_set)
-                if created:
-                    log.info("auto-assignment created %d actions", created)
-            except Exception:  # a failed run must not end the thread; the next one retries
-                log.exception("auto-assignment failed")
-            self._wake.wait(self.interval)
+    def turn(self, now):
+        created = run(now, self.full_pass_hours, self.stopping)
+        if created:
+            log.info("auto-assignment created %d actions", created)
 
 
 scheduler = Scheduler()

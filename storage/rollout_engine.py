@@ -40,10 +40,8 @@ calls after its write has committed (setting an Event is all it costs that reque
 
 import collections
 import logging
-import threading
-import time
 
-from storage import assignments, tenant
+from storage import assignments, periodic, tenant
 from storage import transitions as t
 from storage.actions import apply_event_to_many
 from storage.db import database, write
@@ -327,56 +325,15 @@ def _error_action(rollout, group, now):
 
 # --- the scheduler thread --------------------------------------------------------------------
 
-class Scheduler:
-    """Runs `evaluate()` in a thread of its own: every `interval` seconds after the previous
-    pass ended, and at once after `wake()`. `stop()` ends the thread and waits for it.
+class Scheduler(periodic.Periodic):
+    """Runs `evaluate()` in a thread of its own (storage.periodic): every `interval` seconds
+    after the previous pass ended, and at once after `wake()` (a rollout changed or a device
+    reported on one of its actions); with a OnceLock, only in the process that holds it."""
 
-    With `once` (a `storage.once.OnceLock`), a pass runs only in the process holding that
-    lock, as auto-assignment's does (`storage.autoassign.Scheduler`): one of several worker
-    processes evaluates, and another takes over within `interval` when it dies."""
+    name = "rollout evaluation"
 
-    def __init__(self):
-        self._thread = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self.interval = None
-        self.once = None
-
-    def start(self, interval, once=None):
-        if self._thread is not None:
-            return
-        self.interval, self.once = interval, once
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run_forever, name="rollouts",
-                                        daemon=True)
-        self._thread.start()
-
-    def wake(self):
-        """Evaluate soon: a rollout changed or a device reported on one of its actions
-        (cheap; a no-op without the thread)."""
-        self._wake.set()
-
-    def stop(self):
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-        self._thread = None
-        if self.once is not None:
-            self.once.release()
-
-    def _run_forever(self):
-        while not self._stop.is_set():
-            self._wake.clear()
-            if self.once is not None and not self.once.take():
-                self._wake.wait(self.interval)
-                continue
-            try:
-                evaluate(int(time.time() * 1000))
-            except Exception:  # a failed pass must not end the thread; the next one retries
-                log.exception("rollout evaluation failed")
-            self._wake.wait(self.interval)
+    def turn(self, now):
+        evaluate(now)
 
 
 scheduler = Scheduler()

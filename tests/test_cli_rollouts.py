@@ -60,6 +60,19 @@ def offered_to(url, names):
     return [name for name in names if offered(url, name) is not None]
 
 
+def wait_offered(url, names, count):
+    """The `count` devices among `names` offered a deployment, once that many are (a group
+    starts in one transaction, which may fall between two polls of a round)."""
+    found = []
+
+    def enough():
+        found[:] = offered_to(url, names)
+        return len(found) >= count
+    live.wait_until(enough, 20, "%d devices offered the set" % count)
+    assert len(found) == count, found
+    return found
+
+
 def install(url, controller_id, finished="success"):
     """Report the offered deployment closed with `finished`."""
     action_id = offered(url, controller_id)
@@ -104,14 +117,10 @@ def test_create_start_and_watch_a_rollout_until_it_finishes(url):
     try:
         drawn = [watcher.stdout.readline() for _ in range(3)]  # before anything moves
         assert drawn[0].startswith("rollout %d ro-a: running, 0/4 done" % rollout_id), drawn
-        first = live.wait_until(lambda: offered_to(url, names) or None, 20,
-                                "the first group offered the set")
-        assert len(first) == 2  # one group of two; the other group sees nothing yet
+        first = wait_offered(url, names, 2)  # one group of two; the other sees nothing yet
         for name in first:
             install(url, name)
-        rest = live.wait_until(lambda: offered_to(url, set(names) - set(first)) or None, 20,
-                               "the second group offered the set")
-        assert sorted(first + rest) == sorted(names)
+        rest = wait_offered(url, sorted(set(names) - set(first)), 2)
         for name in rest:
             install(url, name)
         out, err = watcher.communicate(timeout=30)
@@ -140,9 +149,7 @@ def test_watch_ends_with_exit_code_3_when_the_rollout_pauses_on_failures(url):
     assert created.returncode == 0, created.stderr
     rollout_id = int(created.stdout)
     assert rollout_of(url, rollout_id)["status"] in ("starting", "running")
-    first = live.wait_until(lambda: offered_to(url, names) or None, 20,
-                            "the first group offered the set")
-    assert len(first) == 2
+    first = wait_offered(url, names, 2)
     for name in first:
         install(url, name, "failure")
     watched = subprocess.run(
