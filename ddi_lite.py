@@ -13,7 +13,7 @@ create_app mounts at /ui, in `console/`. Sections:
     Management API     /rest/v1/...
     Application        create_app(config) -> WSGI app
     Command line       serve, and `main()`, which dispatches every sub-command: passwd, backup,
-                       restore, install-service (service.commands) and the client commands
+                       restore, install-service (service.cli) and the client commands
                        (client.cli)
 """
 
@@ -42,6 +42,7 @@ import storage
 from client import cli
 from service import (access_log, configuration, connections, forwarded, metrics, systemd,
                      workers)
+from service import cli as service_cli
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
 from storage import rollouts, software_types, tags, target_types
@@ -1555,45 +1556,11 @@ def main(argv=None):
     for command_parser in (parser, serve_parser):
         command_parser.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
         _add_setting_flags(command_parser)
-    passwd_parser = subcommands.add_parser(
-        "passwd", help="set an operator's password in the settings file")
-    passwd_parser.add_argument("user")
-    passwd_parser.add_argument(
-        "--config", metavar="FILE",
-        help="settings file to write, created (mode 0600) if missing (default: the one serve "
-             "reads: $%s, else ./%s, else %s; with none, %s as root, else ./%s)"
-             % (configuration.CONFIG_VARIABLE, configuration.LOCAL_CONFIG,
-                configuration.SYSTEM_CONFIG, configuration.SYSTEM_CONFIG,
-                configuration.LOCAL_CONFIG))
-    backup_parser = subcommands.add_parser(
-        "backup", help="copy the database and artifacts into a new folder, also while serving")
-    backup_parser.add_argument("dest", metavar="DEST", help="the new folder (must not exist)")
-    restore_parser = subcommands.add_parser(
-        "restore", help="put a backup into an empty data directory no server uses")
-    restore_parser.add_argument("src", metavar="SRC", help="a folder made by ddi-lite backup")
-    for command_parser in (backup_parser, restore_parser):
-        command_parser.add_argument("--config", metavar="FILE",
-                                    help="the server's " + configuration.CONFIG_HELP)
-        command_parser.add_argument("--data-dir", dest="server.data_dir", metavar="DATA_DIR",
-                                    help="the server's data directory (as for serve)")
-    install_parser = subcommands.add_parser(
-        "install-service", help="install the systemd unit, its user ddi-lite and "
-                                "/etc/ddi-lite/config.ini (as root)")
-    install_parser.add_argument("--root", metavar="DIR",
-                                help="write the files under DIR instead (packages, tests): no "
-                                     "user, no owners, no systemctl; root not needed")
+    service_cli.add_commands(subcommands, SETTINGS)
     cli.add_commands(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:
         return args.handler(args)
-    if args.command in ("passwd", "backup", "restore", "install-service"):
-        from service import commands  # only here: a serving process never needs it
-    if args.command == "passwd":
-        return commands.passwd(args)
-    if args.command in ("backup", "restore"):
-        return commands.copy_data(args, SETTINGS)
-    if args.command == "install-service":
-        return commands.install_service(args, SETTINGS)
     if any(hasattr(args, name) for name in cli.OPERATOR_OPTIONS):
         parser.error("--url, --user, --password and --json belong to the operator commands")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
