@@ -19,6 +19,7 @@ import time
 import urllib.parse
 
 import pytest
+from clients.harness import Operator
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
                   serving_pid, stop_process, wait_until)
 from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
@@ -402,3 +403,50 @@ def test_shared_console_sessions_end_when_idle_when_the_account_changes_and_are_
     assert len(os.listdir(directory)) == 2
     assert other.find(ids[0]) is None
     assert other.find(ids[1]) and other.find(newest)
+
+
+def test_feedback_through_the_worker_without_the_rollout_lock_starts_the_next_group_in_time(
+        tmp_path):
+    interval = 3
+    server = DdiLite(tmp_path / "server", threads=4, config_lines=worker_lines() + [
+        "[scheduler]", "rollout_interval = %d" % interval,
+        "[ddi]", "gateway_token_auth = true", "gateway_token = gw"])
+    operator = Operator(server.url)
+    try:
+        wait_until(lambda: len(child_pids(server.process.pid)) == 2, 10, "the workers")
+        for number in range(4):
+            operator.add_target("dev-%d" % number)
+        rollout_id = operator.call("POST", "/rollouts", {
+            "name": "wave", "distributionSetId": operator.distribution("fw", {}),
+            "targetFilterQuery": "controllerId==dev-*", "amountGroups": 2})["id"]
+        operator.call("POST", "/rollouts/%d/start" % rollout_id)
+
+        def groups():
+            return [group["status"] for group in operator.call(
+                "GET", "/rollouts/%d/deploygroups" % rollout_id)["content"]]
+
+        wait_until(lambda: groups() == ["running", "scheduled"], interval + 5, "group 1")
+        first = operator.call("GET", "/actions?q=rolloutGroup.name==group-1")["content"]
+        assert len(first) == 2
+
+        lock = server.directory / "data" / "once-rollouts.lock"
+        holder = int(lock.read_text().strip())
+        (other,) = [held[0] for pid, held in connections_to_each(server).items()
+                    if pid != holder]
+        other_pid = serving_pid(other, child_pids(server.process.pid))
+        for action in first:
+            controller_id = action["_links"]["self"]["href"].split("/targets/")[1].split("/")[0]
+            status, _ = call(other, "POST", "/DEFAULT/controller/v1/%s/deploymentBase/%d/feedback"
+                             % (controller_id, action["id"]),
+                             {"status": {"execution": "closed",
+                                         "result": {"finished": "success"}}},
+                             headers={"Authorization": "GatewayToken gw"})
+            assert status == 200
+            assert serving_pid(other, child_pids(server.process.pid)) == other_pid != holder
+        reported = time.monotonic()
+        wait_until(lambda: groups() == ["finished", "running"], interval + 2,
+                   "group 2 started by the worker holding the lock", on_timeout=server.log)
+        assert time.monotonic() - reported < interval + 2
+        assert int(lock.read_text().strip()) == holder
+    finally:
+        server.stop()

@@ -108,3 +108,81 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_write_and_the_schedule
                    "the auto-assignment after the kill", on_timeout=server.log)
     finally:
         server.stop()
+
+
+# --- the rollout engine ------------------------------------------------------------------
+
+ROLLOUT_TARGETS = 10
+
+
+def rollouts_lock_holder(directory):
+    try:
+        return int((directory / "data" / "once-rollouts.lock").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def device_call(port, method, path, document=None):
+    """One DDI request with the gateway token, on a new connection (either worker answers)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        body = None if document is None else json.dumps(document)
+        connection.request(method, "/DEFAULT/controller/v1/" + path, body,
+                           {"Authorization": "GatewayToken gw",
+                            "Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        assert response.status == 200, (path, response.status, data[:300])
+        return json.loads(data.decode("utf-8")) if data else None
+    finally:
+        connection.close()
+
+
+def group_statuses(operator, rollout_id):
+    return [group["status"] for group in
+            operator.call("GET", "/rollouts/%d/deploygroups" % rollout_id)["content"]]
+
+
+def test_the_worker_running_the_rollouts_killed_mid_rollout_the_rollout_still_moves(tmp_path):
+    directory = tmp_path / "server"
+    server = DdiLite(directory, threads=4, config_lines=[
+        "workers = 2", "[scheduler]", "rollout_interval = 1",
+        "[ddi]", "gateway_token_auth = true", "gateway_token = gw", "[limits]",
+        "password_checks = 8", "[accounts]", "admin = " + hash_password("admin", iterations=1000)])
+    operator = Operator(server.url)
+    try:
+        wait_until(lambda: len(child_pids(server.process.pid)) == 2, 10, "two workers")
+        for number in range(ROLLOUT_TARGETS):
+            operator.add_target("dev-%02d" % number)
+        set_id = operator.distribution("fw", {})
+        rollout_id = operator.call("POST", "/rollouts", {
+            "name": "wave", "distributionSetId": set_id,
+            "targetFilterQuery": "controllerId==dev-*", "amountGroups": 2})["id"]
+        operator.call("POST", "/rollouts/%d/start" % rollout_id)
+        wait_until(lambda: group_statuses(operator, rollout_id) == ["running", "scheduled"], 10,
+                   "group 1 running", on_timeout=server.log)
+
+        victim = wait_until(lambda: rollouts_lock_holder(directory), 5, "the engine's lock")
+        workers = child_pids(server.process.pid)
+        assert victim in workers
+        # The engine runs in exactly one worker: the other one never took its lock.
+        assert server.log().count("rollouts runs in this process") == 1
+        os.kill(victim, signal.SIGKILL)
+
+        # Group 1's devices install, through whichever worker answers them.
+        first = [action for action in operator.call(
+            "GET", "/actions?limit=100&q=rolloutGroup.name==group-1")["content"]]
+        assert len(first) == ROLLOUT_TARGETS // 2
+        for action in first:
+            controller_id = action["_links"]["self"]["href"].split("/targets/")[1].split("/")[0]
+            device_call(server.port, "POST", "%s/deploymentBase/%d/feedback"
+                        % (controller_id, action["id"]),
+                        {"status": {"execution": "closed", "result": {"finished": "success"}}})
+
+        wait_until(lambda: group_statuses(operator, rollout_id) == ["finished", "running"], 15,
+                   "group 2 started by the engine in a live worker", on_timeout=server.log)
+        holder = rollouts_lock_holder(directory)
+        assert holder != victim and holder in child_pids(server.process.pid)
+        assert operator.call("GET", "/rollouts/%d" % rollout_id)["status"] == "running"
+    finally:
+        server.stop()
