@@ -6,6 +6,8 @@ rollout pauses by itself, and no device of groups 3 and 4 is ever offered the up
 """
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,3 +121,25 @@ def test_a_failing_line_pauses_the_rollout_in_group_2_and_later_groups_never_see
             actions = live.api(url, "GET", "/targets/%s/actions" % controller_id)["content"]
             assert [action["status"] for action in actions] == ["canceled"]
     assert line1["states"]["done"] == 250 and line2["states"]["idle"] >= 250
+
+
+def readme_rehearsal_commands():
+    """The commands of README's "Rehearse a staged rollout" block, continuation lines joined."""
+    with open(os.path.join(live.PROJECT_DIR, "README.md"), encoding="utf-8") as readme:
+        section = readme.read().split("### Rehearse a staged rollout", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+", " ", command.split("#", 1)[0]).strip()
+            for command in block.replace("\\\n", " ").splitlines()]
+
+
+def test_readme_rehearsal_makes_the_image_it_uploads_and_its_json_files_hold_json():
+    commands = readme_rehearsal_commands()
+    for number, command in enumerate(commands):
+        upload = re.search(r"ddi-lite upload (\S+)", command)
+        if upload:
+            made = re.escape(upload.group(1))
+            assert any(re.search(r">\s*%s(\s|$)" % made, earlier)
+                       for earlier in commands[:number]), (
+                "pasted as written, `%s` finds no file" % command)
+        if re.search(r">\s*\S+\.json", command):
+            assert "--json" in command.split(">")[0], command
