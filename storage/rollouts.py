@@ -27,6 +27,7 @@ from storage.models import Action, ActionStatus, Rollout, RolloutGroup, Target, 
 
 MAX_NAME = 128
 MAX_DESCRIPTION = 512
+MAX_REMARK = 255  # hawkBit's approvalRemark column
 # Quotas (mgmt contract §15 item 10, hawkBit's defaults).
 MAX_GROUPS = 500
 MAX_TARGETS_PER_GROUP = 20000
@@ -505,12 +506,15 @@ def resume(rollout_id, user):
 
 
 def approve(rollout_id, remark, user):
-    _verb(rollout_id, "approve", "approve", user, approval_remark=remark,
+    _verb(rollout_id, "approve", "approve", user,
+          approval_remark=as_str(remark, "remark", max_length=MAX_REMARK),
           approval_decided_by=user)
 
 
 def deny(rollout_id, remark, user):
-    _verb(rollout_id, "deny", "deny", user, approval_remark=remark, approval_decided_by=user)
+    _verb(rollout_id, "deny", "deny", user,
+          approval_remark=as_str(remark, "remark", max_length=MAX_REMARK),
+          approval_decided_by=user)
 
 
 def stop(rollout_id, user):

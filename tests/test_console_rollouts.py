@@ -287,6 +287,17 @@ def test_approval_is_decided_with_a_remark(fleet):
     assert "admin: checked on the bench" in fleet.http.get("/ui/rollouts/%d" % rollout_id).text
 
 
+def test_a_remark_longer_than_hawkbits_255_characters_is_a_400_page_and_decides_nothing(fleet):
+    fleet.configure(**{"rollout.approval.enabled": True})
+    rollout_id = create(fleet)
+    page = fleet.http.get("/ui/rollouts/%d" % rollout_id)
+    assert 'name="remark" maxlength="255"' in page.text
+    answer = post(fleet, rollout_id, "approve", status=400, remark="r" * 100000)
+    assert problem(answer) == "remark must not be longer than 255 characters (got 100000)."
+    assert status_of(rollout_id) == "WAITING_FOR_APPROVAL"
+    assert rollouts.get_rollout("", rollout_id).get("approvalRemark") is None
+
+
 def test_a_rollout_can_be_denied(fleet):
     fleet.configure(**{"rollout.approval.enabled": True})
     rollout_id = create(fleet)

@@ -444,6 +444,20 @@ def test_deny_ends_in_approval_denied(fleet):
         error(verb(fleet, created["id"], name, status=400), 400, ILLEGAL_STATE)
 
 
+@pytest.mark.parametrize("name", ["approve", "deny"])
+def test_a_remark_longer_than_255_characters_is_400_and_decides_nothing(fleet, name):
+    # hawkBit's approvalRemark column holds 255 characters; without the limit a remark of a
+    # whole request body (the console's form: up to max_body_bytes) was stored and sent back
+    # with every read of the rollout.
+    fleet.configure(**{"rollout.approval.enabled": True})
+    created = create(fleet).json
+    error(verb(fleet, created["id"], name, status=400, query="?remark=" + "r" * 256),
+          400, CONSTRAINT)
+    assert rollout(fleet, created["id"])["status"] == "waiting_for_approval"
+    verb(fleet, created["id"], name, query="?remark=" + "r" * 255)
+    assert rollout(fleet, created["id"])["approvalRemark"] == "r" * 255
+
+
 # --- retry and delete ----------------------------------------------------------------------------
 
 def _finish_with_failures(fleet, failing):

@@ -29,7 +29,7 @@
   <form id="decide" method="post" action="{{ui('/rollouts/%d/approve' % rollout['id'])}}">
     <input type="hidden" name="csrf" value="{{session.csrf}}">
     <label for="remark">Remark (optional)</label>
-    <input id="remark" name="remark" maxlength="512">
+    <input id="remark" name="remark" maxlength="255">
     <button type="submit">Approve</button>
     <button type="submit" class="danger" formaction="{{ui('/rollouts/%d/deny' % rollout['id'])}}">Deny</button>
   </form>
