@@ -13,7 +13,7 @@ storage.filters does.
 import collections
 import math
 
-from storage import assignments, query, tenant
+from storage import assignments, filters, query, tenant
 from storage import rollout_engine as engine
 from storage import transitions as t
 from storage.coerce import as_bool, as_int, as_list, as_object, as_str
@@ -188,8 +188,11 @@ def _name(value, required=True):
 
 
 def _query(value, field):
-    """A target query the rules accept; a rollout without one is hawkBit's rsqlParamSyntax."""
-    text = as_str(value, field)
+    """A target query the rules accept; a rollout without one is hawkBit's rsqlParamSyntax.
+    At most as long as a target filter's query (hawkBit keeps both in one column size): it
+    is evaluated inside the creating write transaction, which every device's feedback waits
+    for, so an unbounded one could hold the writer for seconds."""
+    text = as_str(value, field, max_length=filters.MAX_QUERY)
     if text is None or not text.strip():
         raise query.RsqlSyntax("A rollout needs a %s." % field)
     query.filter_expression("targets", text)

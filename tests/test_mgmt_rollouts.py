@@ -241,6 +241,27 @@ def test_a_bad_field_is_400_with_hawkbits_code_and_creates_nothing(fleet, fields
     nothing_created(fleet)
 
 
+# hawkBit keeps a rollout's and a group's targetFilterQuery in a column of 1024 characters, as
+# a target filter's. Without the limit a query of thousands of terms (the body may be 1 MiB)
+# was evaluated inside the creating write transaction: 3,000 terms held the one database
+# writer, and so every device's feedback, for 7 s.
+LONG_QUERY = ",".join("controllerId==dev-%d" % n for n in range(60))
+
+
+def test_a_target_filter_query_longer_than_1024_characters_is_400_and_creates_nothing(fleet):
+    assert len(LONG_QUERY) > 1024
+    answer = create(fleet, status=400, targetFilterQuery=LONG_QUERY)
+    error(answer, 400, CONSTRAINT)
+    assert answer.json["info"] == {"field": "targetFilterQuery"}
+    answer = create(fleet, status=400, groups=[{"targetPercentage": 100,
+                                                "targetFilterQuery": LONG_QUERY}])
+    error(answer, 400, CONSTRAINT)
+    assert answer.json["info"] == {"field": "groups[0].targetFilterQuery"}
+    nothing_created(fleet)
+    assert create(fleet, targetFilterQuery=LONG_QUERY[:1024].rsplit(",", 1)[0]).json[
+        "totalTargets"] == TARGETS
+
+
 def test_more_than_500_groups_is_429_quota(fleet):
     error(create(fleet, status=429, amountGroups=501), 429, QUOTA)
     nothing_created(fleet)

@@ -52,7 +52,7 @@
 % end
   <fieldset><legend>Targets: a query, or a saved filter</legend>
     <label for="rollout-query">Target query (RSQL)</label>
-    <input id="rollout-query" name="query" placeholder="controllerId==board-*">
+    <input id="rollout-query" name="query" maxlength="1024" placeholder="controllerId==board-*">
     <label for="rollout-filter">Saved target filter</label>
     <select id="rollout-filter" name="filter"><option value="">none: use the query</option>
 % for saved in saved_filters:
