@@ -93,13 +93,27 @@ def _wait_until_ready(client, rollout_id):
 def rollouts_create(args, client):
     rollout = client.call("POST", "/rollouts", _create_request(args))
     if args.start:
-        _wait_until_ready(client, rollout["id"])
-        client.call("POST", _path(rollout["id"], "start"))
-        rollout = client.call("GET", _path(rollout["id"]))
+        # The rollout exists from here on: when it cannot start, its id is still printed, so
+        # that a script (ROLLOUT=$(...)) can approve, start or delete it.
+        try:
+            if _wait_until_ready(client, rollout["id"])["status"] == "waiting_for_approval":
+                raise CommandFailed("rollout %d was created but not started: it waits for "
+                                    "approval (rollout.approval.enabled); approve it, then "
+                                    "start it" % rollout["id"])
+            client.call("POST", _path(rollout["id"], "start"))
+            rollout = client.call("GET", _path(rollout["id"]))
+        except CommandFailed:
+            _print_created(args, rollout)
+            raise
+    _print_created(args, rollout)
+
+
+def _print_created(args, rollout):
     if args.json:
         print_json(rollout)
     else:
         print(rollout["id"])
+    sys.stdout.flush()
 
 
 def _set_name(rollout):

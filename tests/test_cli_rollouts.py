@@ -233,6 +233,25 @@ def test_create_reports_the_servers_refusals(url):
     assert taken.returncode == 1 and "(HTTP 409)" in taken.stderr
 
 
+def test_create_with_start_prints_the_id_of_a_rollout_that_waits_for_approval(url):
+    # `ROLLOUT=$(ddi-lite rollouts create ... --start)` must still learn the rollout's id when
+    # it cannot start: the rollout exists, and the operator approves, starts or deletes it.
+    devices(url, "ro-f", 1)
+    distribution_set = a_set(url, "ro-f-set")
+    live.api(url, "PUT", "/system/configs/rollout.approval.enabled", {"value": True})
+    try:
+        result = cli(url, "rollouts", "create", "ro-f", str(distribution_set["id"]),
+                     "controllerId==ro-f-*", "--start")
+    finally:
+        live.api(url, "PUT", "/system/configs/rollout.approval.enabled", {"value": False})
+    rollout = live.api(url, "GET", "/rollouts?q=name==ro-f")["content"][0]
+    assert rollout["status"] == "waiting_for_approval"
+    assert (result.returncode, result.stdout) == (1, "%d\n" % rollout["id"])
+    assert result.stderr == ("ddi-lite: rollout %d was created but not started: it waits for "
+                             "approval (rollout.approval.enabled); approve it, then start "
+                             "it\n" % rollout["id"])
+
+
 def group(name, total, **counts):
     return {"name": name, "status": "running", "totalTargets": total,
             "totalTargetsPerStatus": counts}
