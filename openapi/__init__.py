@@ -122,7 +122,8 @@ QUERY_PARAMETERS = {
     "sha1sum": _query("sha1sum", schemas.string(), "Expected SHA-1 of the upload."),
     "sha256sum": _query("sha256sum", schemas.string(), "Expected SHA-256 of the upload."),
     "filename": _query("filename", schemas.string(), "Name to store the upload under."),
-    "remark": _query("remark", schemas.string(), "Why the rollout is approved or denied."),
+    "remark": _query("remark", schemas.string(maxLength=255),
+                     "Why the rollout is approved or denied."),
     "onNotFoundPolicy": _query(
         "onNotFoundPolicy",
         schemas.enum(("FAIL", "ON_WHAT_FOUND_AND_FAIL", "ON_WHAT_FOUND_AND_SUCCESS")),

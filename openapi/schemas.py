@@ -558,7 +558,8 @@ ROLLOUTS = {
     "MgmtRolloutRestRequestBodyPost": obj(dict({
         "name": string(minLength=1, maxLength=128), "description": string(maxLength=512),
         "distributionSetId": integer("A complete, valid, not deleted set."),
-        "targetFilterQuery": string("A target query (RSQL); required.", minLength=1),
+        "targetFilterQuery": string("A target query (RSQL); required.", minLength=1,
+                                    maxLength=1024),
         "type": enum(FORCE_TYPES, "Default forced."),
         "forcetime": timestamp("When timeforced actions become forced"),
         "weight": integer("Default 1000.", fmt="int32", minimum=0, maximum=1000),
@@ -573,7 +574,7 @@ ROLLOUTS = {
     "MgmtRolloutGroup": obj(dict({
         "name": string(maxLength=128), "description": string(maxLength=512),
         "targetFilterQuery": string("Narrows the group to the targets this query matches "
-                                    "too."),
+                                    "too.", maxLength=1024),
         "targetPercentage": {"type": "number", "minimum": 1, "maximum": 100,
                              "description": "The share of the matching targets not in an "
                                             "earlier group (default 100)."},

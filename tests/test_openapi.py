@@ -23,7 +23,7 @@ import openapi
 import storage
 from conftest import Server
 from openapi import schemas
-from storage import transitions
+from storage import filters, rollouts, transitions
 
 # schemathesis 4 (and Hypothesis with it) runs on Python 3.11 and later; setup.cfg installs
 # it there only.
@@ -134,6 +134,14 @@ def test_the_feedback_vocabulary_is_the_one_the_rules_accept():
     assert schemas.FINISHED_VALUES == transitions.FINISHED_VALUES
     assert schemas.CONFIRMATIONS == transitions.CONFIRMATIONS
 
+
+
+def test_the_rollout_limits_are_the_ones_the_rules_apply():
+    post = schemas.ROLLOUTS["MgmtRolloutRestRequestBodyPost"]["properties"]
+    group = schemas.ROLLOUTS["MgmtRolloutGroup"]["properties"]
+    assert post["targetFilterQuery"]["maxLength"] == filters.MAX_QUERY
+    assert group["targetFilterQuery"]["maxLength"] == filters.MAX_QUERY
+    assert openapi.QUERY_PARAMETERS["remark"]["schema"]["maxLength"] == rollouts.MAX_REMARK
 
 ###############################################################################
 # schemathesis ################################################################
