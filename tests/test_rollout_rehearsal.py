@@ -149,3 +149,12 @@ def test_readme_rehearsal_makes_the_image_it_uploads_and_its_json_files_hold_jso
                 "pasted as written, `%s` finds no file" % command)
         if re.search(r">\s*\S+\.json", command):
             assert "--json" in command.split(">")[0], command
+
+
+def test_readme_rehearsal_quotes_its_patterns_for_shells_that_refuse_unmatched_globs():
+    # zsh (macOS's shell) stops at an unquoted pattern that matches no file: "no matches
+    # found: 50:controllerId==line1-*", as bash does with failglob.
+    for command in readme_rehearsal_commands():
+        unquoted = re.sub(r"'[^']*'", "", command)
+        assert "*" not in unquoted, command
+
