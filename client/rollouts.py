@@ -185,6 +185,10 @@ def group_lines(groups, columns):
     return lines
 
 
+def _counted(count, noun):
+    return "%s %s%s" % (_text(count), noun, "" if count == 1 else "s")
+
+
 def _show_document(client, rollout_id):
     rollout = client.call("GET", _path(rollout_id))
     groups = _all_pages(client, _path(rollout_id, "deploygroups"))
@@ -199,8 +203,8 @@ def _describe(rollout, groups, columns):
         ("description", rollout.get("description")),
         ("status", rollout["status"]),
         ("set", _set_name(rollout)),
-        ("targets", "%s in %s groups" % (_text(rollout.get("totalTargets")),
-                                         _text(rollout.get("totalGroups")))),
+        ("targets", "%s in %s" % (_text(rollout.get("totalTargets")),
+                                  _counted(rollout.get("totalGroups"), "group"))),
         ("progress", _counts_text(rollout) or None),
         ("type", rollout.get("type")),
         ("start at", _when(rollout.get("startAt")) if rollout.get("startAt") else None),

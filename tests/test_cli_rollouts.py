@@ -187,6 +187,8 @@ def test_pause_and_approval_verbs_tell_what_happened_and_what_was_refused(url):
     distribution_set = a_set(url, "ro-c-set")
     rollout_id = int(cli(url, "rollouts", "create", "ro-c", str(distribution_set["id"]),
                          "controllerId==ro-c-*").stdout)
+    shown = cli(url, "rollouts", "show", str(rollout_id))
+    assert table_row(shown.stdout, "targets") == ["targets", "2", "in", "1", "group"]
     not_running = cli(url, "rollouts", "pause", str(rollout_id))
     assert not_running.returncode == 1
     assert not_running.stderr.startswith("ddi-lite: refused (HTTP 400): ")
