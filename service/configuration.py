@@ -64,8 +64,10 @@ def convert(setting, value):
             schedule.parse_duration(text)
             return text
         if kind == "networks":
-            return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                         for part in text.split(",") if part.strip())
+            # A frozenset keeps its hash once computed: every request looks its peer up
+            # with it (service.forwarded), and a tuple's hash hashes each network anew.
+            return frozenset(ipaddress.ip_network(part.strip(), strict=False)
+                             for part in text.split(",") if part.strip())
         if kind == "path":
             return os.path.abspath(os.path.expanduser(text)) if text else ""
         return text
