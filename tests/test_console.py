@@ -179,7 +179,9 @@ def test_signing_out_ends_the_session_for_good(signed_in):
     assert http.get("/ui").status_int == 303
 
 
-def test_a_session_ends_after_its_idle_time(signed_in, monkeypatch):
+@pytest.fixture
+def session_clock(monkeypatch):
+    """The sessions' clock, held still: [seconds], moved on by the test."""
     clock = [time.monotonic()]
 
     class Clock:
@@ -187,6 +189,11 @@ def test_a_session_ends_after_its_idle_time(signed_in, monkeypatch):
         def monotonic():
             return clock[0]
     monkeypatch.setattr(console.sessions, "time", Clock)
+    return clock
+
+
+def test_a_session_ends_after_its_idle_time(signed_in, session_clock):
+    clock = session_clock
     idle = signed_in.config["server", "console_session"]
     clock[0] += idle - 1
     assert signed_in.http.get("/ui").status_int == 200  # a request moves the deadline on
@@ -197,14 +204,8 @@ def test_a_session_ends_after_its_idle_time(signed_in, monkeypatch):
     assert signed_in.http.get("/ui/fragment/overview", status=401)
 
 
-def test_the_overviews_own_refreshes_do_not_keep_a_session_alive(signed_in, monkeypatch):
-    clock = [time.monotonic()]
-
-    class Clock:
-        @staticmethod
-        def monotonic():
-            return clock[0]
-    monkeypatch.setattr(console.sessions, "time", Clock)
+def test_the_overviews_own_refreshes_do_not_keep_a_session_alive(signed_in, session_clock):
+    clock = session_clock
     idle = signed_in.config["server", "console_session"]
     signed_in.http.get("/ui")
     for _ in range(2):
