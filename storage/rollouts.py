@@ -21,7 +21,7 @@ from storage.db import database, write
 from storage.ddi import now_ms
 from storage.documents import audit_fields, clean, link, paged
 from storage.errors import (BodyNotReadable, ConstraintViolation, EntityAlreadyExists,
-                            QuotaExceeded, RolloutIllegalState)
+                            EntityReadOnly, QuotaExceeded, RolloutIllegalState)
 from storage.fleet import FORCE_TYPES, target_document
 from storage.models import Action, ActionStatus, Rollout, RolloutGroup, Target, get_existing
 
@@ -469,6 +469,10 @@ def update_rollout(base, rollout_id, body, user):
     description = as_str(body.get("description"), "description", max_length=MAX_DESCRIPTION)
     with write():
         rollout = _rollout(rollout_id)
+        if rollout.deleted:
+            # As hawkBit: a soft-deleted rollout stays readable, never changeable.
+            raise EntityReadOnly("Rollout %d is soft deleted and cannot be changed."
+                                 % rollout.id)
         if name is not None and name != rollout.name:
             _check_unique(name, except_id=rollout.id)
             rollout.name = name

@@ -542,6 +542,10 @@ def test_delete_of_a_started_rollout_keeps_it_as_deleted(fleet):
     fleet.http.delete(API + "/rollouts/%d" % started["id"], status=204)
     for name in ("start", "pause", "resume", "stop"):
         error(verb(fleet, started["id"], name, status=400), 400, ILLEGAL_STATE)
+    # As hawkBit: readable, but never changed again (not even its name).
+    error(fleet.http.put_json(API + "/rollouts/%d" % started["id"], {"name": "renamed"},
+                              status=403), 403, "hawkbit.server.error.entityreadonly")
+    assert rollout(fleet, started["id"])["name"] == kept["name"]
     evaluate()
     assert rollout(fleet, started["id"])["status"] == "deleted"
 
