@@ -94,5 +94,18 @@ def api(server):
     return server
 
 
+# The rollout tests' fleet: dev-0..dev-9 with tokens token-0..token-9.
+ROLLOUT_TARGETS = 10
+
+
+@pytest.fixture
+def fleet(api):
+    """Ten targets dev-0..dev-9 and a complete set (`fleet.set`); the logged-in server."""
+    for n in range(ROLLOUT_TARGETS):
+        api.target("dev-%d" % n, "token-%d" % n)
+    api.set = api.distribution_set([api.module()])
+    return api
+
+
 def token(value="token-1"):
     return {"Authorization": "TargetToken " + value}

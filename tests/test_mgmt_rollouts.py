@@ -9,23 +9,13 @@ how groups follow each other is tests/test_rollout_engine.py's subject.
 
 import pytest
 
-from conftest import now_ms
+from conftest import ROLLOUT_TARGETS as TARGETS, now_ms
 from mgmt import (ALREADY_EXISTS, API, BASE, CONSTRAINT, DELETED, INCOMPLETE, NOT_FOUND,
                   NOT_READABLE, QUOTA, RSQL_FIELD, RSQL_SYNTAX, SORT_FIELD, error)
 from storage import rollout_engine, rollouts
 
 ILLEGAL_STATE = "hawkbit.server.error.rollout.illegalState"
-TARGETS = 10
 PROGRESS = {"running", "notstarted", "scheduled", "cancelled", "finished", "error"}
-
-
-@pytest.fixture
-def fleet(api):
-    """Ten targets dev-0..dev-9 and a complete set; the server."""
-    for n in range(TARGETS):
-        api.target("dev-%d" % n, "token-%d" % n)
-    api.set = api.distribution_set([api.module()])
-    return api
 
 
 def body(server, **fields):

@@ -21,15 +21,6 @@ from storage import transitions as t
 from storage.db import write
 from storage.models import Action, ActionStatus, DistributionSet, Rollout, RolloutGroup
 
-TARGETS = 10
-
-
-@pytest.fixture
-def fleet(api):
-    for n in range(TARGETS):
-        api.target("dev-%d" % n, "token-%d" % n)
-    api.set = api.distribution_set([api.module()])
-    return api
 
 
 def create(server, **fields):
