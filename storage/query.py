@@ -27,6 +27,7 @@ import time
 from peewee import SQL, NodeList, fn
 
 from storage import schedule, tenant
+from storage.transitions import ERROR
 from storage.errors import StoreError
 from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetMetadata,
                             DistributionSetModule, DistributionSetTag,
@@ -552,6 +553,15 @@ def _tagged(assignment, tag, owner_column, owner_id):
     return exists
 
 
+def _failed_in_rollout(predicate):
+    """`failedrollout`: the target's action of that rollout ended in error (what a rollout's
+    retry selects, so that its stored query stays short however many targets failed)."""
+    action = Action.alias()
+    return fn.EXISTS(action.select(SQL("1")).where(
+        (action.target == Target.id) & (action.status == ERROR)
+        & predicate(action.rollout)))
+
+
 def _set_complete():
     """True when the set has a module of every mandatory module type of its set type."""
     required = DistributionSetTypeModule.alias()
@@ -630,6 +640,7 @@ def _targets():
         Field("lastControllerRequestAt", NUMBER, _plain(Target.last_target_query)),
         Field("tag.name", STRING,
               exists=_tagged(TargetTagAssignment, TargetTag, "target", Target.id)),
+        Field("failedrollout", NUMBER, exists=_failed_in_rollout),
     ] + _typed(TargetType, Target.target_type) + _audit(Target)
     collection = Collection(
         "targets", Target, fields, "controllerId:ASC",

@@ -552,10 +552,8 @@ def retry(base, rollout_id, user):
         rollout = _rollout(rollout_id)
         if rollout.deleted or not engine.allowed("retry", rollout.status):
             _refuse(rollout, "retry")
-        failed = [row.target.controller_id for row in Action.select(Action, Target).join(
-            Target, on=(Action.target == Target.id)).where(
-            (Action.rollout == rollout.id) & (Action.status == t.ERROR)).order_by(Action.id)]
-        if not failed:
+        if not Action.select().where((Action.rollout == rollout.id)
+                                     & (Action.status == t.ERROR)).exists():
             raise ConstraintViolation("Rollout %d has no failed target to retry."
                                       % rollout.id)
         first = (RolloutGroup.select().where(RolloutGroup.rollout == rollout.id)
@@ -563,7 +561,7 @@ def retry(base, rollout_id, user):
         spec = RolloutSpec(
             (rollout.name + "_retry")[:MAX_NAME], rollout.description,
             rollout.distribution_set_id,
-            "controllerId=in=(%s)" % ",".join(_quoted(cid) for cid in failed),
+            "failedrollout==%d" % rollout.id,
             rollout.action_type, rollout.forced_time, rollout.weight,
             rollout.confirmation_required, None, 1,
             [GroupSpec("group-1", None, None, 100.0,
@@ -573,10 +571,6 @@ def retry(base, rollout_id, user):
                        first.error_action, rollout.confirmation_required)])
         created = _create(spec, user, now_ms())
     return rollout_document(base, created)
-
-
-def _quoted(text):
-    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"').replace("*", "\\*")
 
 
 def delete(rollout_id, user):

@@ -502,6 +502,23 @@ def test_retry_makes_a_new_rollout_of_the_failed_targets(fleet):
     error(verb(fleet, started["id"], "retry", status=409), 409, ALREADY_EXISTS)
 
 
+def test_retry_stores_a_short_query_however_many_targets_failed(fleet):
+    # Naming each failed target would pass the 1024-character limit on queries with a few
+    # dozen long controller ids; hawkBit's own retry names the rollout instead.
+    started = _finish_with_failures(fleet, {"dev-%d" % n for n in range(TARGETS)})
+    retried = verb(fleet, started["id"], "retry", status=201).json
+    assert retried["targetFilterQuery"] == "failedrollout==%d" % started["id"]
+    assert retried["totalTargets"] == TARGETS
+
+
+def test_failedrollout_selects_the_targets_whose_action_of_that_rollout_failed(fleet):
+    started = _finish_with_failures(fleet, {"dev-2", "dev-5"})
+    page = fleet.http.get(API + "/targets?q=failedrollout==%d" % started["id"]).json
+    assert sorted(t["controllerId"] for t in page["content"]) == ["dev-2", "dev-5"]
+    assert fleet.http.get(API + "/targets?q=failedrollout==%d"
+                          % (started["id"] + 1)).json["total"] == 0
+
+
 def test_retry_without_failed_targets_is_400(fleet):
     started = _finish_with_failures(fleet, set())
     error(verb(fleet, started["id"], "retry", status=400), 400, CONSTRAINT)
