@@ -28,6 +28,7 @@ import json
 import math
 import os
 import secrets
+import re
 import time
 import urllib.parse
 
@@ -118,10 +119,30 @@ def shared_sessions(config):
 
 
 def ui(path="", **query):
-    """A console URL: PREFIX + path, with the query parameters that are not None."""
-    url = PREFIX + path
+    """A console URL: the console's place as this request sees it + path, with the query
+    parameters that are not None."""
+    url = here() + path
     query = [(name, value) for name, value in query.items() if value not in (None, "")]
     return url + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def here():
+    """Where the console is as the browser sees it: PREFIX behind the path prefix a trusted
+    reverse proxy announced (X-Forwarded-Prefix), so that links, redirects and the cookie
+    path still lead back to it when the proxy serves the server under a path of its own."""
+    try:
+        return bottle.request.environ.get(_HERE, PREFIX)
+    except RuntimeError:  # outside a request
+        return PREFIX
+
+
+_HERE = "ddi_lite.console.here"
+# A prefix is plain path segments: never "//host" (a link to another site) nor a backslash.
+_PATH_PREFIX = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
+
+
+def _under(prefix):
+    return (prefix + PREFIX) if _PATH_PREFIX.fullmatch(prefix) else PREFIX
 
 
 def segment(text):
@@ -247,6 +268,7 @@ class Console:
             # never come back, and the operator could not sign in.
             origin = forwarded.Origin(environ, "", self.trusted_proxies)
             environ["ddi_lite.console.secure"] = origin.base_url.startswith("https:")
+            environ[_HERE] = _under(urllib.parse.urlsplit(origin.base_url).path)
             before_body = connections.BEFORE_BODY in environ
             session = None
             try:
@@ -257,7 +279,7 @@ class Console:
                 if session is None and not public:
                     if fragment or upload:
                         raise Refused(401, "Your session has ended; sign in again.")
-                    return redirect(ui("/signin", next=request.path
+                    return redirect(ui("/signin", next=here() + request.path[len(PREFIX):]
                                        if request.method == "GET" else None))
                 if session is not None:
                     environ["REMOTE_USER"] = session.user  # for the access log
@@ -301,7 +323,7 @@ class Console:
         requests; over TLS (as the request came, proxy included) only over TLS."""
         if bottle.request.environ["ddi_lite.console.secure"]:
             options["secure"] = True
-        response.set_cookie(name, value, path=PREFIX, httponly=True, samesite="Strict",
+        response.set_cookie(name, value, path=here(), httponly=True, samesite="Strict",
                             **options)
 
     # --- static files ---------------------------------------------------------------------
@@ -759,9 +781,12 @@ def _decoded(multidict):
 
 def _local_path(path):
     """`path` when it is a console path on this server (no open redirect), else None."""
-    if path and path.startswith(PREFIX) and not path.startswith("//") and "\\" not in path:
-        return path
-    return None
+    console = here()
+    if not path or not (path == console or path.startswith(console + "/")):
+        return None
+    if path.startswith("//") or "\\" in path:
+        return None
+    return path
 
 
 def _rsql_literal(text):

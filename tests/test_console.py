@@ -118,6 +118,49 @@ def test_the_cookie_follows_how_the_request_came_not_public_url(tmp_path):
         storage.close_store()
 
 
+def _behind_a_proxy_at(prefix, tmp_path, peer="192.0.2.10"):
+    """A console whose requests come from `peer` (the trusted proxy is 192.0.2.10) with
+    X-Forwarded-Prefix `prefix`: the proxy serves the server under that path."""
+    config = ddi_lite.load_config(path=None, environ={}, overrides={
+        "server.data_dir": str(tmp_path / "prefixed"), "server.trusted_proxies": "192.0.2.10"})
+    return webtest.TestApp(ddi_lite.create_app(config), extra_environ={
+        "REMOTE_ADDR": peer, "HTTP_X_FORWARDED_PREFIX": prefix})
+
+
+def test_behind_a_proxy_under_a_path_links_redirects_and_cookies_keep_its_prefix(tmp_path):
+    http = _behind_a_proxy_at("/ota/", tmp_path)
+    try:
+        assert http.get("/ui/settings").location == "/ota/ui/signin?next=%2Fota%2Fui%2Fsettings"
+        page = http.get(SIGNIN, {"next": "/ota/ui/settings"})
+        assert 'href="/ota/ui/static/console.css"' in page.text
+        form = page.forms["signin"]
+        assert form.action == "/ota/ui/signin"
+        # The proxy strips its prefix before passing the request on, cookie included.
+        form.action = SIGNIN
+        name, _, value = page.headers["Set-Cookie"].split(";")[0].partition("=")
+        http.set_cookie(name, value)
+        form["user"], form["password"] = "admin", "admin"
+        response = form.submit()
+        assert response.location == "/ota/ui/settings"
+        cookies = response.headers.getall("Set-Cookie")
+        assert cookies and all("Path=/ota/ui" in cookie for cookie in cookies)
+    finally:
+        storage.close_store()
+
+
+@pytest.mark.parametrize("prefix, peer", [("//elsewhere.example", "192.0.2.10"),
+                                          ("/ota\\x", "192.0.2.10"),
+                                          ("/ota", "198.51.100.7")])
+def test_a_prefix_that_is_no_plain_path_or_from_an_untrusted_peer_is_ignored(
+        tmp_path, prefix, peer):
+    http = _behind_a_proxy_at(prefix, tmp_path, peer)
+    try:
+        assert http.get("/ui/settings").location == "/ui/signin?next=%2Fui%2Fsettings"
+        assert 'href="/ui/static/console.css"' in http.get(SIGNIN).text
+    finally:
+        storage.close_store()
+
+
 def test_signing_in_goes_back_to_the_page_asked_for(server):
     server.http.get("/ui/settings")
     page = server.http.get(SIGNIN + "?next=/ui/settings")
