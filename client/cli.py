@@ -20,8 +20,8 @@ OPERATOR_OPTIONS = ("url", "user", "password", "json")
 TARGET_QUERY_FIELDS = (
     "controllerId", "id", "name", "description", "updateStatus", "ipAddress", "group",
     "assignedDS.name", "assignedDS.version", "installedDS.name", "installedDS.version",
-    "lastControllerRequestAt", "attribute.<key>", "metadata.<key>", "tag", "tag.name",
-    "type", "type.id", "type.key", "type.name", "targetType", "targetType.id",
+    "lastControllerRequestAt", "failedrollout", "attribute.<key>", "metadata.<key>", "tag",
+    "tag.name", "type", "type.id", "type.key", "type.name", "targetType", "targetType.id",
     "targetType.key", "targetType.name", "createdAt", "createdBy", "lastModifiedAt",
     "lastModifiedBy")
 ACTION_QUERY_FIELDS = (
