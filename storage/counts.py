@@ -28,11 +28,11 @@ def store_counts():
         actions = _by_status('SELECT status, COUNT(*) FROM "action" GROUP BY status',
                              transitions.ACTION_STATUSES)
         artifacts, artifact_bytes = database.execute_sql(
-            "SELECT COUNT(*), TOTAL(size) FROM artifact").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifact").fetchone()
         # One size per content: the sha1 index walks each blob once.
         blobs, blob_bytes = database.execute_sql(
-            "SELECT COUNT(*), TOTAL(size) FROM (SELECT MAX(size) AS size FROM artifact "
-            "GROUP BY sha1)").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM artifact "
+            "GROUP BY sha1) AS blob").fetchone()
     return {"targets": targets, "actions": actions,
             "artifacts": artifacts, "artifact_bytes": int(artifact_bytes),
             "blobs": blobs, "blob_bytes": int(blob_bytes)}

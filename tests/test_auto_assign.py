@@ -11,7 +11,6 @@ and after runs.
 
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -388,8 +387,7 @@ def test_close_store_stops_the_scheduler(server):
 
 # The schema version before target filters: their step upgrades from it.
 BEFORE_FILTERS = storage.MIGRATIONS.index(autoassign.add_target_filters) + 1
-TRIGGER_NAMES = [re.search(r'TRIGGER IF NOT EXISTS "([^"]+)"', statement).group(1)
-                 for statement in autoassign.TRIGGERS]
+TRIGGER_NAMES = autoassign.TRIGGER_NAMES
 
 
 def downgrade_to_the_schema_before_filters(path):
