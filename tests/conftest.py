@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh ddi-lite per test (own data directory) driven through WebTest,
-and helpers that seed targets, modules, sets and assignments through `storage/`."""
+and helpers that seed targets, modules, sets and assignments through `storage/`. With
+DDI_LITE_TEST_DATABASE_URL set, every test's database is PostgreSQL (tests/database.py)."""
 
 import io
 import time
@@ -7,6 +8,7 @@ import time
 import pytest
 import webtest
 
+import database
 import ddi_lite
 import storage
 from storage import assignments, catalog, ddi, tenant
@@ -19,11 +21,16 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def pytest_sessionfinish(session):
+    database.drop()
+
+
 @pytest.fixture
 def config(tmp_path):
-    return ddi_lite.load_config(path=None, environ={}, overrides={
-        "server.data_dir": str(tmp_path / "data"),
-        "server.trusted_proxies": ""})
+    overrides = {"server.data_dir": str(tmp_path / "data"), "server.trusted_proxies": ""}
+    if database.ON_POSTGRES:
+        overrides["database.url"] = database.fresh_url()
+    return ddi_lite.load_config(path=None, environ={}, overrides=overrides)
 
 
 class Server:

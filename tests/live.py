@@ -14,6 +14,8 @@ import threading
 import time
 import urllib.request
 
+import database
+
 ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STARTUP_TIMEOUT = 15.0
@@ -103,7 +105,7 @@ class DdiLite:
         self.config_path.write_text("\n".join(["[server]", "threads = %d" % threads]
                                               + list(config_lines))
                                     + "\n", encoding="utf-8")
-        environment = clean_environment()
+        environment = server_environment(directory / "data")
         with open(str(self.log_path), "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, *entry, "serve", "--config", str(self.config_path),
@@ -155,6 +157,14 @@ def clean_environment(**extra):
                    if not name.startswith("DDI_LITE_")}
     environment.update(extra)
     return environment
+
+
+def server_environment(data_dir, **extra):
+    """clean_environment() for a server on `data_dir`, with the database that stands for it
+    when the tests run on PostgreSQL (tests/database.py)."""
+    if database.ON_POSTGRES:
+        extra["DDI_LITE_DATABASE_URL"] = database.url_for_directory(data_dir)
+    return clean_environment(**extra)
 
 
 def rss_bytes(pid, field="VmRSS"):
