@@ -28,6 +28,8 @@ import zlib
 
 import peewee
 
+from storage.errors import ConstraintViolation
+
 database = peewee.DatabaseProxy()
 
 _write_lock = threading.RLock()
@@ -301,15 +303,45 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         peewee.PostgresqlDatabase.__init__(self, url, **kwargs)
 
     def execute_sql(self, sql, params=None):
-        if "?" in sql:
+        # Peewee's own SQL has %s placeholders and parameters; SQL written here has `?`, or
+        # no parameters, and then psycopg2 would still read a literal `%` as a placeholder.
+        if "?" in sql or not params:
             sql = _postgres_placeholders(sql)
-        return peewee.PostgresqlDatabase.execute_sql(self, sql, params)
+        try:
+            return peewee.PostgresqlDatabase.execute_sql(self, sql, params)
+        except ValueError as error:
+            # PostgreSQL text cannot hold U+0000 (SQLite's can): no row has such a value,
+            # and none can be given one.
+            if "NUL" not in str(error):
+                raise
+            if sql.lstrip()[:6].upper() == "SELECT":
+                return _NoRows()
+            raise ConstraintViolation("Text may not contain the character U+0000.")
 
     def begin(self, lock_type=None):
         peewee.PostgresqlDatabase.begin(self)
         if lock_type == "IMMEDIATE":
             self.cursor().execute("SELECT pg_advisory_xact_lock(%s, %s)",
                                   (LOCK_NAMESPACE, WRITE_LOCK))
+
+
+class _NoRows:
+    """The cursor of a SELECT that cannot match a row."""
+
+    description = ()
+    rowcount = 0
+
+    def fetchone(self):
+        return None
+
+    def fetchall(self):
+        return []
+
+    def __iter__(self):
+        return iter(())
+
+    def close(self):
+        pass
 
 
 _translated = {}
@@ -404,16 +436,26 @@ def json_entries(column):
     return peewee.NodeList((peewee.SQL("json_each("), column, peewee.SQL(")")), glue="")
 
 
+def ascending(column, descending=False):
+    """An ORDER BY term; NULL comes first going up and last going down, as SQLite sorts it."""
+    if not on_postgres():
+        return column.desc() if descending else column.asc()
+    if descending:
+        return column.desc(nulls="LAST")
+    return column.asc(nulls="FIRST")
+
+
 def lock_key(name):
     """The advisory lock number of the once-only work called `name`."""
     return zlib.crc32(name.encode()) & 0x7fffffff
 
 
-def session_lock_connection(key):
+def session_lock_connection(key, holder):
     """A new connection of its own holding the session advisory lock `key`, or None when
-    another session holds it. Closing the connection (or its process ending) releases it."""
+    another session holds it. Closing the connection (or its process ending) releases it.
+    `holder` names the connection in pg_stat_activity, for a person asking who holds it."""
     import psycopg2  # only here: SQLite never gets this far
-    connection = psycopg2.connect(database.obj.url)
+    connection = psycopg2.connect(database.obj.url, application_name=holder)
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))

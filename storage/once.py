@@ -51,6 +51,11 @@ LOCK_PREFIX = "once-"
 log = logging.getLogger("ddi-lite")
 
 
+def holder_name(name, pid):
+    """What pg_stat_activity shows as application_name for the holder of `name`'s lock."""
+    return "ddi-lite %s%s pid %d" % (LOCK_PREFIX, name, pid)
+
+
 class OnceLock:
     """The right to do the work called `name` for the data directory `data_dir`."""
 
@@ -92,7 +97,8 @@ class OnceLock:
             log.warning("%s: the connection holding its lock was lost", self.name)
             self.release()
         try:
-            self._handle = db.session_lock_connection(db.lock_key(self.name))
+            self._handle = db.session_lock_connection(db.lock_key(self.name),
+                                                      holder_name(self.name, os.getpid()))
         except Exception as error:  # the database is away: no lock, try again next turn
             log.warning("%s: cannot ask the database for its lock: %s", self.name, error)
             return False

@@ -27,7 +27,7 @@ import time
 from peewee import SQL, NodeList, fn
 
 from storage import schedule, tenant
-from storage.db import json_entries, json_value
+from storage.db import ascending, json_entries, json_value
 from storage.errors import StoreError
 from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetMetadata,
                             DistributionSetModule, DistributionSetTag,
@@ -969,7 +969,7 @@ def order_by(collection, sort=None):
     ordering = []
     for field, descending in terms:
         for key in field.sort_keys():
-            ordering.append(key.desc() if descending else key.asc())
+            ordering.append(ascending(key, descending))
     return ordering + list(collection.tiebreak)
 
 

@@ -25,11 +25,25 @@ def pytest_sessionfinish(session):
     database.drop()
 
 
+if database.ON_POSTGRES:
+    # Every configuration a test makes for a data directory gets the database that stands for
+    # it (tests/database.py), as on SQLite it gets the file in it.
+    _load_config = ddi_lite.load_config
+
+    def _load_config_on_postgres(path=None, environ=None, overrides=None):
+        overrides = dict(overrides or {})
+        if "server.data_dir" in overrides and "database.url" not in overrides:
+            overrides["database.url"] = database.url_for_directory(overrides["server.data_dir"])
+        return _load_config(path, environ, overrides)
+
+    ddi_lite.load_config = _load_config_on_postgres
+
+
 @pytest.fixture
 def config(tmp_path):
     overrides = {"server.data_dir": str(tmp_path / "data"), "server.trusted_proxies": ""}
     if database.ON_POSTGRES:
-        overrides["database.url"] = database.fresh_url()
+        overrides["database.url"] = database.fresh_url(tmp_path / "data")
     return ddi_lite.load_config(path=None, environ={}, overrides=overrides)
 
 

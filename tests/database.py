@@ -10,7 +10,8 @@ and dropped when the run ends, so that runs never see each other's rows. In it:
   milliseconds where creating the schema would cost a tenth of a second, 4,000 times;
 - real server processes (tests/live.py) get a schema per data directory, as they would get a
   file each on SQLite: two servers with two data directories share nothing, and a server
-  restarted on one data directory finds its rows again.
+  restarted on one data directory finds its rows again; one on the data directory of the
+  in-process test shares its database, as it would share its file.
 
 The run's database uses the C collation, so text sorts by code point as SQLite sorts it.
 """
@@ -63,10 +64,12 @@ def run_url():
     return _run["url"]
 
 
-def fresh_url():
-    """The run's database with every table of the previous in-process test emptied."""
+def fresh_url(data_dir):
+    """The run's database with every table of the previous in-process test emptied, for the
+    in-process test on `data_dir`."""
     import storage
     url = run_url()
+    _run["in_process_dir"] = os.path.abspath(str(data_dir))
     connection = _run.get("connection")
     if connection is None:
         connection = _run["connection"] = _connect(url)
@@ -86,7 +89,10 @@ def fresh_url():
 def url_for_directory(data_dir):
     """The URL of the schema that stands for the data directory `data_dir` (created when
     missing): a server process's own database, as its SQLite file would be."""
-    schema = "dir_" + hashlib.sha1(os.path.abspath(str(data_dir)).encode()).hexdigest()[:16]
+    data_dir = os.path.abspath(str(data_dir))
+    if data_dir == _run.get("in_process_dir"):
+        return run_url()  # a server process on the in-process test's own data directory
+    schema = "dir_" + hashlib.sha1(data_dir.encode()).hexdigest()[:16]
     connection = _connect(run_url())
     with connection.cursor() as cursor:
         cursor.execute('CREATE SCHEMA IF NOT EXISTS "%s"' % schema)

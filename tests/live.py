@@ -167,6 +167,23 @@ def server_environment(data_dir, **extra):
     return clean_environment(**extra)
 
 
+def once_holder(data_dir, name):
+    """The pid of the process holding the once-only lock `name` (storage/once.py): written in
+    the lock file on SQLite, in the lock connection's application_name on PostgreSQL; 0 before
+    anyone took it."""
+    if not database.ON_POSTGRES:
+        return int((data_dir / ("once-%s.lock" % name)).read_text().strip() or 0)
+    import psycopg2
+    from storage.once import holder_name
+    prefix = holder_name(name, 0)[:-1]
+    with psycopg2.connect(database.url_for_directory(data_dir)) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT application_name FROM pg_stat_activity "
+                           "WHERE application_name LIKE %s", (prefix + "%",))
+            row = cursor.fetchone()
+    return 0 if row is None else int(row[0][len(prefix):])
+
+
 def rss_bytes(pid, field="VmRSS"):
     """A memory figure of a process from /proc (VmRSS, or VmHWM for the peak)."""
     with open("/proc/%d/status" % pid) as status:

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import database
 import live
 import storage
 from conftest import DEVICE, now_ms, token
@@ -404,6 +405,7 @@ def downgrade_to_the_schema_before_filters(path):
     db.close()
 
 
+@database.sqlite_only("a database file from before target filters; PostgreSQL starts at schema 5")
 def test_an_older_database_gets_target_filters_on_its_first_open(config):
     from conftest import Server
     server = Server(config)
