@@ -210,6 +210,7 @@ ERROR_STATUS = {
     store_errors.NotDeletable: 405,
     store_errors.AutoConfirmAlreadyActive: 409,
     store_errors.EntityAlreadyExists: 409,
+    store_errors.ConcurrentModification: 409,
     store_errors.TargetTypeInUse: 409,
     store_errors.IncompatibleTargetType: 400,
     store_errors.TargetTypeKeyOrNameRequired: 400,

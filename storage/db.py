@@ -28,7 +28,7 @@ import zlib
 
 import peewee
 
-from storage.errors import ConstraintViolation
+from storage.errors import ConcurrentModification, ConstraintViolation
 
 database = peewee.DatabaseProxy()
 
@@ -75,10 +75,17 @@ def is_database_url(url):
 
 @contextlib.contextmanager
 def write():
-    """One write transaction: all or nothing, never two at once."""
-    with _write_lock:
-        with database.atomic("IMMEDIATE"):
-            yield
+    """One write transaction: all or nothing, never two at once. A conflict the database
+    resolved by giving this write up (only across processes on PostgreSQL, whose writers
+    queue on one lock otherwise) is ConcurrentModification, hawkBit's 409, not a 500."""
+    try:
+        with _write_lock:
+            with database.atomic("IMMEDIATE"):
+                yield
+    except peewee.DatabaseError as error:
+        if retryable(error):
+            raise ConcurrentModification()
+        raise
 
 
 class _Job:
@@ -174,6 +181,7 @@ class Writer:
                 return
 
     def _commit(self, jobs):
+        retries = RETRIES
         with _write_lock:
             while jobs:
                 failed, results = None, []
@@ -187,12 +195,18 @@ class Writer:
                                 raise _Undo()
                 except _Undo:
                     job, error = failed
-                    job.answer(error=error)
+                    if retryable(error) and retries:  # not the job's fault: all again
+                        retries -= 1
+                        continue
+                    job.answer(error=_for_client(error))
                     jobs = [other for other in jobs if other is not job]
                     continue
                 except Exception as error:  # the commit itself (disk full, I/O error)
+                    if retryable(error) and retries:
+                        retries -= 1
+                        continue
                     for job in jobs:
-                        job.answer(error=error)
+                        job.answer(error=_for_client(error))
                     return
                 for job, result in zip(jobs, results):
                     job.answer(result)
@@ -200,6 +214,13 @@ class Writer:
 
 
 writer = Writer()
+
+# How often the writer makes a batch again that the database gave up in a conflict.
+RETRIES = 3
+
+
+def _for_client(error):
+    return ConcurrentModification() if retryable(error) else error
 
 
 class Prepared:
@@ -287,6 +308,17 @@ _PROBE = {False: "SELECT COUNT(*) FROM sqlite_master", True: "SELECT 1"}
 LOCK_NAMESPACE = 0x0dd1
 WRITE_LOCK = 1
 _SCHEMA_VERSION_TABLE = "ddi_lite_schema"
+
+
+# SQLSTATEs of "give up and try again": serialization failure, deadlock detected.
+_RETRYABLE = ("40001", "40P01")
+
+
+def retryable(error):
+    """Whether the database gave the write `error` up in a conflict with another, so that
+    the same write may succeed when made again (PostgreSQL; SQLite's writers queue)."""
+    # Peewee keeps the driver's error as `orig`.
+    return getattr(getattr(error, "orig", None), "pgcode", None) in _RETRYABLE
 
 
 def on_postgres():
