@@ -40,7 +40,7 @@ Why a counter in the database, bumped by triggers:
 import collections
 import threading
 
-from storage.db import create_trigger, database, scalar
+from storage.db import create_trigger, database, scalar, snapshot
 
 # hawkBit's legacy names of module types in DDI chunks; Zephyr requires `bApp`.
 CHUNK_PARTS = {"application": "bApp", "runtime": "jvm"}
@@ -104,7 +104,7 @@ _METADATA = (
 def read_set(distribution_set_id):
     """(generation, chunks) of a set, read from one snapshot: its modules by id, each with its
     artifacts by id and its first target-visible metadata entries by key."""
-    with database.atomic():
+    with snapshot():
         current = generation()
         modules = database.execute_sql(_MODULES, (distribution_set_id,)).fetchall()
         artifacts = collections.defaultdict(list)

@@ -11,7 +11,7 @@ when its last target or action moves on.
 import collections
 
 from storage import transitions
-from storage.db import database
+from storage.db import database, snapshot
 
 # Every update status a target takes (storage.catalog, ddi, assignments, actions).
 TARGET_UPDATE_STATUSES = ("UNKNOWN", "REGISTERED", "PENDING", "IN_SYNC", "ERROR")
@@ -22,7 +22,7 @@ def store_counts():
     rows (of deleted modules too) and their sizes added up. `blobs`, `blob_bytes`: the files
     of the blob store, where artifacts of the same content share one. Read in one
     transaction, so that the figures agree with each other."""
-    with database.atomic():
+    with snapshot():
         targets = _by_status("SELECT update_status, COUNT(*) FROM target GROUP BY update_status",
                              TARGET_UPDATE_STATUSES)
         actions = _by_status('SELECT status, COUNT(*) FROM "action" GROUP BY status',

@@ -282,6 +282,15 @@ def scalar(sql, *params):
     return row[0] if row else None
 
 
+SNAPSHOT = "SNAPSHOT"
+
+
+def snapshot():
+    """A read transaction whose statements all see one state of the database: any SQLite
+    transaction does; PostgreSQL's (READ COMMITTED) needs REPEATABLE READ for it."""
+    return database.atomic(SNAPSHOT if on_postgres() else None)
+
+
 def execute_many(sql, rows):
     """Run one hand-written statement (with `?` placeholders) once per row of parameters."""
     if on_postgres():
@@ -351,6 +360,10 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             raise ConstraintViolation("Text may not contain the character U+0000.")
 
     def begin(self, lock_type=None):
+        if lock_type == SNAPSHOT:
+            with peewee.__exception_wrapper__:
+                self.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return
         peewee.PostgresqlDatabase.begin(self)
         if lock_type == "IMMEDIATE":
             self.cursor().execute("SELECT pg_advisory_xact_lock(%s, %s)",
