@@ -349,7 +349,7 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         if "?" in sql or not params:
             sql = _postgres_placeholders(sql)
         try:
-            return peewee.PostgresqlDatabase.execute_sql(self, sql, params)
+            return self._again_if_dropped(peewee.PostgresqlDatabase.execute_sql, sql, params)
         except ValueError as error:
             # PostgreSQL text cannot hold U+0000 (SQLite's can): no row has such a value,
             # and none can be given one.
@@ -359,7 +359,24 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
                 return _NoRows()
             raise ConstraintViolation("Text may not contain the character U+0000.")
 
+    def _again_if_dropped(self, call, *args):
+        """`call(self, *args)`, once more on a new connection if the server had dropped this
+        thread's (a restart, a failover, an idle timeout): a connection is kept per thread
+        for the life of the server. Never inside a transaction, whose work went with it."""
+        try:
+            return call(self, *args)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            connection = self._state.conn
+            if self.transaction_depth() or connection is None or not connection.closed:
+                raise
+            self._state.reset()
+            self.connect()
+            return call(self, *args)
+
     def begin(self, lock_type=None):
+        self._again_if_dropped(PostgresDatabase._begin_now, lock_type)
+
+    def _begin_now(self, lock_type):
         if lock_type == SNAPSHOT:
             with peewee.__exception_wrapper__:
                 self.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -4,11 +4,14 @@ person running the server. Everything else is the whole suite run again on Postg
 
 import subprocess
 import sys
+import time
 
 import pytest
 from live import PROJECT_DIR, clean_environment
 
+import database
 import ddi_lite
+import storage
 from service.configuration import ConfigError
 
 # Nothing listens there: these answers come before any connection.
@@ -36,3 +39,19 @@ def test_a_database_url_that_is_not_postgresql_is_refused_at_start():
     with pytest.raises(ConfigError, match=r"\[database\] url"):
         ddi_lite.load_config(path=None, environ={}, overrides={
             "database.url": "mysql://root@localhost/ddi"})
+
+
+@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_LITE_TEST_DATABASE_URL)")
+def test_a_connection_the_server_dropped_is_opened_again_for_the_next_request(api):
+    """A PostgreSQL restart or failover ends every kept connection; the next request on that
+    thread must not fail for ever."""
+    api.target("dev-1", "token-1")
+    own = storage.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    import psycopg2
+    with psycopg2.connect(api.config["database", "url"]) as other:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (own,))
+    time.sleep(0.3)  # the backend ends just after pg_terminate_backend answers
+    api.http.get("/rest/v1/targets/dev-1", status=200)
+    api.http.put_json("/rest/v1/targets/dev-1", {"description": "after"}, status=200)
+    assert storage.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != own
