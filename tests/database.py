@@ -17,6 +17,7 @@ and dropped when the run ends, so that runs never see each other's rows. In it:
 The run's database uses the C collation, so text sorts by code point as SQLite sorts it.
 """
 
+import contextlib
 import hashlib
 import os
 import urllib.parse
@@ -101,6 +102,24 @@ def url_for_directory(data_dir):
         cursor.execute('CREATE SCHEMA IF NOT EXISTS "%s"' % schema)
     connection.close()
     return "%s?options=%s" % (run_url(), urllib.parse.quote("-c search_path=" + schema))
+
+
+def rows_of(data_dir, sql, params=()):
+    """The rows a hand-written query (`?` placeholders) finds in the database of a server's
+    data directory, read as another program would: the SQLite file, or the schema."""
+    if not ON_POSTGRES:
+        import sqlite3
+        import storage
+        path = os.path.join(str(data_dir), storage.DATABASE_FILE)
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            return connection.execute(sql, params).fetchall()
+    connection = _connect(url_for_directory(data_dir))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall()
+    finally:
+        connection.close()
 
 
 def drop():
