@@ -350,6 +350,13 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             sql = _postgres_placeholders(sql)
         try:
             return self._again_if_dropped(peewee.PostgresqlDatabase.execute_sql, sql, params)
+        except peewee.DataError as error:
+            # A CharField's max_length binds on PostgreSQL (SQLite stores any length): what
+            # the rules did not check already is the client's too-long value, not a 500.
+            if getattr(getattr(error, "orig", None), "pgcode", None) != "22001":
+                raise
+            raise ConstraintViolation("A value is longer than its field allows (%s)."
+                                      % str(error.orig).splitlines()[0])
         except ValueError as error:
             # PostgreSQL text cannot hold U+0000 (SQLite's can): no row has such a value,
             # and none can be given one.

@@ -13,6 +13,9 @@ import database
 import ddi_lite
 import storage
 from service.configuration import ConfigError
+from storage.db import write
+from storage.errors import ConstraintViolation
+from storage.models import TenantConfig
 
 # Nothing listens there: these answers come before any connection.
 NOWHERE = "postgresql://ddi@127.0.0.1:1/ddi"
@@ -55,3 +58,14 @@ def test_a_connection_the_server_dropped_is_opened_again_for_the_next_request(ap
     api.http.get("/rest/v1/targets/dev-1", status=200)
     api.http.put_json("/rest/v1/targets/dev-1", {"description": "after"}, status=200)
     assert storage.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != own
+
+
+@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_LITE_TEST_DATABASE_URL)")
+def test_a_value_longer_than_its_column_is_a_constraint_violation_and_stores_nothing(server):
+    """PostgreSQL enforces VARCHAR lengths that SQLite ignores; the rules check every length a
+    client can send, and one they missed must still be a 400, never a 500."""
+    with pytest.raises(ConstraintViolation, match="longer than its field"):
+        with write():
+            TenantConfig.create(key="k" * 200, value=1, created_at=0, created_by="t",
+                                last_modified_at=0, last_modified_by="t")
+    assert TenantConfig.select().where(TenantConfig.created_by == "t").count() == 0
