@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh ddi-lite per test (own data directory) driven through WebTest,
 and helpers that seed targets, modules, sets and assignments through `storage/`. With
-DDI_LITE_TEST_DATABASE_URL set, every test's database is PostgreSQL (tests/database.py)."""
+DDI_TEST_DATABASE_URL set, every test's database is PostgreSQL (tests/database.py)."""
 
 import io
 import time

@@ -1,6 +1,7 @@
 """The database the tests run on: SQLite files by default; PostgreSQL when the variable
-DDI_LITE_TEST_DATABASE_URL names a server database to start from, such as
-postgresql://postgres@127.0.0.1:5432/test (README: Tests).
+DDI_TEST_DATABASE_URL names a server database to start from, such as
+postgresql://postgres@127.0.0.1:5432/test (README: Run the tests). Not DDI_LITE_*: the server
+refuses DDI_LITE_ variables that are not its settings, and tests run it in this process.
 
 On PostgreSQL a run gets a database of its own, `ddi_lite_test_<pid>`, created from that one
 and dropped when the run ends, so that runs never see each other's rows. In it:
@@ -24,7 +25,7 @@ import urllib.parse
 
 import pytest
 
-BASE_URL = os.environ.get("DDI_LITE_TEST_DATABASE_URL", "")
+BASE_URL = os.environ.get("DDI_TEST_DATABASE_URL", "")
 ON_POSTGRES = bool(BASE_URL)
 
 _run = {}

@@ -44,7 +44,7 @@ def test_a_database_url_that_is_not_postgresql_is_refused_at_start():
             "database.url": "mysql://root@localhost/ddi"})
 
 
-@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_LITE_TEST_DATABASE_URL)")
+@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_TEST_DATABASE_URL)")
 def test_a_connection_the_server_dropped_is_opened_again_for_the_next_request(api):
     """A PostgreSQL restart or failover ends every kept connection; the next request on that
     thread must not fail for ever."""
@@ -60,7 +60,7 @@ def test_a_connection_the_server_dropped_is_opened_again_for_the_next_request(ap
     assert storage.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != own
 
 
-@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_LITE_TEST_DATABASE_URL)")
+@pytest.mark.skipif(not database.ON_POSTGRES, reason="needs PostgreSQL (DDI_TEST_DATABASE_URL)")
 def test_a_value_longer_than_its_column_is_a_constraint_violation_and_stores_nothing(server):
     """PostgreSQL enforces VARCHAR lengths that SQLite ignores; the rules check every length a
     client can send, and one they missed must still be a 400, never a 500."""
