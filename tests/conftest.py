@@ -26,8 +26,8 @@ def pytest_sessionfinish(session):
 
 
 if database.ON_POSTGRES:
-    # Every configuration a test makes for a data directory gets the database that stands for
-    # it (tests/database.py), as on SQLite it gets the file in it.
+    # Every configuration a test makes for a data directory, and every store it opens there,
+    # gets the database that stands for it (tests/database.py), as on SQLite the file in it.
     _load_config = ddi_lite.load_config
 
     def _load_config_on_postgres(path=None, environ=None, overrides=None):
@@ -37,6 +37,15 @@ if database.ON_POSTGRES:
         return _load_config(path, environ, overrides)
 
     ddi_lite.load_config = _load_config_on_postgres
+
+    _open_store = storage.open_store
+
+    def _open_store_on_postgres(data_dir, now, *args, database_url="", **kwargs):
+        return _open_store(data_dir, now, *args,
+                           database_url=database_url or database.url_for_directory(data_dir),
+                           **kwargs)
+
+    storage.open_store = _open_store_on_postgres
 
 
 @pytest.fixture
