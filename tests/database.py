@@ -94,15 +94,47 @@ def fresh_url(data_dir):
 def url_for_directory(data_dir):
     """The URL of the schema that stands for the data directory `data_dir` (created when
     missing): a server process's own database, as its SQLite file would be."""
-    data_dir = os.path.abspath(str(data_dir))
-    if data_dir == _run.get("in_process_dir"):
+    schema = _schema_of(data_dir)
+    if schema == "public":
         return run_url()  # a server process on the in-process test's own data directory
-    schema = "dir_" + hashlib.sha1(data_dir.encode()).hexdigest()[:16]
     connection = _connect(run_url())
     with connection.cursor() as cursor:
         cursor.execute('CREATE SCHEMA IF NOT EXISTS "%s"' % schema)
     connection.close()
     return "%s?options=%s" % (run_url(), urllib.parse.quote("-c search_path=" + schema))
+
+
+def _schema_of(data_dir):
+    data_dir = os.path.abspath(str(data_dir))
+    if data_dir == _run.get("in_process_dir"):
+        return "public"
+    return "dir_" + hashlib.sha1(data_dir.encode()).hexdigest()[:16]
+
+
+def copy_rows(source_dir, data_dir):
+    """Make the database of `data_dir` (opened once already) hold what that of `source_dir`
+    holds, as copying its SQLite file does (nothing to do on SQLite: the caller copies the
+    directory). Triggers and foreign keys wait meanwhile: the rows are a finished state."""
+    if not ON_POSTGRES:
+        return
+    source, target = _schema_of(source_dir), _schema_of(data_dir)
+    connection = _connect(run_url())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (target,))
+            tables = [name for (name,) in cursor.fetchall()]
+            cursor.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = %s",
+                           (target,))
+            sequences = [name for (name,) in cursor.fetchall()]
+            statements = ["BEGIN", "SET LOCAL session_replication_role = replica"]
+            statements += ['DELETE FROM "%s"."%s"' % (target, table) for table in tables]
+            statements += ['INSERT INTO "%s"."%s" SELECT * FROM "%s"."%s"'
+                           % (target, table, source, table) for table in tables]
+            statements += ["SELECT setval('\"%s\".\"%s\"', last_value, is_called) FROM "
+                           '"%s"."%s"' % (target, name, source, name) for name in sequences]
+            cursor.execute("; ".join(statements + ["COMMIT"]))
+    finally:
+        connection.close()
 
 
 def rows_of(data_dir, sql, params=()):
