@@ -358,13 +358,16 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             raise ConstraintViolation("A value is longer than its field allows (%s)."
                                       % str(error.orig).splitlines()[0])
         except ValueError as error:
-            # PostgreSQL text cannot hold U+0000 (SQLite's can): no row has such a value,
-            # and none can be given one.
+            # PostgreSQL text cannot hold U+0000 (SQLite's can): none can be stored, and a
+            # read asks again with a noncharacter in its place, which equals or contains
+            # nothing stored either (a count is then 0, not an error).
             if "NUL" not in str(error):
                 raise
-            if sql.lstrip()[:6].upper() == "SELECT":
-                return _NoRows()
-            raise ConstraintViolation("Text may not contain the character U+0000.")
+            if sql.lstrip()[:6].upper() != "SELECT":
+                raise ConstraintViolation("Text may not contain the character U+0000.")
+            params = [value.replace("\x00", "\ufffe") if isinstance(value, str) else value
+                      for value in params]
+            return self._again_if_dropped(peewee.PostgresqlDatabase.execute_sql, sql, params)
 
     def _again_if_dropped(self, call, *args):
         """`call(self, *args)`, once more on a new connection if the server had dropped this
@@ -392,25 +395,6 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         if lock_type == "IMMEDIATE":
             self.cursor().execute("SELECT pg_advisory_xact_lock(%s, %s)",
                                   (LOCK_NAMESPACE, WRITE_LOCK))
-
-
-class _NoRows:
-    """The cursor of a SELECT that cannot match a row."""
-
-    description = ()
-    rowcount = 0
-
-    def fetchone(self):
-        return None
-
-    def fetchall(self):
-        return []
-
-    def __iter__(self):
-        return iter(())
-
-    def close(self):
-        pass
 
 
 _translated = {}
