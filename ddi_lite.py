@@ -139,6 +139,10 @@ SETTINGS = (
             "How much of the database file each connection maps into memory, in MiB. "
             "0 (none): mapped pages count in the RSS once per connection (64 MiB: 100k targets took "
             "5.3x the RSS of 1k)."),
+    Setting("database", "url", "database_url", "",
+            "Empty: the SQLite file in data_dir, nothing to set up. postgresql://user:password@"
+            "host:5432/database: PostgreSQL (pip install ddi-lite[postgres]), for several "
+            "nodes sharing one database (README: PostgreSQL)."),
     Setting("scheduler", "auto_assign_interval", "positive", 2,
             "Seconds between runs of auto-assignment (target filters with a distribution set); "
             "a target that registers or reports attributes is checked at once."),
@@ -206,6 +210,7 @@ ERROR_STATUS = {
     store_errors.NotDeletable: 405,
     store_errors.AutoConfirmAlreadyActive: 409,
     store_errors.EntityAlreadyExists: 409,
+    store_errors.ConcurrentModification: 409,
     store_errors.TargetTypeInUse: 409,
     store_errors.IncompatibleTargetType: 400,
     store_errors.TargetTypeKeyOrNameRequired: 400,
@@ -1363,7 +1368,7 @@ def _open_store(config):
             attributes_per_target=config["limits", "attributes_per_target"]),
         tenant_defaults={key: config["ddi", name] for name, key in TENANT_DEFAULTS.items()},
         min_polling_seconds=min_polling, cache_kib=config["storage", "cache_kib"],
-        mmap_mib=config["storage", "mmap_mib"])
+        mmap_mib=config["storage", "mmap_mib"], database_url=config["database", "url"])
 
 
 def _blob_store(config):

@@ -55,6 +55,8 @@ def copy_data(args, schema):
     try:
         config = configuration.load(schema, args.config, overrides=overrides)
         data_dir = config["server", "data_dir"]
+        if config["database", "url"]:
+            raise backups.BackupError(backups.ON_POSTGRES % args.command)
         if args.command == "backup":
             manifest = backups.backup(data_dir, args.dest, blob_store)
             done = "backup of %s in %s" % (data_dir, os.path.abspath(args.dest))

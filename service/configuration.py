@@ -16,6 +16,7 @@ import os
 import textwrap
 
 from storage import schedule
+from storage.db import is_database_url
 from storage.accounts import (ACCOUNTS_SECTION, DEFAULT_ACCOUNTS, BadAccount, SettingsFile,
                               accounts_in)
 
@@ -68,6 +69,11 @@ def convert(setting, value):
             # with it (service.forwarded), and a tuple's hash hashes each network anew.
             return frozenset(ipaddress.ip_network(part.strip(), strict=False)
                              for part in text.split(",") if part.strip())
+        if kind == "database_url":
+            if text and not is_database_url(text):
+                raise ValueError("must be empty (SQLite) or "
+                                 "postgresql://user:password@host:port/database")
+            return text
         if kind == "path":
             return os.path.abspath(os.path.expanduser(text)) if text else ""
         return text

@@ -1,4 +1,4 @@
-"""Everything ddi-lite remembers: Peewee models on SQLite, the action transition table, and the
+"""Everything ddi-lite remembers: Peewee models on SQLite (or PostgreSQL), the action transition table, and the
 rules of the device side (`storage.ddi`) and the operator side (`storage.catalog`,
 `storage.assignments`, `storage.tenant`), target filters with the auto-assignment that
 runs beside both (`storage.filters`, `storage.autoassign`), and staged rollouts with the
@@ -14,7 +14,8 @@ import os
 
 from storage import (actions, autoassign, blobs, catalog, chunks, ddi, once, rollout_engine,
                      tenant)
-from storage.db import CACHE_KIB, MMAP_MIB, database, open_database, writer
+from storage.db import (CACHE_KIB, MMAP_MIB, database, open_database, open_postgres,
+                        schema_version, set_schema_version, start_ids_at, writer)
 from storage.models import ALL_MODELS, TAG_AND_TARGET_TYPE_MODELS, Action
 
 SCHEMA_VERSION = 5
@@ -29,7 +30,7 @@ def _add_tags_and_target_types(db):
     """Schema 2 -> 3: the tables of tags and target types, and each target's type (none).
     Whatever of it is there already is kept, as `chunks.create_generation` does."""
     db.create_tables(TAG_AND_TARGET_TYPE_MODELS)
-    columns = [row[1] for row in db.execute_sql('PRAGMA table_info("target")')]
+    columns = [column.name for column in db.get_columns("target")]
     if "target_type_id" not in columns:
         db.execute_sql('ALTER TABLE "target" ADD COLUMN "target_type_id" INTEGER '
                        'REFERENCES "target_type" ("id")')
@@ -47,29 +48,35 @@ MIGRATIONS = (
 
 
 def open_store(data_dir, now, limits=None, tenant_defaults=None, min_polling_seconds=None,
-               max_polling_seconds=None, cache_kib=CACHE_KIB, mmap_mib=MMAP_MIB):
-    """Open the database in `data_dir`, creating or migrating its schema; each connection
-    gets a page cache of `cache_kib` KiB and maps `mmap_mib` MiB of the file."""
+               max_polling_seconds=None, cache_kib=CACHE_KIB, mmap_mib=MMAP_MIB,
+               database_url=""):
+    """Open the database, creating or migrating its schema: the PostgreSQL database at
+    `database_url`, or (empty) the SQLite file in `data_dir`, each of whose connections gets a
+    page cache of `cache_kib` KiB and maps `mmap_mib` MiB of the file."""
     os.makedirs(data_dir, exist_ok=True)
     ddi.poll_log.flush()  # what the previous database still owes, before switching
-    db = open_database(os.path.join(data_dir, DATABASE_FILE), cache_kib, mmap_mib)
-    version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-    if version == 0:
-        with db.atomic():
+    if database_url:
+        db = open_postgres(database_url)
+        where = database_url.rsplit("@", 1)[-1]  # never the password
+    else:
+        db = open_database(os.path.join(data_dir, DATABASE_FILE), cache_kib, mmap_mib)
+        where = data_dir
+    # One process at a time creates or migrates (several nodes may start together).
+    with db.atomic("IMMEDIATE"):
+        version = schema_version(db)
+        if version == 0:
             db.create_tables(ALL_MODELS)
             chunks.create_generation(db)
             autoassign.create_triggers(db)
-            db.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
-                           (Action._meta.table_name, FIRST_ACTION_ID - 1))
-            db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
-    elif version > SCHEMA_VERSION:
-        raise RuntimeError("The database in %s was written by a newer ddi-lite (schema %d)."
-                           % (data_dir, version))
-    else:
-        for step in MIGRATIONS[version - 1:]:
-            with db.atomic():
+            start_ids_at(db, Action._meta.table_name, FIRST_ACTION_ID)
+        elif version > SCHEMA_VERSION:
+            raise RuntimeError("The database in %s was written by a newer ddi-lite (schema %d)."
+                               % (where, version))
+        else:
+            for step in MIGRATIONS[version - 1:]:
                 step(db)
-        db.execute_sql("PRAGMA user_version = %d" % SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            set_schema_version(db, SCHEMA_VERSION)
     if limits is not None:
         actions.configure(limits)
     if min_polling_seconds is not None:

@@ -159,7 +159,7 @@ def apply_event_to_many(action_ids, channel, status, execution, action_type, now
                 + '), "update_status" = ?, "last_modified_at" = ?, "last_modified_by" = ? '
                 'WHERE "id" IN (SELECT "target_id" FROM "action" WHERE ' + these + ')',
                 chunk + [status, "PENDING", now, by] + chunk + [status])
-        active = "" if row.active is None else ', "active" = %d' % int(row.active)
+        active = "" if row.active is None else ', "active" = %s' % ("TRUE" if row.active else "FALSE")
         cursor = database.execute_sql(
             'UPDATE "action" SET "status" = ?' + active + ', "revision" = "revision" + 1, '
             '"last_modified_at" = ?, "last_modified_by" = ? WHERE ' + these,

@@ -3,7 +3,7 @@ that has never had an action for that set (hawkBit's auto-assign checker).
 
 Which targets are looked at. A run does not evaluate every filter against every target: that
 is what made hawkBit's checker load its database constantly with 1.2M targets (hawkBit
-#983). SQLite triggers (TRIGGERS below) give each target a change number in `target_change`
+#983). Database triggers (`create_triggers` below) give each target a change number in `target_change`
 that only grows: taken when the target is created, and again whenever a field a query can
 name changes (its attributes, name, status, assigned or installed set, type, tags,
 metadata, ...); a poll, which only writes the poll time, leaves it alone. Each filter
@@ -36,7 +36,7 @@ import logging
 from peewee import SQL, fn
 
 from storage import assignments, periodic, query
-from storage.db import scalar, write
+from storage.db import create_trigger, differs, scalar, write
 from storage.errors import StoreError
 from storage.models import Action, DistributionSet, Target, TargetChange, TargetFilter
 
@@ -66,37 +66,35 @@ def _note(target_id):
             % (_NEXT, target_id, target_id, _NEXT, target_id))
 
 
-TRIGGERS = (
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_insert" AFTER INSERT ON "target" '
-    'BEGIN %s END' % _note('NEW."id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_update" '
-    'AFTER UPDATE OF %s ON "target" WHEN %s '
-    'BEGIN %s END' % (", ".join('"%s"' % column for column in WATCHED_COLUMNS),
-                      " OR ".join('OLD."%s" IS NOT NEW."%s"' % (column, column)
-                                  for column in WATCHED_COLUMNS),
-                      _note('NEW."id"')),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_insert" '
-    'AFTER INSERT ON "target_metadata" BEGIN %s END' % _note('NEW."target_id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_update" '
-    'AFTER UPDATE ON "target_metadata" '
-    'WHEN OLD."value" IS NOT NEW."value" BEGIN %s END' % _note('NEW."target_id"'),
+# (name, event, table, condition): each runs `_note` for the target the row belongs to.
+def _triggers():
+    watched = ", ".join('"%s"' % column for column in WATCHED_COLUMNS)
+    changed = " OR ".join(differs('OLD."%s"' % column, 'NEW."%s"' % column)
+                          for column in WATCHED_COLUMNS)
     # Not for the metadata or tags of a target being deleted: its change row goes with it.
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_metadata_delete" '
-    'AFTER DELETE ON "target_metadata" '
-    'WHEN EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id") '
-    'BEGIN %s END' % _note('OLD."target_id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_tag_insert" '
-    'AFTER INSERT ON "target_tag_assignment" BEGIN %s END' % _note('NEW."target_id"'),
-    'CREATE TRIGGER IF NOT EXISTS "target_change_on_tag_delete" '
-    'AFTER DELETE ON "target_tag_assignment" '
-    'WHEN EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id") '
-    'BEGIN %s END' % _note('OLD."target_id"'),
-)
+    target_remains = 'EXISTS (SELECT 1 FROM "target" WHERE "id" = OLD."target_id")'
+    return (
+        ("target_change_on_insert", "INSERT", "target", 'NEW."id"', None),
+        ("target_change_on_update", "UPDATE OF " + watched, "target", 'NEW."id"', changed),
+        ("target_change_on_metadata_insert", "INSERT", "target_metadata", 'NEW."target_id"',
+         None),
+        ("target_change_on_metadata_update", "UPDATE", "target_metadata", 'NEW."target_id"',
+         differs('OLD."value"', 'NEW."value"')),
+        ("target_change_on_metadata_delete", "DELETE", "target_metadata", 'OLD."target_id"',
+         target_remains),
+        ("target_change_on_tag_insert", "INSERT", "target_tag_assignment", 'NEW."target_id"',
+         None),
+        ("target_change_on_tag_delete", "DELETE", "target_tag_assignment", 'OLD."target_id"',
+         target_remains),
+    )
+
+
+TRIGGER_NAMES = tuple(trigger[0] for trigger in _triggers())
 
 
 def create_triggers(db):
-    for statement in TRIGGERS:
-        db.execute_sql(statement)
+    for name, event, table, target_id, condition in _triggers():
+        create_trigger(db, name, event, table, _note(target_id), condition)
 
 
 def add_target_filters(db):
@@ -107,8 +105,8 @@ def add_target_filters(db):
     db.execute_sql('CREATE INDEX IF NOT EXISTS "action_target_id_distribution_set_id" '
                    'ON "action" ("target_id", "distribution_set_id")')
     create_triggers(db)
-    db.execute_sql('INSERT OR IGNORE INTO "target_change" ("target_id", "seq") '
-                   'SELECT "id", "id" FROM "target"')
+    db.execute_sql('INSERT INTO "target_change" ("target_id", "seq") '
+                   'SELECT "id", "id" FROM "target" WHERE TRUE ON CONFLICT DO NOTHING')
 
 
 def newest_change():

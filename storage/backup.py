@@ -24,6 +24,8 @@ name, and an open copy reads to the end.
 
 The blob stores are reached only through `artifacts.BlobStore`, made by the caller's
 `blob_store(directory)` for a data directory or a backup folder.
+
+All of this is SQLite's: on PostgreSQL the commands answer ON_POSTGRES (pg_dump instead).
 """
 
 import contextlib
@@ -48,6 +50,12 @@ SNAPSHOT_ATTEMPTS = 10
 SNAPSHOT_PAUSE_SECONDS = 0.2
 # What a restore checks the restored data against.
 MANIFEST_CHECKED = ("schema_version", "rows", "artifacts")
+
+
+# The backup copies SQLite's file: a PostgreSQL database has its own tools (README: PostgreSQL).
+ON_POSTGRES = ("%s works on the SQLite database of a data directory; with [database] url "
+               "set, back up with pg_dump (pg_restore to restore) and copy the data "
+               "directory's artifacts/ beside it (README: PostgreSQL)")
 
 
 class BackupError(Exception):

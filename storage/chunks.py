@@ -40,7 +40,7 @@ Why a counter in the database, bumped by triggers:
 import collections
 import threading
 
-from storage.db import database, scalar
+from storage.db import create_trigger, database, scalar, snapshot
 
 # hawkBit's legacy names of module types in DDI chunks; Zephyr requires `bApp`.
 CHUNK_PARTS = {"application": "bApp", "runtime": "jvm"}
@@ -64,14 +64,13 @@ def create_generation(db):
     db.execute_sql('CREATE TABLE IF NOT EXISTS "software_generation" ('
                    '"id" INTEGER NOT NULL PRIMARY KEY CHECK ("id" = 1), '
                    '"generation" INTEGER NOT NULL)')
-    db.execute_sql('INSERT OR IGNORE INTO "software_generation" ("id", "generation") '
-                   'VALUES (1, 1)')
+    db.execute_sql('INSERT INTO "software_generation" ("id", "generation") '
+                   'VALUES (1, 1) ON CONFLICT DO NOTHING')
     for table in SOURCE_TABLES:
         for event in ("INSERT", "UPDATE", "DELETE"):
-            db.execute_sql(
-                'CREATE TRIGGER IF NOT EXISTS "software_generation_%s_%s" AFTER %s ON "%s" '
-                'BEGIN UPDATE "software_generation" SET "generation" = "generation" + 1 '
-                'WHERE "id" = 1; END' % (table, event.lower(), event, table))
+            create_trigger(db, "software_generation_%s_%s" % (table, event.lower()), event, table,
+                           'UPDATE "software_generation" SET "generation" = "generation" + 1 '
+                           'WHERE "id" = 1;')
 
 
 # A scalar subquery too, for statements that read the generation with their own rows.
@@ -105,7 +104,7 @@ _METADATA = (
 def read_set(distribution_set_id):
     """(generation, chunks) of a set, read from one snapshot: its modules by id, each with its
     artifacts by id and its first target-visible metadata entries by key."""
-    with database.atomic():
+    with snapshot():
         current = generation()
         modules = database.execute_sql(_MODULES, (distribution_set_id,)).fetchall()
         artifacts = collections.defaultdict(list)

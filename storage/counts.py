@@ -11,7 +11,7 @@ when its last target or action moves on.
 import collections
 
 from storage import transitions
-from storage.db import database
+from storage.db import database, snapshot
 
 # Every update status a target takes (storage.catalog, ddi, assignments, actions).
 TARGET_UPDATE_STATUSES = ("UNKNOWN", "REGISTERED", "PENDING", "IN_SYNC", "ERROR")
@@ -22,17 +22,17 @@ def store_counts():
     rows (of deleted modules too) and their sizes added up. `blobs`, `blob_bytes`: the files
     of the blob store, where artifacts of the same content share one. Read in one
     transaction, so that the figures agree with each other."""
-    with database.atomic():
+    with snapshot():
         targets = _by_status("SELECT update_status, COUNT(*) FROM target GROUP BY update_status",
                              TARGET_UPDATE_STATUSES)
         actions = _by_status('SELECT status, COUNT(*) FROM "action" GROUP BY status',
                              transitions.ACTION_STATUSES)
         artifacts, artifact_bytes = database.execute_sql(
-            "SELECT COUNT(*), TOTAL(size) FROM artifact").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifact").fetchone()
         # One size per content: the sha1 index walks each blob once.
         blobs, blob_bytes = database.execute_sql(
-            "SELECT COUNT(*), TOTAL(size) FROM (SELECT MAX(size) AS size FROM artifact "
-            "GROUP BY sha1)").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM artifact "
+            "GROUP BY sha1) AS blob").fetchone()
     return {"targets": targets, "actions": actions,
             "artifacts": artifacts, "artifact_bytes": int(artifact_bytes),
             "blobs": blobs, "blob_bytes": int(blob_bytes)}

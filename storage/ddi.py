@@ -19,7 +19,7 @@ from storage import tenant
 from storage import transitions as t
 from storage import actions as action_rules
 from storage.actions import SERVER_PREFIX, apply_event
-from storage.db import Prepared, database, scalar, write, writer
+from storage.db import Prepared, database, execute_many, scalar, write, writer
 from storage.errors import (ActionNotOfTarget, AutoConfirmAlreadyActive, BodyNotReadable,
                             ConstraintViolation, EmptyNotFound, EntityNotFound,
                             IncompleteDistributionSet, InvalidDistributionSet,
@@ -68,7 +68,7 @@ _DEVICE_TARGET = 'SELECT %s FROM "target" AS "t" WHERE "t"."controller_id" = ?' 
 # A poll needs the target and the action it is shown: one statement instead of two.
 _DEVICE_TARGET_AND_SHOWN_ACTION = (
     'SELECT %s, %s FROM "target" AS "t" LEFT JOIN "action" AS "a" ON "a"."id" = '
-    '(SELECT "id" FROM "action" WHERE "target_id" = "t"."id" AND "active" = 1 '
+    '(SELECT "id" FROM "action" WHERE "target_id" = "t"."id" AND "active" = TRUE '
     'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1) '
     'WHERE "t"."controller_id" = ?' % (_columns("t", DeviceTarget._fields),
                                         _columns("a", ShownAction._fields)))
@@ -159,7 +159,7 @@ class PollLog:
             self._last_flush = when or now_ms()
         if pending:
             with write():
-                database.cursor().executemany(
+                execute_many(
                     'UPDATE "target" SET "last_target_query" = ? WHERE "id" = ? AND '
                     '("last_target_query" IS NULL OR "last_target_query" < ?)',
                     [(polled_at, target_id, polled_at) for target_id, polled_at in pending.items()])
@@ -205,7 +205,7 @@ def register_poll(target, controller_id, address, now):
 # --- action selection and the `c` value ----------------------------------------------------
 
 _CURRENT_ACTION = Prepared(
-    'SELECT * FROM "action" WHERE "target_id" = ? AND "active" = 1 '
+    'SELECT * FROM "action" WHERE "target_id" = ? AND "active" = TRUE '
     'ORDER BY COALESCE("weight", 1000) DESC, "id" LIMIT 1', Action)
 _INSTALLED_ACTION = Prepared(
     'SELECT * FROM "action" WHERE "target_id" = ? AND "distribution_set_id" = ? '
@@ -744,7 +744,7 @@ def _require_module(module_id):
 _OPEN_ACTION_WITH_MODULE = Prepared(
     'SELECT "action".* FROM "action" JOIN "distribution_set_module" AS "m" '
     'ON "m"."distribution_set_id" = "action"."distribution_set_id" '
-    'WHERE "action"."target_id" = ? AND "action"."active" = 1 '
+    'WHERE "action"."target_id" = ? AND "action"."active" = TRUE '
     'AND "action"."status" NOT IN (\'%s\', \'%s\') AND "m"."module_id" = ? '
     'ORDER BY COALESCE("action"."weight", 1000) DESC, "action"."id" LIMIT 1'
     % (t.CANCELING, t.CANCELED), Action)

@@ -19,6 +19,18 @@ class StoreError(Exception):
         self.info = info
 
 
+class ConcurrentModification(StoreError):
+    """The database gave up a write in a conflict with another process's (a deadlock, a
+    serialization failure: PostgreSQL between nodes); hawkBit answers such a race 409 too."""
+
+    error_code = "hawkbit.server.error.repo.concurrentModification"
+    exception_class = _REPO + "ConcurrentModificationException"
+
+    def __init__(self, message="The entity was changed by another request at the same time; "
+                               "try again."):
+        super().__init__(message)
+
+
 class EntityNotFound(StoreError):
     error_code = "hawkbit.server.error.repo.entityNotFound"
     exception_class = _REPO + "EntityNotFoundException"

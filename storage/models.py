@@ -1,16 +1,16 @@
 """Peewee models: what ddi-lite remembers, in hawkBit's own terms.
 
 Times are integer epoch milliseconds (UTC). Ids of actions, status entries, modules, sets and
-artifacts come from AUTOINCREMENT columns so that an id is never handed out twice, even after a
-delete: devices and scripts cache action ids.
+artifacts come from AUTOINCREMENT columns (sequences on PostgreSQL) so that an id is never
+handed out twice, even after a delete: devices and scripts cache action ids. One schema for
+both engines: the few places where they differ are functions of storage.db.
 """
 
 import json
 
 import peewee
-from playhouse.sqlite_ext import AutoIncrementField
 
-from storage.db import database
+from storage.db import IdField, database
 from storage.errors import EntityNotFound
 
 
@@ -53,7 +53,7 @@ class TenantConfig(Audited):
 
 
 class SoftwareModuleType(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     key = peewee.CharField(unique=True, max_length=64)
     name = peewee.CharField(unique=True, max_length=64)
     description = peewee.CharField(null=True, max_length=512)
@@ -64,7 +64,7 @@ class SoftwareModuleType(Audited):
 
 
 class DistributionSetType(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     key = peewee.CharField(unique=True, max_length=64)
     name = peewee.CharField(unique=True, max_length=64)
     description = peewee.CharField(null=True, max_length=512)
@@ -84,7 +84,7 @@ class DistributionSetTypeModule(BaseModel):
 
 
 class SoftwareModule(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     module_type = peewee.ForeignKeyField(SoftwareModuleType)
     name = peewee.CharField(max_length=128)
     version = peewee.CharField(max_length=64)
@@ -109,7 +109,7 @@ class SoftwareModuleMetadata(BaseModel):
 
 
 class Artifact(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     module = peewee.ForeignKeyField(SoftwareModule, on_delete="CASCADE")
     filename = peewee.CharField(max_length=256)
     size = peewee.BigIntegerField()
@@ -122,7 +122,7 @@ class Artifact(Audited):
 
 
 class DistributionSet(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     set_type = peewee.ForeignKeyField(DistributionSetType)
     name = peewee.CharField(max_length=128)
     version = peewee.CharField(max_length=64)
@@ -156,7 +156,7 @@ class DistributionSetMetadata(BaseModel):
 class TargetType(Audited):
     """A kind of device, and the distribution set types its devices can install."""
 
-    id = AutoIncrementField()
+    id = IdField()
     key = peewee.CharField(unique=True, max_length=64)
     name = peewee.CharField(unique=True, max_length=128)
     description = peewee.CharField(null=True, max_length=512)
@@ -174,7 +174,7 @@ class TargetTypeSetType(BaseModel):
 
 
 class Target(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     controller_id = peewee.CharField(unique=True, max_length=256)
     name = peewee.CharField(max_length=128)
     description = peewee.CharField(null=True, max_length=512)
@@ -213,7 +213,7 @@ class Rollout(Audited):
     type, forced time, weight and confirmation are those of the actions it creates.
     """
 
-    id = AutoIncrementField()
+    id = IdField()
     name = peewee.CharField(unique=True, max_length=128)
     description = peewee.CharField(null=True, max_length=512)
     distribution_set = peewee.ForeignKeyField(DistributionSet)
@@ -233,13 +233,13 @@ class RolloutGroup(Audited):
     """One group of a rollout, in the order of its id; its targets are the targets of its
     actions (`Action.rollout_group`). Thresholds are percentages of the group's targets."""
 
-    id = AutoIncrementField()
+    id = IdField()
     rollout = peewee.ForeignKeyField(Rollout, on_delete="CASCADE", backref="groups")
     name = peewee.CharField(max_length=128)
     description = peewee.CharField(null=True, max_length=512)
     status = peewee.CharField(max_length=16)
     target_filter_query = peewee.TextField(null=True)
-    target_percentage = peewee.FloatField()
+    target_percentage = peewee.DoubleField()
     success_condition = peewee.CharField(max_length=16)
     success_threshold = peewee.IntegerField()
     success_action = peewee.CharField(max_length=16)
@@ -250,7 +250,7 @@ class RolloutGroup(Audited):
 
 
 class Action(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     target = peewee.ForeignKeyField(Target, on_delete="CASCADE")
     distribution_set = peewee.ForeignKeyField(DistributionSet)
     action_type = peewee.CharField(max_length=16)
@@ -282,7 +282,7 @@ class Action(Audited):
 class ActionStatus(BaseModel):
     """One entry of an action's append-only history."""
 
-    id = AutoIncrementField()
+    id = IdField()
     action = peewee.ForeignKeyField(Action, on_delete="CASCADE")
     status = peewee.CharField(max_length=32)
     timestamp = peewee.BigIntegerField()
@@ -296,7 +296,7 @@ class ActionStatus(BaseModel):
 
 
 class TargetTag(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     name = peewee.CharField(unique=True, max_length=128)
     description = peewee.CharField(null=True, max_length=512)
     colour = peewee.CharField(null=True, max_length=16)
@@ -311,7 +311,7 @@ class TargetTagAssignment(BaseModel):
 
 
 class DistributionSetTag(Audited):
-    id = AutoIncrementField()
+    id = IdField()
     name = peewee.CharField(unique=True, max_length=128)
     description = peewee.CharField(null=True, max_length=512)
     colour = peewee.CharField(null=True, max_length=16)
@@ -338,7 +338,7 @@ class TargetFilter(Audited):
     and set; `full_pass_at` is when the last check of all targets began.
     """
 
-    id = AutoIncrementField()
+    id = IdField()
     name = peewee.CharField(unique=True, max_length=128)
     query = peewee.CharField(max_length=1024)
     auto_assign_ds = peewee.ForeignKeyField(DistributionSet, null=True)
@@ -353,7 +353,7 @@ class TargetFilter(Audited):
 class TargetChange(BaseModel):
     """When a target last changed in a way a target query can see, as a number that only grows.
 
-    Written by SQLite triggers on `target`, `target_metadata` and `target_tag_assignment`
+    Written by database triggers on `target`, `target_metadata` and `target_tag_assignment`
     (storage.autoassign), not by Python: every write of those tables, whichever rule makes
     it, moves the number. A poll, which only writes `last_target_query`, does not.
     """

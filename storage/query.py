@@ -27,6 +27,7 @@ import time
 from peewee import SQL, NodeList, fn
 
 from storage import schedule, tenant
+from storage.db import ascending, json_entries, json_value
 from storage.transitions import ERROR
 from storage.errors import StoreError
 from storage.models import (Action, ActionStatus, DistributionSet, DistributionSetMetadata,
@@ -517,14 +518,13 @@ _PLAIN_KEY = re.compile(r"[\x20-\x7e]*\Z")
 def _attribute(key):
     """`attribute.<key>`: a value of the target's controller attributes (JSON column)."""
     if _PLAIN_KEY.match(key) and '"' not in key and "\\" not in key:
-        path = '$."%s"' % key
         return Field("attribute." + key, STRING,
-                     lambda: fn.json_extract(Target.attributes, path), sortable=False)
+                     lambda: json_value(Target.attributes, key), sortable=False)
 
     # SQLite's JSON paths cannot quote '"' and compare keys undecoded: use json_each.
     def exists(predicate):
-        return NodeList((SQL("EXISTS (SELECT 1 FROM json_each("), Target.attributes,
-                         SQL(") AS attribute_entry WHERE attribute_entry.key ="), key,
+        return NodeList((SQL("EXISTS (SELECT 1 FROM"), json_entries(Target.attributes),
+                         SQL("AS attribute_entry WHERE attribute_entry.key ="), key,
                          SQL("AND"), predicate(SQL("attribute_entry.value")), SQL(")")),
                         parens=True)
     return Field("attribute." + key, STRING, exists=exists)
@@ -980,7 +980,7 @@ def order_by(collection, sort=None):
     ordering = []
     for field, descending in terms:
         for key in field.sort_keys():
-            ordering.append(key.desc() if descending else key.asc())
+            ordering.append(ascending(key, descending))
     return ordering + list(collection.tiebreak)
 
 

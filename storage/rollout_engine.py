@@ -343,7 +343,7 @@ def add_rollouts(db):
     """Schema step 4 -> 5: rollouts, their groups, and each action's rollout and group
     (none for the actions there are). Each piece only if it is missing."""
     db.create_tables([Rollout, RolloutGroup])
-    columns = [row[1] for row in db.execute_sql('PRAGMA table_info("action")')]
+    columns = [column.name for column in db.get_columns("action")]
     if "rollout_id" not in columns:
         db.execute_sql('ALTER TABLE "action" ADD COLUMN "rollout_id" INTEGER '
                        'REFERENCES "rollout" ("id")')

@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh ddi-lite per test (own data directory) driven through WebTest,
-and helpers that seed targets, modules, sets and assignments through `storage/`."""
+and helpers that seed targets, modules, sets and assignments through `storage/`. With
+DDI_TEST_DATABASE_URL set, every test's database is PostgreSQL (tests/database.py)."""
 
 import io
 import time
@@ -7,6 +8,7 @@ import time
 import pytest
 import webtest
 
+import database
 import ddi_lite
 import storage
 from storage import assignments, catalog, ddi, tenant
@@ -19,11 +21,39 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def pytest_sessionfinish(session):
+    database.drop()
+
+
+if database.ON_POSTGRES:
+    # Every configuration a test makes for a data directory, and every store it opens there,
+    # gets the database that stands for it (tests/database.py), as on SQLite the file in it.
+    _load_config = ddi_lite.load_config
+
+    def _load_config_on_postgres(path=None, environ=None, overrides=None):
+        overrides = dict(overrides or {})
+        if "server.data_dir" in overrides and "database.url" not in overrides:
+            overrides["database.url"] = database.url_for_directory(overrides["server.data_dir"])
+        return _load_config(path, environ, overrides)
+
+    ddi_lite.load_config = _load_config_on_postgres
+
+    _open_store = storage.open_store
+
+    def _open_store_on_postgres(data_dir, now, *args, database_url="", **kwargs):
+        return _open_store(data_dir, now, *args,
+                           database_url=database_url or database.url_for_directory(data_dir),
+                           **kwargs)
+
+    storage.open_store = _open_store_on_postgres
+
+
 @pytest.fixture
 def config(tmp_path):
-    return ddi_lite.load_config(path=None, environ={}, overrides={
-        "server.data_dir": str(tmp_path / "data"),
-        "server.trusted_proxies": ""})
+    overrides = {"server.data_dir": str(tmp_path / "data"), "server.trusted_proxies": ""}
+    if database.ON_POSTGRES:
+        overrides["database.url"] = database.fresh_url(tmp_path / "data")
+    return ddi_lite.load_config(path=None, environ={}, overrides=overrides)
 
 
 class Server:

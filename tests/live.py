@@ -14,6 +14,8 @@ import threading
 import time
 import urllib.request
 
+import database
+
 ADMIN = "Basic " + base64.b64encode(b"admin:admin").decode("ascii")
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STARTUP_TIMEOUT = 15.0
@@ -103,7 +105,7 @@ class DdiLite:
         self.config_path.write_text("\n".join(["[server]", "threads = %d" % threads]
                                               + list(config_lines))
                                     + "\n", encoding="utf-8")
-        environment = clean_environment()
+        environment = server_environment(directory / "data")
         with open(str(self.log_path), "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, *entry, "serve", "--config", str(self.config_path),
@@ -155,6 +157,31 @@ def clean_environment(**extra):
                    if not name.startswith("DDI_LITE_")}
     environment.update(extra)
     return environment
+
+
+def server_environment(data_dir, **extra):
+    """clean_environment() for a server on `data_dir`, with the database that stands for it
+    when the tests run on PostgreSQL (tests/database.py)."""
+    if database.ON_POSTGRES:
+        extra["DDI_LITE_DATABASE_URL"] = database.url_for_directory(data_dir)
+    return clean_environment(**extra)
+
+
+def once_holder(data_dir, name):
+    """The pid of the process holding the once-only lock `name` (storage/once.py): written in
+    the lock file on SQLite, in the lock connection's application_name on PostgreSQL; 0 before
+    anyone took it."""
+    if not database.ON_POSTGRES:
+        return int((data_dir / ("once-%s.lock" % name)).read_text().strip() or 0)
+    import psycopg2
+    from storage.once import holder_name
+    prefix = holder_name(name, 0)[:-1]
+    with psycopg2.connect(database.url_for_directory(data_dir)) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT application_name FROM pg_stat_activity "
+                           "WHERE application_name LIKE %s", (prefix + "%",))
+            row = cursor.fetchone()
+    return 0 if row is None else int(row[0][len(prefix):])
 
 
 def rss_bytes(pid, field="VmRSS"):

@@ -17,6 +17,7 @@ import pytest
 from clients.harness import Operator
 from live import ADMIN, PROJECT_DIR, DdiLite, clean_environment, wait_until
 
+import database
 import storage
 from artifacts import BlobStore
 from storage import backup as backups
@@ -24,6 +25,9 @@ from storage import catalog, software
 from storage.accounts import hash_password
 from storage.ddi import now_ms
 from storage.models import Artifact
+
+pytestmark = database.sqlite_only("backup and restore copy the SQLite file (PostgreSQL: "
+                                  "pg_dump, tests/test_postgres.py)")
 
 
 def blob_store(directory):

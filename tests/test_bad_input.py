@@ -52,6 +52,7 @@ import cbor2
 import pytest
 import webtest
 
+import database as database_module
 import ddi_lite
 from service import configuration
 import storage
@@ -551,6 +552,10 @@ def seeded(tmp_path, seeded_template):
     template_dir, state = seeded_template
     data_dir = str(tmp_path / "data")
     shutil.copytree(template_dir, data_dir)
+    if database_module.ON_POSTGRES:  # the rows are not in the directory: copy them too
+        storage.open_store(data_dir, 0)
+        storage.close_store()
+        database_module.copy_rows(template_dir, data_dir)
     server = Server(ddi_lite.load_config(path=None, environ={}, overrides={
         "server.data_dir": data_dir, "server.trusted_proxies": ""}))
     yield server, state
@@ -778,7 +783,12 @@ class Fuzzer:
         return rows, files
 
     def row_changes(self):
-        """SQLite's count of rows written on this thread's connection (the app's too)."""
+        """A number that moves when rows were written: SQLite's count of rows written on this
+        thread's connection (the app's too); on PostgreSQL the next transaction id, of which
+        every write transaction takes one."""
+        if storage.db.on_postgres():
+            return database.execute_sql(
+                "SELECT pg_snapshot_xmax(pg_current_snapshot())").fetchone()[0]
         return database.connection().total_changes
 
     def snapshot(self):

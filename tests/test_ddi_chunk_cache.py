@@ -18,6 +18,7 @@ import pytest
 import webtest
 from live import DdiLite, api
 
+import database
 import ddi_lite
 import storage
 from artifacts import BlobStore
@@ -287,13 +288,13 @@ def test_every_change_of_a_software_table_bumps_the_generation(world):
         "software_module": (
             'INSERT INTO "software_module" ("created_at", "created_by", "last_modified_at", '
             '"last_modified_by", "module_type_id", "name", "version", "encrypted", "locked", '
-            '"deleted") VALUES (%s, 1, \'n\', \'v\', 0, 0, 0)' % audit,
+            '"deleted") VALUES (%s, 1, \'n\', \'v\', FALSE, FALSE, FALSE)' % audit,
             'UPDATE "software_module" SET "vendor" = \'v\' WHERE "name" = \'n\'',
             'DELETE FROM "software_module" WHERE "name" = \'n\''),
         "software_module_type": (
             'INSERT INTO "software_module_type" ("created_at", "created_by", '
             '"last_modified_at", "last_modified_by", "key", "name", "max_assignments", '
-            '"min_artifacts", "deleted") VALUES (%s, \'k\', \'K\', 1, 0, 0)' % audit,
+            '"min_artifacts", "deleted") VALUES (%s, \'k\', \'K\', 1, 0, FALSE)' % audit,
             'UPDATE "software_module_type" SET "key" = \'k2\' WHERE "key" = \'k\'',
             'DELETE FROM "software_module_type" WHERE "key" = \'k2\''),
         "artifact": (
@@ -304,8 +305,8 @@ def test_every_change_of_a_software_table_bumps_the_generation(world):
             'DELETE FROM "artifact" WHERE "filename" = \'f2\''),
         "software_module_metadata": (
             'INSERT INTO "software_module_metadata" ("module_id", "key", "value", '
-            '"target_visible") VALUES (%d, \'k\', \'v\', 1)' % world.module.id,
-            'UPDATE "software_module_metadata" SET "target_visible" = 0',
+            '"target_visible") VALUES (%d, \'k\', \'v\', TRUE)' % world.module.id,
+            'UPDATE "software_module_metadata" SET "target_visible" = FALSE',
             'DELETE FROM "software_module_metadata"'),
         "distribution_set_module": (
             'INSERT INTO "distribution_set_module" ("distribution_set_id", "module_id") '
@@ -340,6 +341,7 @@ def test_two_apps_on_one_data_directory_each_see_the_others_changes(world):
         {"key": "channel", "value": "beta"}]
 
 
+@database.sqlite_only("backup and restore copy the SQLite file")
 def test_a_restored_backup_changed_on_its_own_shows_its_own_software(world, tmp_path):
     """The backup and the live directory both reach the next generation, with other files."""
     server = world.server
@@ -363,6 +365,7 @@ def test_a_restored_backup_changed_on_its_own_shows_its_own_software(world, tmp_
         ["rootfs.swu", "restored.bin"]]
 
 
+@database.sqlite_only("a database file from before the generation; PostgreSQL starts at schema 5")
 def test_a_database_from_before_the_generation_gets_it_when_opened(world):
     config = world.server.config
     storage.close_store()

@@ -13,13 +13,13 @@ import http.client
 import os
 import signal
 import socket
-import sqlite3
 import time
 
 import pytest
 from conftest import Server
 from live import DdiLite, wait_until
 
+import database
 import ddi_lite
 import storage
 
@@ -143,9 +143,9 @@ def test_a_poll_answered_just_before_sigterm_is_committed_and_idle_connections_c
         server.stop()
     assert (code, waited < 2) == (0, True), server.log()
     # The server holds poll times in memory for up to a second; a stop writes them.
-    with sqlite3.connect(str(tmp_path / "data" / storage.DATABASE_FILE)) as database:
-        (polled_at,), = database.execute(
-            "SELECT last_target_query FROM target WHERE controller_id = ?", (CONTROLLER,))
+    (polled_at,), = database.rows_of(
+        tmp_path / "data", "SELECT last_target_query FROM target WHERE controller_id = ?",
+        (CONTROLLER,))
     assert polled_at is not None and polled_at >= before
 
 

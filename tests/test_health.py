@@ -1,6 +1,7 @@
 """Is it up, and which one is it: Spring Boot's actuator health paths that hawkBit serves
 (liveness, readiness with the database, health), without credentials; `ddi-lite --version`."""
 
+import contextlib
 import importlib.metadata
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 
+import database
 import storage
 from live import PROJECT_DIR, clean_environment
 
@@ -23,16 +25,33 @@ def test_health_answers_up_without_credentials(server, path):
         (200, "application/json", UP)
 
 
+@contextlib.contextmanager
+def database_away(server):
+    """The database cannot be opened: the data directory is gone from under the server (a disk
+    that failed or was unmounted), or on PostgreSQL the server is out of reach. The connection
+    this thread held is closed first, as one would be after an error, so that the next query
+    has to open the database again."""
+    storage.close_store()
+    if database.ON_POSTGRES:
+        storage.db.database.initialize(storage.db.PostgresDatabase(NOWHERE))
+        yield
+        storage.db.database.initialize(
+            storage.db.PostgresDatabase(server.config["database", "url"]))
+        return
+    data_dir = server.config["server", "data_dir"]
+    os.rename(data_dir, data_dir + ".away")
+    yield
+    os.rename(data_dir + ".away", data_dir)
+
+
+# Nothing listens there.
+NOWHERE = "postgresql://ddi@127.0.0.1:1/ddi"
+
+
 @pytest.fixture
 def unreachable_database(server):
-    """The database file cannot be opened: the data directory is gone from under the server
-    (a disk that failed or was unmounted). The connection this thread held is closed first,
-    as one would be after an error, so that the next query has to open the file again."""
-    data_dir = server.config["server", "data_dir"]
-    storage.close_store()
-    os.rename(data_dir, data_dir + ".away")
-    yield server
-    os.rename(data_dir + ".away", data_dir)
+    with database_away(server):
+        yield server
 
 
 def test_readiness_is_503_down_when_the_database_does_not_answer(unreachable_database):
@@ -46,11 +65,8 @@ def test_liveness_stays_up_when_the_database_does_not_answer(unreachable_databas
 
 
 def test_readiness_is_up_again_once_the_database_answers(server):
-    data_dir = server.config["server", "data_dir"]
-    storage.close_store()
-    os.rename(data_dir, data_dir + ".away")
-    server.http.get("/actuator/health/readiness", status=503)
-    os.rename(data_dir + ".away", data_dir)
+    with database_away(server):
+        server.http.get("/actuator/health/readiness", status=503)
     assert server.http.get("/actuator/health/readiness").json == UP
 
 

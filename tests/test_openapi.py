@@ -18,6 +18,7 @@ import openapi_spec_validator
 import pytest
 
 import console
+import database
 import ddi_lite
 import openapi
 import storage
@@ -210,6 +211,10 @@ CURRENT = CurrentServer()
 def seeded(seeded_data, tmp_path):
     """A server of its own on a copy of the seeded data, which CURRENT passes requests to."""
     shutil.copytree(seeded_data, tmp_path / "data")
+    if database.ON_POSTGRES:  # the rows are not in the directory: copy them too
+        storage.open_store(str(tmp_path / "data"), 0)
+        storage.close_store()
+        database.copy_rows(seeded_data, tmp_path / "data")
     server = Server(data_config(tmp_path / "data"))
     CURRENT.app = server.wsgi
     yield server

@@ -16,8 +16,12 @@ import sqlite3
 
 import pytest
 
+import database
 import storage
 from conftest import DEVICE, Server, token
+
+pytestmark = database.sqlite_only("databases an older ddi-lite wrote are SQLite files; "
+                                  "PostgreSQL support starts at the current schema")
 
 SCHEMA_V1 = (pathlib.Path(__file__).parent / "schema_v1.sql").read_text(encoding="utf-8")
 OPERATOR = {"Authorization": "Basic " + base64.b64encode(b"admin:admin").decode("ascii")}

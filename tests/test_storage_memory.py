@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+import database
 import ddi_lite
 import storage
 
@@ -36,6 +37,7 @@ def pragmas_of_a_new_thread():
     return found
 
 
+@database.sqlite_only("its page cache and memory map")
 def test_the_page_cache_and_mmap_of_every_connection_are_the_settings(app_with):
     app_with(cache_kib=3000, mmap_mib=5)
     assert storage.database.execute_sql("PRAGMA cache_size").fetchone()[0] == -3000
@@ -43,6 +45,7 @@ def test_the_page_cache_and_mmap_of_every_connection_are_the_settings(app_with):
     assert pragmas_of_a_new_thread() == {"cache_size": -3000, "mmap_size": 5 * MiB}
 
 
+@database.sqlite_only("its page cache and memory map")
 def test_without_settings_connections_get_the_shipped_defaults(app_with):
     app_with()
     assert pragmas_of_a_new_thread() == {"cache_size": -storage.db.CACHE_KIB,

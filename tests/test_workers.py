@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 from clients.harness import Operator
 from live import (ADMIN, PROJECT_DIR, DdiLite, child_pids, clean_environment, free_port,
-                  serving_pid, stop_process, wait_until)
+                  once_holder, serving_pid, stop_process, wait_until)
 from test_graceful_stop import ARTIFACT, SlowDownload, refuses_connections, seeded
 
 import console
@@ -429,8 +429,7 @@ def test_feedback_through_the_worker_without_the_rollout_lock_starts_the_next_gr
         first = operator.call("GET", "/actions?q=rolloutGroup.name==group-1")["content"]
         assert len(first) == 2
 
-        lock = server.directory / "data" / "once-rollouts.lock"
-        holder = int(lock.read_text().strip())
+        holder = once_holder(server.directory / "data", "rollouts")
         (other,) = [held[0] for pid, held in connections_to_each(server).items()
                     if pid != holder]
         other_pid = serving_pid(other, child_pids(server.process.pid))
@@ -447,6 +446,6 @@ def test_feedback_through_the_worker_without_the_rollout_lock_starts_the_next_gr
         wait_until(lambda: groups() == ["finished", "running"], interval + 2,
                    "group 2 started by the worker holding the lock", on_timeout=server.log)
         assert time.monotonic() - reported < interval + 2
-        assert int(lock.read_text().strip()) == holder
+        assert once_holder(server.directory / "data", "rollouts") == holder
     finally:
         server.stop()

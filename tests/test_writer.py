@@ -3,6 +3,7 @@ batched, each all or nothing, and each error answered to the request that caused
 
 import threading
 
+import peewee
 import pytest
 import webtest
 
@@ -10,6 +11,7 @@ from conftest import DEVICE, token
 from live import wait_until
 from storage import db
 from storage.db import database
+from storage.errors import ConcurrentModification
 from storage.models import ActionStatus
 
 
@@ -189,3 +191,40 @@ def test_a_device_read_that_notes_retrieved_waits_for_the_note(started):
     newest = (ActionStatus.select().where(ActionStatus.action == action.id)
               .order_by(ActionStatus.id.desc()).first())
     assert newest.status == "RETRIEVED"
+
+
+class Deadlock(Exception):
+    """What psycopg2 raises when PostgreSQL broke a deadlock by giving this write up."""
+
+    pgcode = "40P01"
+
+
+def deadlocked(attempts):
+    """A write whose first `attempts` tries lose a deadlock after inserting a note."""
+    tries = []
+
+    def write_note(text):
+        insert_note(text + "-%d" % len(tries))
+        tries.append(text)
+        if len(tries) <= attempts:
+            raise peewee.OperationalError(Deadlock("deadlock detected"))
+        return text
+    return write_note
+
+
+def test_a_write_that_lost_a_deadlock_is_made_again_and_leaves_one_note(started):
+    assert db.writer.run(deadlocked(2), "note-d") == "note-d"
+    assert notes() == {"note-d-2"}
+
+
+def test_a_write_that_keeps_losing_is_a_409_error_never_the_database_error(started):
+    with pytest.raises(ConcurrentModification):
+        db.writer.run(deadlocked(db.RETRIES + 1), "note-d")
+    assert notes() == set()
+
+
+def test_a_deadlock_in_a_write_transaction_is_a_409_error(server):
+    with pytest.raises(ConcurrentModification):
+        with db.write():
+            deadlocked(1)("note-d")
+    assert notes() == set()

@@ -145,13 +145,15 @@ class ServerProcess:
         self.stop()
 
 
-def ddi_lite_process(data_dir, workdir, threads, port=None, workers=1):
+def ddi_lite_process(data_dir, workdir, threads, port=None, workers=1, database_url=""):
     """ddi-lite as an operator starts it; the status-entry quota is lifted so that a
-    feedback benchmark is never stopped by it."""
+    feedback benchmark is never stopped by it. `database_url`: PostgreSQL instead of SQLite."""
     port = port or free_port()
     argv = [sys.executable, "-m", "ddi_lite", "serve", "--data-dir", data_dir, "--host", HOST,
             "--port", str(port), "--threads", str(threads), "--workers", str(workers),
             "--limits-status-entries-per-action", "0"]
+    if database_url:
+        argv += ["--database-url", database_url]
     return ServerProcess("ddi-lite", argv, port, workdir)
 
 
@@ -166,8 +168,8 @@ def baseline_process(kind, workdir, threads, *options, port=None):
 # --- seeding (no server runs while a data directory is seeded) -----------------------------
 
 @contextlib.contextmanager
-def open_data_dir(data_dir):
-    storage.open_store(data_dir, now_ms())
+def open_data_dir(data_dir, database_url=""):
+    storage.open_store(data_dir, now_ms(), database_url=database_url)
     try:
         yield
     finally:

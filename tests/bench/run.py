@@ -27,6 +27,7 @@ import bench_artifacts
 import bench_feedback
 import bench_memory
 import bench_poll
+import bench_postgres
 import bench_scale
 import bench_startup
 import bench_threads
@@ -41,6 +42,7 @@ BENCHMARKS = (
     ("scale", bench_scale),
     ("threads", bench_threads),
     ("workers", bench_workers),
+    ("postgres", bench_postgres),
 )
 ARTIFACT_SIZE = 200 * MiB
 # The Waitress thread count of ddi-lite's own default, for ddi-lite and every baseline.

@@ -10,7 +10,7 @@ import threading
 import time
 
 from clients.harness import Operator
-from live import ADMIN, DdiLite, child_pids, wait_until
+from live import ADMIN, DdiLite, child_pids, once_holder, wait_until
 
 from storage.accounts import hash_password
 
@@ -36,7 +36,7 @@ def create_target(port, controller_id):
 
 def lock_holder(directory):
     try:
-        return int((directory / "data" / "once-auto-assign.lock").read_text().strip() or 0)
+        return once_holder(directory / "data", "auto-assign")
     except (OSError, ValueError):
         return 0
 
@@ -117,7 +117,7 @@ ROLLOUT_TARGETS = 10
 
 def rollouts_lock_holder(directory):
     try:
-        return int((directory / "data" / "once-rollouts.lock").read_text().strip() or 0)
+        return once_holder(directory / "data", "rollouts")
     except (OSError, ValueError):
         return 0
 
