@@ -12,13 +12,24 @@ interleave. The order of the steps makes every crash recoverable by `sweep` at t
   the trash is emptied. A crash before the commit leaves a referenced blob in the trash, which
   `sweep` puts back; a crash after it leaves an unreferenced one, which `sweep` removes.
 
-The blob store (`artifacts.BlobStore`) is handed in by the caller; nothing here reads bytes.
+Several nodes may share one blob store (a directory on NFS, an S3 bucket) and one database
+(PostgreSQL) without sharing a write lock. Then a blob that no committed row names may be one
+another node has just kept and is about to commit the row of: the sweep of a shared store
+(`blobs.shared`) leaves blobs younger than SHARED_SETTLE_SECONDS for a later sweep. A trashed
+blob it puts back because another node's delete has not committed yet is freed by a later
+sweep too.
+
+The blob store (an `artifacts.BlobStorage`) is handed in by the caller; nothing here reads
+bytes.
 """
 
 import contextlib
 
 from storage.db import write
 from storage.models import Artifact
+
+# Longer than any keep-to-commit of a row takes, however long its write waits for the lock.
+SHARED_SETTLE_SECONDS = 3600
 
 
 class BlobChanges:
@@ -95,7 +106,8 @@ def sweep(blobs):
             else:
                 blobs.empty_trash(sha1)
                 freed += 1
-        for sha1 in list(blobs.stored()):
+        settle = SHARED_SETTLE_SECONDS if blobs.shared else 0
+        for sha1 in list(blobs.stored(min_age=settle)):
             if sha1 not in referenced:
                 blobs.delete(sha1)
                 freed += 1

@@ -74,9 +74,8 @@ class Server:
 
 
 def storage_blobs(config):
-    import artifacts
-    import os
-    return artifacts.BlobStore(os.path.join(config["server", "data_dir"], "artifacts"))
+    from service import artifact_store
+    return artifact_store.blob_store(config)
 
 
 @pytest.fixture
