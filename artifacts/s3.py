@@ -19,6 +19,7 @@ directory never loads it.
 """
 
 import os
+import threading
 import time
 import urllib.parse
 from typing import BinaryIO, Dict, Iterator, Optional
@@ -34,6 +35,21 @@ PART_SIZE = 8 * 1024 * 1024
 # The largest object one CopyObject call copies; beyond, boto3 copies it in parts.
 COPY_OBJECT_LIMIT = 5 * 1024 ** 3
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchUpload")
+
+# One boto3 session for every store of the process: a session loads S3's service description
+# once (a tenth of a second), and making clients from it is then quick. A session is not
+# thread-safe, its clients are; clients are made under the lock.
+_session = None
+_session_lock = threading.Lock()
+
+
+def _client(**options):
+    global _session
+    import boto3
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", **options)
 
 
 class StoreUnreachable(OSError):
@@ -60,15 +76,14 @@ class S3BlobStore(BlobStorage):
 
     def __init__(self, url: str, endpoint: str = "", region: str = "", access_key: str = "",
                  secret_key: str = "", node: Optional[str] = None):
-        import boto3
         import botocore.config
         import botocore.exceptions
         self._errors = botocore.exceptions
         self.bucket, self.prefix = parse_url(url)
         self.root = url
         self.node = node or this_node()
-        self._client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint or None, region_name=region or None,
+        self._client = _client(
+            endpoint_url=endpoint or None, region_name=region or None,
             aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
             config=botocore.config.Config(
                 signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
