@@ -47,14 +47,13 @@ def blob_store(config, data_dir=None):
         return BlobStore(os.path.abspath(os.path.expanduser(location)), shared=True)
     try:
         from artifacts import s3
-    except ImportError as missing:
-        raise ConfigError("[artifacts] store = %s needs boto3: pip install 'ddi-lite[s3]' (%s)"
-                          % (location, missing))
-    try:
         return s3.S3BlobStore(location, config["artifacts", "endpoint"],
                               config["artifacts", "region"], config["artifacts", "access_key"],
                               config["artifacts", "secret_key"])
+    except ImportError as missing:
+        raise ConfigError("[artifacts] store = %s needs boto3: pip install 'ddi-lite[s3]' (%s)"
+                          % (location, missing))
     except ValueError as error:
         raise ConfigError("[artifacts] store: %s" % error)
-    except s3.StoreUnreachable as error:
+    except OSError as error:  # s3.StoreUnreachable: the bucket cannot be used
         raise ConfigError(str(error))
