@@ -254,8 +254,8 @@ def test_a_real_server_on_s3_keeps_its_memory_flat_and_survives_kill_9(tmp_path,
             answer = connection.getresponse()
             assert answer.status == 201, answer.read()
             answer.read()
-        # Two 8 MiB parts at most, and what boto3 keeps.
-        assert sampler.peak - baseline < 40 * MiB, \
+        # About two 8 MiB parts and what boto3 keeps (18 MiB measured; 128 MiB parts: 124).
+        assert sampler.peak - baseline < 32 * MiB, \
             "the server grew by %d MiB" % ((sampler.peak - baseline) // MiB)
         sha1 = body.sha1.hexdigest()
         server.process.send_signal(signal.SIGKILL)
