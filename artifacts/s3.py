@@ -11,7 +11,10 @@ moment (the copy done, the delete not), which the sweep tidies as well.
 
 Uploads stream: the bytes are hashed as they arrive and go out in parts of PART_SIZE
 (S3's multipart upload), so one part is all this process holds of an upload; an upload
-smaller than one part is a single PUT.
+smaller than one part is a single PUT. An upload about to be kept is copied into place
+(`stage`) before its write transaction, since a copy takes time in proportion to the size;
+`keep` then only checks that it is still there. Deleting still copies to the trash inside the
+transaction (rare, an operator's step).
 
 boto3 (the `s3` extra, `pip install ddi-lite[s3]`) does the request signing (SigV4),
 retries and multipart calls; it is imported when a store is made, so a server on the local
@@ -195,11 +198,22 @@ class S3BlobStore(BlobStorage):
             raise
         return Received(blob, parts.key)
 
-    def keep(self, received: Received) -> Blob:
-        """Copy a received upload into place, then drop the temp object. Always a copy, even
-        when the same bytes are in place: the copy's fresh time keeps another node's sweep
-        from taking the blob for one that no row names while this row is being committed."""
+    def stage(self, received: Received) -> None:
+        """Copy a received upload into place before the write transaction that keeps it: a
+        copy takes as long as the object store needs for the size, and that transaction
+        holds the database's write lock. No row names the blob yet, so no device can ask for
+        it; the copy's fresh time keeps another node's sweep from taking it for a leftover
+        while its row is being committed. A transaction that then fails leaves it for a
+        sweep (other rows may name the same bytes)."""
         self._copy(received.temp_path, self.key(received.blob.sha1), received.blob.size)
+
+    def keep(self, received: Received) -> Blob:
+        """Make sure a received upload is in place, then drop the temp object. `stage` put
+        it there, unless a delete of the same bytes or a sweep took it meanwhile, or it was
+        not staged: then it is copied from the temp object now (under the write lock, so
+        nothing takes it away before the row commits)."""
+        if not self.exists(received.blob.sha1):
+            self._copy(received.temp_path, self.key(received.blob.sha1), received.blob.size)
         self._delete(received.temp_path)
         return received.blob
 

@@ -103,7 +103,8 @@ class BlobStorage:
     """What the rest of ddi-lite asks of a blob store, whichever backend holds the bytes.
 
     Bytes arrive with ``receive`` (streamed, hashed, checked; not downloadable yet) and become
-    a blob with ``keep`` or go with ``discard``; a blob is freed with ``trash``, then
+    a blob with ``keep`` (after ``stage``, outside the write transaction) or go with
+    ``discard``; a blob is freed with ``trash``, then
     ``empty_trash`` or ``restore``; ``stored``, ``trashed``, ``delete`` and
     ``remove_stale_temp_files`` let the sweep of `storage.blobs` tidy up after a crash.
     ``source(sha1)`` is what `artifacts.serve` streams (a path, or an object with
@@ -148,6 +149,10 @@ class BlobStorage:
             self.discard(received)
             raise ChecksumMismatch("sha1")
         return self.keep(received)
+
+    def stage(self, received: Received) -> None:
+        """Do before the write transaction what `keep` would otherwise do slowly inside it
+        (nothing here: a rename is instant)."""
 
     def presigned_url(self, sha1: str, seconds: int, filename: str) -> Optional[str]:
         return None

@@ -7,7 +7,10 @@ upload of some content and the delete of another module holding the same content
 interleave. The order of the steps makes every crash recoverable by `sweep` at the next start:
 
 - keeping: the row is written, then the received file is moved into place, then the commit.
-  A crash before the commit leaves a blob no row refers to, which `sweep` removes.
+  A crash before the commit leaves a blob no row refers to, which `sweep` removes. A store
+  whose move is slow (an object store copies) puts it in place before the transaction
+  (`stage`) and only checks it is still there inside; a crash or a refusal between leaves a
+  blob no row refers to as well.
 - freeing: the rows are deleted, then the blob is moved to the trash, then the commit, then
   the trash is emptied. A crash before the commit leaves a referenced blob in the trash, which
   `sweep` puts back; a crash after it leaves an unreferenced one, which `sweep` removes.
@@ -65,6 +68,17 @@ class BlobChanges:
     def _finish(self):
         for sha1 in self._trashed:
             self.blobs.empty_trash(sha1)
+
+
+def stage(blobs, received):
+    """Before the write transaction that keeps `received`: what the store's keep would do
+    slowly under the write lock (`artifacts.BlobStorage.stage`). The upload is discarded if
+    this fails."""
+    try:
+        blobs.stage(received)
+    except BaseException:
+        blobs.discard(received)
+        raise
 
 
 @contextlib.contextmanager

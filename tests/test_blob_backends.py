@@ -190,6 +190,19 @@ def test_a_received_upload_is_not_in_place_until_kept(backend, store):
     assert len(backend.everything()) == 1  # the temp upload is gone
 
 
+def test_a_staged_upload_is_kept_even_if_its_staged_copy_went_meanwhile(backend, store):
+    """`stage` does the slow part before the write transaction (S3: the copy into place);
+    a delete of the same bytes or a sweep may take that copy before `keep`, which then puts
+    the bytes in place from the temp upload again."""
+    received = store.receive(ChunkedStream(b"staged"))
+    store.stage(received)
+    assert store.exists(received.blob.sha1) == (backend.kind == "s3")
+    store.delete(received.blob.sha1)
+    assert store.keep(received) == received.blob
+    assert read_all(store, received.blob.sha1) == b"staged"
+    assert len(backend.everything()) == 1
+
+
 def test_a_discarded_upload_leaves_nothing(backend, store):
     store.discard(store.receive(ChunkedStream(b"unwanted")))
     assert backend.everything() == []

@@ -157,3 +157,17 @@ def test_a_shared_directory_gives_a_kept_blob_a_fresh_time(tmp_path):
     os.utime(shared.path(blob.sha1), (old, old))
     shared.put(io.BytesIO(b"again"))
     assert time.time() - os.stat(shared.path(blob.sha1)).st_mtime < 60
+
+
+def test_an_upload_staged_before_a_refused_transaction_is_left_for_the_sweep(
+        blobs, module, settled):
+    """S3 copies an upload into place before the write lock (storage.blobs.stage); when the
+    transaction is then refused, the copy is a blob no row names, as after a crash."""
+    received = blobs.receive(io.BytesIO(b"refused"))
+    blob_rules.stage(blobs, received)
+    with pytest.raises(RuntimeError):
+        with blob_rules.changing(blobs) as changes:
+            changes.keep(received)
+            raise RuntimeError("409: the file name is taken")
+    assert blob_rules.sweep(blobs)["freed"] == (0 if isinstance(blobs, BlobStore) else 1)
+    assert list(blobs.stored()) == []
