@@ -90,6 +90,8 @@ class S3BlobStore(BlobStorage):
             aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
             config=botocore.config.Config(
                 signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
+                # Beyond the default 10: one per request thread of a busy server, and more.
+                max_pool_connections=64,
                 # A custom endpoint (MinIO, Ceph, Moto) seldom has a DNS name per bucket.
                 s3={"addressing_style": "path"} if endpoint else {}))
         try:
