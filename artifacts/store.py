@@ -104,9 +104,9 @@ class BlobStorage:
 
     Bytes arrive with ``receive`` (streamed, hashed, checked; not downloadable yet) and become
     a blob with ``keep`` (after ``stage``, outside the write transaction) or go with
-    ``discard``; a blob is freed with ``trash``, then
-    ``empty_trash`` or ``restore``; ``stored``, ``trashed``, ``delete`` and
-    ``remove_stale_temp_files`` let the sweep of `storage.blobs` tidy up after a crash.
+    ``discard``; a blob is freed with ``trash``, then ``empty_trash`` or ``restore``;
+    ``stored``, ``trashed``, ``delete`` and ``remove_stale_temp_files`` let the sweep of
+    `storage.blobs` tidy up after a crash.
     ``source(sha1)`` is what `artifacts.serve` streams (a path, or an object with
     ``open_range``); ``presigned_url`` a link a device may fetch the blob from directly
     (None where the backend has none). ``shared`` says whether other machines may write the
@@ -115,6 +115,54 @@ class BlobStorage:
 
     root = ""
     shared = False
+
+    # --- what every backend does ---------------------------------------------------------
+
+    def receive(self, stream: BinaryIO, max_size: Optional[int] = None,
+                expected: Optional[Dict[str, Optional[str]]] = None) -> Received:
+        raise NotImplementedError
+
+    def keep(self, received: Received) -> Blob:
+        raise NotImplementedError
+
+    def discard(self, received: Received) -> None:
+        raise NotImplementedError
+
+    def exists(self, sha1: str) -> bool:
+        raise NotImplementedError
+
+    def source(self, sha1: str):
+        raise NotImplementedError
+
+    def open(self, sha1: str) -> BinaryIO:
+        """The blob's bytes as a stream; FileNotFoundError when it is not in place."""
+        raise NotImplementedError
+
+    def open_trashed(self, sha1: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def stored(self, min_age: float = 0) -> Iterator[str]:
+        raise NotImplementedError
+
+    def trashed(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def trash(self, sha1: str) -> None:
+        raise NotImplementedError
+
+    def restore(self, sha1: str) -> None:
+        raise NotImplementedError
+
+    def empty_trash(self, sha1: str) -> None:
+        raise NotImplementedError
+
+    def delete(self, sha1: str) -> None:
+        raise NotImplementedError
+
+    def remove_stale_temp_files(self) -> int:
+        raise NotImplementedError
+
+    # --- what they share, or may leave as it is ------------------------------------------
 
     def put(
         self,

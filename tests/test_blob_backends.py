@@ -353,3 +353,14 @@ def test_a_presigned_url_fetches_the_blob_without_credentials(backend, store):
         assert answer.headers["Content-Disposition"] == 'attachment;filename="fw 1.bin"'
     # Its expiry is S3's to enforce; Moto's server does not check signatures.
     assert "X-Amz-Expires=60" in url
+
+
+def test_every_backend_implements_the_whole_interface():
+    from artifacts import BlobStorage
+    from artifacts.s3 import S3BlobStore
+    required = [name for name, member in vars(BlobStorage).items() if callable(member)
+                and member.__code__.co_names[-1:] == ("NotImplementedError",)]
+    assert "receive" in required and "remove_stale_temp_files" in required
+    for backend in (BlobStore, S3BlobStore):
+        assert [name for name in required
+                if getattr(backend, name) is getattr(BlobStorage, name)] == [], backend
