@@ -27,7 +27,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import re
 import signal
 import sys
@@ -40,8 +39,8 @@ import artifacts
 import console
 import storage
 from client import cli
-from service import (access_log, configuration, connections, forwarded, metrics, systemd,
-                     workers)
+from service import (access_log, artifact_store, configuration, connections, forwarded,
+                     metrics, systemd, workers)
 from service import cli as service_cli
 from service.configuration import ConfigError, Setting
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
@@ -153,7 +152,7 @@ SETTINGS = (
             "Seconds between evaluations of running rollouts (thresholds, next groups, "
             "startAt); device feedback on a rollout's action makes one at once. 2, as "
             "auto-assignment: a pass over 10 running rollouts is a few reads each."),
-)
+) + artifact_store.SETTINGS
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {
@@ -542,6 +541,7 @@ class DeviceApi:
         self.trusted_proxies = config["server", "trusted_proxies"]
         self.max_body = config["limits", "max_body_bytes"]
         self.blobs = blobs
+        self.redirect = config["artifacts", "redirect"] and config["artifacts", "redirect_seconds"]
         # The sets' chunks (storage/chunks.py), this app's own: an app serves one database,
         # and what it cached must never be served from another.
         self.chunk_cache = chunks.ChunkCache()
@@ -733,19 +733,24 @@ class DeviceApi:
         artifact, action, md5sum = ddi.artifact_for_download(device.target, module_id, filename)
         environ = request.environ
         whole_file_get = request.method == "GET" and "HTTP_RANGE" not in environ
+        response = None
         if md5sum:
             if not accepts_text(environ.get("HTTP_ACCEPT")):
                 raise HttpProblem(406)
             response = artifacts.md5sum_response(artifact.md5, artifact.filename)
-        else:
+        elif self.redirect and request.method == "GET" and not (
+                {"HTTP_IF_MATCH", "HTTP_IF_RANGE"} & set(environ)):  # README: Artifact storage
+            response = artifacts.redirect_response(self.blobs.presigned_url(
+                artifact.sha1, self.redirect, artifact.filename))
+        if response is None:
             response = artifacts.file_response(
-                self.blobs.path(artifact.sha1), artifact.size, artifact.sha1,
+                self.blobs.source(artifact.sha1), artifact.size, artifact.sha1,
                 artifact.created_at, artifact.filename, request.method,
                 {"range": environ.get("HTTP_RANGE"), "if-range": environ.get("HTTP_IF_RANGE"),
                  "if-match": environ.get("HTTP_IF_MATCH")})
         # Range requests are never logged: range-streaming clients would fill the history
         # (hawkBit #1249). HEAD is not a download either (SWUpdate sends one before each GET).
-        if whole_file_get and response.status == 200:
+        if whole_file_get and response.status in (200, 302):
             ddi.note_download(action, request.path, device.now)
         return file_response(response, artifact.size)
 
@@ -1248,7 +1253,7 @@ class ManagementApi:
         artifact = software.artifact_for_download(module_id, artifact_id)
         environ = context.request.environ
         response = artifacts.file_response(
-            self.blobs.path(artifact.sha1), artifact.size, artifact.sha1, artifact.created_at,
+            self.blobs.source(artifact.sha1), artifact.size, artifact.sha1, artifact.created_at,
             artifact.filename, context.request.method,
             {"range": environ.get("HTTP_RANGE"), "if-range": environ.get("HTTP_IF_RANGE"),
              "if-match": environ.get("HTTP_IF_MATCH")})
@@ -1372,7 +1377,7 @@ def _open_store(config):
 
 
 def _blob_store(config):
-    return artifacts.BlobStore(os.path.join(config["server", "data_dir"], "artifacts"))
+    return artifact_store.blob_store(config)
 
 
 def create_app(config, accounts=None, observer=None, sweep=True):

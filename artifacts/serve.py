@@ -8,6 +8,9 @@ copies the result onto its own response object.
 Every response carries an exact Content-Length, because some device clients
 cannot cope with chunked transfer encoding. File bytes are streamed from
 disk in bounded chunks; the file is opened only when the body is iterated.
+The bytes come from a path, or from any source with ``open_range(first,
+last)`` that returns a stream of exactly those bytes (a blob in object
+storage, ``artifacts.s3``).
 
 Not handled here: looking up which file to serve, authorisation, and
 recording download progress.
@@ -76,10 +79,12 @@ class FileBody:
 
     ``path`` and ``ranges`` are public so that a WSGI layer may hand a plain
     single-range body to ``wsgi.file_wrapper`` instead of iterating it.
+    ``path`` is None when the bytes come from a source with ``open_range``.
     """
 
-    def __init__(self, path: str, pieces: Sequence[_Piece]):
-        self.path = path
+    def __init__(self, source, pieces: Sequence[_Piece]):
+        self.source = source
+        self.path = source if isinstance(source, str) else None
         self._pieces = tuple(pieces)
         self.ranges = tuple(piece for piece in self._pieces if isinstance(piece, tuple))
         self.length = sum(
@@ -102,7 +107,8 @@ class FileBody:
         """The file, opened at the start of the only range, when that range runs to the end
         of the file; else None. A server's file wrapper may send such a body straight from
         the file to EOF (Waitress does, without copying it through Python buffers)."""
-        if len(self._pieces) != 1 or not self.ranges or self.ranges[0][1] != size - 1:
+        if len(self._pieces) != 1 or not self.ranges or self.ranges[0][1] != size - 1 \
+                or self.path is None:
             return None
         handle = open(self.path, "rb")
         handle.seek(self.ranges[0][0])
@@ -114,22 +120,26 @@ class FileBody:
             self._file = None
 
     def _read_range(self, first: int, last: int) -> Iterator[bytes]:
-        if self._file is None:
-            self._file = open(self.path, "rb", buffering=0)
-        self._file.seek(first)
+        if self.path is None:
+            self.close()
+            self._file = self.source.open_range(first, last)
+        else:
+            if self._file is None:
+                self._file = open(self.path, "rb", buffering=0)
+            self._file.seek(first)
         remaining = last - first + 1
         while remaining:
             chunk = self._file.read(min(READ_CHUNK_SIZE, remaining))
             if not chunk:
                 # Content-Length is already promised; failing loudly lets the
                 # server drop the connection instead of sending a short body.
-                raise OSError(f"{self.path} ended before byte {last}")
+                raise OSError(f"{self.path or self.source} ended before byte {last}")
             remaining -= len(chunk)
             yield chunk
 
 
 def file_response(
-    path: str,
+    path,
     size: int,
     etag_sha1: str,
     last_modified_ms: int,
@@ -137,7 +147,7 @@ def file_response(
     method: str,
     headers: Mapping[str, str],
 ) -> Response:
-    """Respond to a GET or HEAD of the file at ``path``.
+    """Respond to a GET or HEAD of the file at ``path`` (or a source with ``open_range``).
 
     ``headers`` holds the request headers under lowercase names.
     """
@@ -157,7 +167,7 @@ def file_response(
         ("ETag", etag),
         ("Last-Modified", last_modified),
         ("X-Content-Type-Options", "nosniff"),
-        ("Content-Disposition", _content_disposition(filename)),
+        ("Content-Disposition", content_disposition(filename)),
     ]
     if method == "HEAD":
         return Response(200, common + _length_headers(OCTET_STREAM, size), ())
@@ -202,6 +212,13 @@ def file_response(
     return Response(206, common + _length_headers(content_type, body.length), body)
 
 
+def redirect_response(url: Optional[str]) -> Optional[Response]:
+    """A 302 to where the file can be fetched directly (a presigned URL), None without one."""
+    if url is None:
+        return None
+    return Response(302, [("Location", url), ("Content-Length", "0")], ())
+
+
 def md5sum_response(md5: str, filename: str) -> Response:
     """The ``.MD5SUM`` companion of an artifact, in md5sum(1) output format."""
     # The filename may be any Unicode: UTF-8, and said so. hawkBit's contract asks for
@@ -209,13 +226,13 @@ def md5sum_response(md5: str, filename: str) -> Response:
     body = f"{md5}  {filename}".encode("utf-8")
     return Response(
         200,
-        [("Content-Disposition", _content_disposition(filename + ".MD5SUM"))]
+        [("Content-Disposition", content_disposition(filename + ".MD5SUM"))]
         + _length_headers("text/plain; charset=UTF-8", len(body)),
         (body,),
     )
 
 
-def _content_disposition(filename: str) -> str:
+def content_disposition(filename: str) -> str:
     """``attachment`` with the filename as a token, quoted-string or RFC 6266 pair."""
     if all(_is_printable_ascii(char) for char in filename):
         return f"attachment;filename={_token_or_quoted(filename)}"

@@ -284,7 +284,7 @@ def _file_answers(md5sum):
     if md5sum:
         whole["text/plain"] = {"schema": schemas.string(
             "`<md5>  <file name>`: for `fileName` ending in `.MD5SUM`.")}
-    return {
+    answers = {
         "200": {"description": "The whole file.", "headers": _FILE_HEADERS, "content": whole},
         "206": {"description": "The requested range(s); several ranges as "
                                "multipart/byteranges.",
@@ -293,6 +293,13 @@ def _file_answers(md5sum):
                 "content": {"application/octet-stream": binary,
                             "multipart/byteranges": binary}},
     }
+    if md5sum:  # the device's download
+        answers["302"] = {
+            "description": "With `[artifacts] redirect = true` and an S3 store: fetch the "
+                           "file from the short-lived presigned URL in Location, without "
+                           "the Authorization header.",
+            "headers": {"Location": {"schema": schemas.string()}}}
+    return answers
 
 
 ###############################################################################

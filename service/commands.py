@@ -11,7 +11,7 @@ import re
 import sys
 
 import artifacts
-from service import configuration, systemd
+from service import artifact_store, configuration, systemd
 from service.configuration import ConfigError
 from storage import accounts
 from storage import backup as backups
@@ -49,6 +49,10 @@ def copy_data(args, schema):
     """`ddi-lite backup DEST` and `ddi-lite restore SRC` (storage/backup.py), on the data
     directory `serve` uses with the same --config and --data-dir."""
     def blob_store(directory):
+        # The data directory's blobs are where [artifacts] store says (a bucket, perhaps); a
+        # backup folder holds its own.
+        if directory == data_dir:
+            return artifact_store.blob_store(config)
         return artifacts.BlobStore(os.path.join(directory, "artifacts"))
     overrides = {name: value for name, value in vars(args).items()
                  if "." in name and value is not None}

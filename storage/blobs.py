@@ -7,18 +7,32 @@ upload of some content and the delete of another module holding the same content
 interleave. The order of the steps makes every crash recoverable by `sweep` at the next start:
 
 - keeping: the row is written, then the received file is moved into place, then the commit.
-  A crash before the commit leaves a blob no row refers to, which `sweep` removes.
+  A crash before the commit leaves a blob no row refers to, which `sweep` removes. A store
+  whose move is slow (an object store copies) puts it in place before the transaction
+  (`stage`) and only checks it is still there inside; a crash or a refusal between leaves a
+  blob no row refers to as well.
 - freeing: the rows are deleted, then the blob is moved to the trash, then the commit, then
   the trash is emptied. A crash before the commit leaves a referenced blob in the trash, which
   `sweep` puts back; a crash after it leaves an unreferenced one, which `sweep` removes.
 
-The blob store (`artifacts.BlobStore`) is handed in by the caller; nothing here reads bytes.
+Several nodes may share one blob store (a directory on NFS, an S3 bucket) and one database
+(PostgreSQL) without sharing a write lock. Then a blob that no committed row names may be one
+another node has just kept and is about to commit the row of: the sweep of a shared store
+(`blobs.shared`) leaves blobs younger than SHARED_SETTLE_SECONDS for a later sweep. A trashed
+blob it puts back because another node's delete has not committed yet is freed by a later
+sweep too.
+
+The blob store (an `artifacts.BlobStorage`) is handed in by the caller; nothing here reads
+bytes.
 """
 
 import contextlib
 
 from storage.db import write
 from storage.models import Artifact
+
+# Longer than any keep-to-commit of a row takes, however long its write waits for the lock.
+SHARED_SETTLE_SECONDS = 3600
 
 
 class BlobChanges:
@@ -54,6 +68,17 @@ class BlobChanges:
     def _finish(self):
         for sha1 in self._trashed:
             self.blobs.empty_trash(sha1)
+
+
+def stage(blobs, received):
+    """Before the write transaction that keeps `received`: what the store's keep would do
+    slowly under the write lock (`artifacts.BlobStorage.stage`). The upload is discarded if
+    this fails."""
+    try:
+        blobs.stage(received)
+    except BaseException:
+        blobs.discard(received)
+        raise
 
 
 @contextlib.contextmanager
@@ -95,7 +120,8 @@ def sweep(blobs):
             else:
                 blobs.empty_trash(sha1)
                 freed += 1
-        for sha1 in list(blobs.stored()):
+        settle = SHARED_SETTLE_SECONDS if blobs.shared else 0
+        for sha1 in list(blobs.stored(min_age=settle)):
             if sha1 not in referenced:
                 blobs.delete(sha1)
                 freed += 1

@@ -16,6 +16,7 @@ from storage import assignments, filters, query, tenant
 from storage.documents import audit_fields, clean, link, paged, segment
 from storage import transitions as t
 from storage.blobs import changing as blobs_changing
+from storage.blobs import stage as stage_upload
 from storage.coerce import as_bool, as_int, as_list, as_object, as_str
 from storage.db import write
 from storage.ddi import now_ms
@@ -557,6 +558,7 @@ def add_uploaded_artifact(base, module_id, filename, received, blobs, user):
     received bytes are discarded."""
     blob = received.blob
     now = now_ms()
+    stage_upload(blobs, received)
     with blobs_changing(blobs) as changes:
         changes.keep(received)
         filename = clean_filename(filename)

@@ -103,10 +103,42 @@ class Server:
                            controller_id, **options)
 
 
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """Moto's S3 server (tests/s3stand.py), one process for the session."""
+    import s3stand
+    s3stand._needed("boto3")
+    s3stand._needed("moto")
+    server = s3stand.MotoServer(str(tmp_path_factory.mktemp("moto")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto):
+    """A new bucket on Moto's server: its name."""
+    return moto.new_bucket()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_kind(request):
+    """Each backend in turn, for the tests that must hold for both."""
+    return request.param
+
+
+@pytest.fixture
+def backend_settings(request, store_kind):
+    """The [artifacts] settings of `store_kind`: none for the data directory, else a new
+    bucket (with a prefix, as an operator would share one bucket) on Moto's server."""
+    if store_kind == "local":
+        return {}
+    moto = request.getfixturevalue("moto")
+    return moto.settings("s3://%s/ddi-lite" % moto.new_bucket())
+
+
 def storage_blobs(config):
-    import artifacts
-    import os
-    return artifacts.BlobStore(os.path.join(config["server", "data_dir"], "artifacts"))
+    from service import artifact_store
+    return artifact_store.blob_store(config)
 
 
 @pytest.fixture

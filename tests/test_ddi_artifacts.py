@@ -1,7 +1,8 @@
 """DDI artifact resources through the WSGI app (contract §4.14-§4.16, §9 items 24-29).
 
 Artifact list, download (ranges, validators, HEAD, MD5SUM), who may download what, and which
-requests leave a DOWNLOAD entry in the action history.
+requests leave a DOWNLOAD entry in the action history. Every test runs with the blobs in the
+data directory and in S3 (a bucket on Moto's server, tests/s3stand.py), served through ddi-lite.
 """
 
 import email.utils
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+import ddi_lite
 from conftest import DEVICE, token
 from storage import assignments
 from storage.models import ActionStatus, Artifact
@@ -28,6 +30,14 @@ ENTITY_NOT_FOUND = "hawkbit.server.error.repo.entityNotFound"
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+@pytest.fixture
+def config(tmp_path, backend_settings):
+    """conftest's settings, with the artifacts in each backend in turn."""
+    return ddi_lite.load_config(path=None, environ={}, overrides=dict({
+        "server.data_dir": str(tmp_path / "data"), "server.trusted_proxies": ""},
+        **backend_settings))
 
 
 class Deployed:
