@@ -302,10 +302,28 @@ class Gateway:
             self._note_root_answer(controller_id, document)
         self.state.note_device(controller_id, now, token_hash if answer.status == 200 else None,
                                sleep)
+        if resource == "" and isinstance(document, dict) and answer.status == 200:
+            self._prefetch(controller_id, document, authorization)
         if answer.status == 200 and isinstance(document, dict) and \
                 re.match(r"^/(deploymentBase|confirmationBase)/[^/]+$", resource):
             self._note_deployment(controller_id, resource.split("/")[2], document)
         return answer
+
+    def _prefetch(self, controller_id, document, authorization):
+        """The action resources a root poll links to, asked for now rather than when the
+        device follows the link: it gets them even if upstream is down by then, and the
+        artifact cache starts filling at once."""
+        for rel in ("deploymentBase", "confirmationBase", "cancelAction"):
+            href = ((document.get("_links") or {}).get(rel) or {}).get("href")
+            if not href or "/controller/v1/" not in href or _action_id_of(href) is None:
+                continue
+            resource = href.split("/controller/v1/", 1)[1]
+            resource = _resource_key(resource[len(resource.split("/")[0]):])
+            if self.state.answer(controller_id, resource) is None:
+                try:
+                    self._fetch(controller_id, resource, authorization)
+                except upstream.UpstreamDown:
+                    return
 
     def _note_root_answer(self, controller_id, document):
         """What a fresh root poll says about the device's actions: closed ones upstream no
@@ -496,8 +514,16 @@ def _resource(environ, with_query=True):
     controller_path = "/controller/v1/"
     rest = path[path.index(controller_path) + len(controller_path):]
     rest = rest[len(rest.split("/")[0]):]
-    query = environ.get("QUERY_STRING", "")
-    return rest + ("?" + query if with_query and query else "")
+    return _resource_key(rest + "?" + environ.get("QUERY_STRING", "")) if with_query else rest
+
+
+def _resource_key(resource):
+    """A resource as the gateway keeps its answer: without hawkBit's `c` parameter, a hash of
+    the action's state that only busts HTTP caches, so that the link's and the device's
+    request's keys agree whichever `c` each carries."""
+    path, _, query = resource.partition("?")
+    kept = [pair for pair in query.split("&") if pair and not pair.startswith("c=")]
+    return path + ("?" + "&".join(kept) if kept else "")
 
 
 def _sleep_of(document):

@@ -4,7 +4,7 @@ are a small DDI loop in the test, speaking to the gateway only."""
 
 import hashlib
 import json
-import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -104,3 +104,184 @@ def test_a_poll_is_relayed_with_links_pointing_at_the_gateway(servers, tmp_path)
     artifact = deployment["deployment"]["chunks"][0]["artifacts"][0]
     assert artifact["_links"]["download-http"]["href"].startswith(gateway.url + "/DEFAULT/")
     assert upstream.url not in json.dumps(deployment)
+
+
+def requests_counted(server, method, route, status="2xx"):
+    """How many requests a server answered on this route (its /metrics)."""
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": live.ADMIN})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode("utf-8")
+    pattern = 'ddi_lite_http_requests_total{method="%s",route="%s",status="%s"} ' % (
+        method, route, status)
+    return sum(int(line[len(pattern):]) for line in text.splitlines()
+               if line.startswith(pattern))
+
+
+ROOT_ROUTE = "/<tenant>/controller/v1/<controller_id>"
+
+
+def deployment_shown(gateway, controller_id):
+    """Poll the gateway until the device's deployment shows: its path under the device."""
+    status, poll = live.wait_until(
+        lambda: (lambda answer: answer if link_of(answer[1], "deploymentBase") else None)(
+            ddi(gateway.url, "GET", controller_id)), 15, "the deployment shown via the gateway")
+    return link_of(poll, "deploymentBase").split("/controller/v1/", 1)[1].split("?")[0]
+
+
+def status_history(upstream, controller_id, action_id):
+    """The upstream action's status entries, oldest first: (type, messages)."""
+    entries = live.api(upstream.url, "GET", "/targets/%s/actions/%d/status?limit=100&sort=id:ASC"
+                       % (controller_id, action_id))["content"]
+    return [(entry["type"], entry.get("messages", [])) for entry in entries]
+
+
+def test_polls_reach_upstream_once_per_sleep_however_often_the_device_polls(servers):
+    upstream, gateway = servers
+    live.api(upstream.url, "PUT", "/system/configs/pollingTime", {"value": "00:00:05"})
+    ddi(gateway.url, "GET", "often-1")  # the first poll asks upstream and learns the sleep
+    before = requests_counted(upstream, "GET", ROOT_ROUTE)
+    answers = [ddi(gateway.url, "GET", "often-1") for _ in range(40)]
+    assert all(status == 200 for status, _ in answers)
+    assert answers[-1][1]["config"]["polling"]["sleep"] == "00:00:05"
+    assert requests_counted(upstream, "GET", ROOT_ROUTE) - before <= 1
+
+
+def test_feedback_reaches_upstream_in_order_and_closes_the_action(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "close", ["dev-1"])
+    path = deployment_shown(gateway, "dev-1")
+    assert ddi(gateway.url, "GET", path)[0] == 200
+    action_path = "dev-1/deploymentBase/%d/feedback" % actions["dev-1"]
+    # The answer to "installing" is lost, and the device sends the same report again.
+    for step in ("downloading", "installing", "installing"):
+        assert ddi(gateway.url, "POST", action_path,
+                   feedback(actions["dev-1"], "proceeding", details=[step]))[0] == 200
+    closing = feedback(actions["dev-1"], "closed", "success", ["done"])
+    assert ddi(gateway.url, "POST", action_path, closing)[0] == 200
+    live.wait_until(lambda: live.api(upstream.url, "GET", "/targets/dev-1/actions/%d"
+                                     % actions["dev-1"])["status"] == "finished",
+                    15, "the action closed upstream")
+    history = [messages for kind, messages in status_history(upstream, "dev-1",
+                                                             actions["dev-1"])]
+    reported = [m for m in history if m and m[-1] in ("downloading", "installing", "done")]
+    assert [m[-1] for m in reported] == ["downloading", "installing", "done"]
+    live.wait_until(lambda: link_of(ddi(gateway.url, "GET", "dev-1")[1], "deploymentBase")
+                    is None, 10, "the closed action gone from the device's poll")
+
+
+def test_a_closed_action_is_not_offered_again_while_its_report_waits(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "hidden", ["dev-1"])
+    path = deployment_shown(gateway, "dev-1")
+    upstream.stop()
+    assert ddi(gateway.url, "POST", path + "/feedback",
+               feedback(actions["dev-1"], "closed", "success"))[0] == 200
+    status, poll = ddi(gateway.url, "GET", "dev-1")
+    assert status == 200 and link_of(poll, "deploymentBase") is None
+
+
+def test_a_device_cannot_reach_another_devices_artifact_or_poll(servers, tmp_path):
+    upstream, gateway = servers
+    assign(upstream.url, tmp_path, "mine", ["dev-1"])
+    path = deployment_shown(gateway, "dev-1")
+    deployment = ddi(gateway.url, "GET", path)[1]
+    href = deployment["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download-http"]["href"]
+    other = href.replace("/controller/v1/dev-1/", "/controller/v1/dev-2/")
+    ddi(gateway.url, "GET", "dev-2")
+    status, body = ddi(gateway.url, "GET", other.split("/controller/v1/", 1)[1])
+    assert status == 404 and body["errorCode"] == "hawkbit.server.error.repo.entityNotFound"
+    assert ddi(gateway.url, "GET", "dev-1", token="wrong")[0] == 401
+
+
+def test_upstream_down_polls_keep_working_and_queued_reports_survive_kill_9(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "outage", ["dev-1", "dev-2"])
+    paths = {cid: deployment_shown(gateway, cid) for cid in ("dev-1", "dev-2")}
+    upstream.stop()
+    for cid in ("dev-1", "dev-2"):
+        status, poll = ddi(gateway.url, "GET", cid)
+        assert status == 200 and link_of(poll, "deploymentBase")
+        assert ddi(gateway.url, "GET", paths[cid])[0] == 200
+        for step in ("one", "two", "three"):
+            assert ddi(gateway.url, "POST", paths[cid] + "/feedback",
+                       feedback(actions[cid], "proceeding", details=[step]))[0] == 200
+        assert ddi(gateway.url, "POST", paths[cid] + "/feedback",
+                   feedback(actions[cid], "closed", "success", ["done"]))[0] == 200
+    status = live.api(gateway.url, "GET", "/gateway")
+    assert status["outbox"]["depth"] == 8 and status["upstream"]["lastError"]
+    gateway.process.send_signal(signal.SIGKILL)
+    gateway.process.wait(5)
+    upstream = start_upstream(upstream.directory, port=upstream.port)
+    try:
+        gateway = start_gateway(gateway.directory, upstream.url, port=gateway.port)
+        for cid in ("dev-1", "dev-2"):
+            live.wait_until(lambda: live.api(upstream.url, "GET", "/targets/%s/actions/%d"
+                                             % (cid, actions[cid]))["status"] == "finished",
+                            20, "the queued reports of %s delivered" % cid)
+            reported = [messages[-1] for _, messages in status_history(
+                upstream, cid, actions[cid]) if messages and messages[-1] in
+                ("one", "two", "three", "done")]
+            assert reported == ["one", "two", "three", "done"]
+        assert live.api(gateway.url, "GET", "/gateway")["outbox"]["depth"] == 0
+    finally:
+        gateway.stop()
+        upstream.stop()
+
+
+def test_a_stopped_upstream_never_holds_a_known_devices_poll(servers):
+    upstream, gateway = servers
+    live.api(upstream.url, "PUT", "/system/configs/pollingTime", {"value": "00:00:01"})
+    assert ddi(gateway.url, "GET", "slow-1")[0] == 200
+    upstream.process.send_signal(signal.SIGSTOP)  # connects, then never answers
+    try:
+        time.sleep(1.1)  # the device's answer is due for a refresh
+        for _ in range(3):
+            started = time.monotonic()
+            assert ddi(gateway.url, "GET", "slow-1")[0] == 200
+            assert time.monotonic() - started < 1.0
+    finally:
+        upstream.process.send_signal(signal.SIGCONT)
+
+
+def test_writes_that_would_conflict_with_upstream_answer_409(servers):
+    upstream, gateway = servers
+    for path, document in (("/targets/dev-1/assignedDS", [{"id": 1}]),
+                           ("/distributionsets/1/assignedTargets", [{"id": "dev-1"}]),
+                           ("/rollouts", {"name": "r"})):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            live.api(gateway.url, "POST", path, document)
+        assert refused.value.code == 409
+        body = json.loads(refused.value.read().decode("utf-8"))
+        assert "follows its upstream" in body["message"]
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(gateway.url + "/rest/v1/gateway", timeout=5)
+    assert anonymous.value.code == 401
+
+
+def test_pass_through_asks_upstream_and_serves_known_devices_while_it_is_down(tmp_path):
+    upstream = start_upstream(tmp_path / "upstream")
+    gateway = None
+    try:
+        live.api(upstream.url, "POST", "/targets",
+                 [{"controllerId": "pt-1", "securityToken": "token-pt-1"}])
+        gateway = start_gateway(tmp_path / "gateway", upstream.url,
+                                extra=["auth = pass_through"])
+
+        def poll(token):
+            request = urllib.request.Request(
+                gateway.url + "/DEFAULT/controller/v1/pt-1",
+                headers={"Authorization": "TargetToken " + token})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+        assert poll("wrong") == 401
+        assert poll("token-pt-1") == 200
+        upstream.stop()
+        assert poll("token-pt-1") == 200
+        assert poll("wrong") == 503
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        upstream.stop()
