@@ -38,8 +38,8 @@ import bottle
 from gateway import outbox, state, upstream
 from service import connections, forwarded
 from service.configuration import ConfigError
+from storage import ddi, schedule
 from storage import errors as store_errors
-from storage import schedule
 
 log = logging.getLogger("ddi-lite.gateway")
 
@@ -61,7 +61,7 @@ Web = collections.namedtuple(
     "Web", "device_authenticated read_body negotiate document_response error_response "
            "framework_response body_welcome body_too_large")
 
-Device = collections.namedtuple("Device", "controller_id tenant base_url authorization")
+Device = collections.namedtuple("Device", "controller_id tenant base_url authorization address")
 
 
 # Management API writes that would give relayed devices orders of the gateway's own.
@@ -188,7 +188,7 @@ class Gateway:
             raise Problem(401)
         if connections.BEFORE_BODY in environ:
             return None
-        return Device(controller_id, tenant_name, origin.base_url, authorization)
+        return Device(controller_id, tenant_name, origin.base_url, authorization, origin.address)
 
     def _known_to_upstream(self, controller_id, authorization):
         """Pass-through: whether upstream accepted this Authorization for the device (its
@@ -222,6 +222,11 @@ class Gateway:
         if media_type is None:
             raise Problem(406)
         resource = _resource(request.environ)
+        if resource == "":
+            # The local target (created at the first poll) carries what operators see of
+            # the device here: address, last poll, poll status (README: Gateway mode).
+            ddi.register_poll(ddi.device_target(device.controller_id), device.controller_id,
+                              device.address, ddi.now_ms())
         stored = self._answer(device, resource)
         if stored.status != 200:
             return bottle.HTTPResponse(stored.body, stored.status,
@@ -439,6 +444,10 @@ class Gateway:
         app.route("/rest/v1/gateway", "GET", operator_only(lambda: answer(self.status())))
         app.route("/rest/v1/gateway/devices", "GET",
                   operator_only(lambda: answer(self.devices())))
+        app.route("/rest/v1/targets/<cid>/actions", "GET", lambda cid: operator_only(
+            lambda: answer(self.target_actions(cid)))())
+        app.route("/rest/v1/targets/<cid>/actions/<aid>", "GET", lambda cid, aid: operator_only(
+            lambda: self.target_action(cid, aid, answer))())
         conflict = operator_only(_follows_upstream)
         for method, rule in CONFLICTING_WRITES:
             app.route(rule, method, lambda conflict=conflict, **params: conflict())
@@ -461,6 +470,48 @@ class Gateway:
             document["cache"]["contents"] = self.cache.contents()
         document["devices"] = len(self.state.devices())
         return document
+
+    def target_actions(self, controller_id):
+        """GET /rest/v1/targets/{id}/actions in gateway mode: the device's current actions as
+        upstream last showed them (upstream keeps their history)."""
+        stored = self.state.answer(controller_id, "")
+        links = {}
+        if stored is not None and stored.status == 200 and stored.body:
+            links = json.loads(stored.body.decode("utf-8")).get("_links") or {}
+        closed = self.state.closed_actions(controller_id)
+        actions = []
+        for rel, link in sorted(links.items()):
+            action_id = _action_id_of(link.get("href"))
+            if action_id is None:
+                continue
+            document = collections.OrderedDict((
+                ("id", int(action_id) if action_id.isdigit() else action_id),
+                ("type", "cancel" if rel == "cancelAction" else "update"),
+                ("status", "finished" if action_id in closed else
+                 "canceling" if rel == "cancelAction" else
+                 "wait_for_confirmation" if rel == "confirmationBase" else "running"),
+                ("relayedFrom", rel), ("closedHere", action_id in closed)))
+            base = self._deployment_of(controller_id, rel, action_id)
+            if base is not None:
+                document["forceType"] = {"forced": "forced", "skip": "downloadonly"}.get(
+                    base.get("update"), "soft")
+            document["_links"] = {"self": {"href": "/rest/v1/targets/%s/actions/%s" % (
+                urllib.parse.quote(controller_id, safe=""), action_id)}}
+            actions.append(document)
+        return {"content": actions, "total": len(actions), "size": len(actions)}
+
+    def target_action(self, controller_id, action_id, answer):
+        for action in self.target_actions(controller_id)["content"]:
+            if str(action["id"]) == action_id:
+                return answer(action)
+        return self.web.error_response(store_errors.EntityNotFound("Action", action_id))
+
+    def _deployment_of(self, controller_id, rel, action_id):
+        stored = self.state.answer(controller_id, "/%s/%s" % (rel, action_id))
+        if stored is None or stored.status != 200 or not stored.body:
+            return None
+        document = json.loads(stored.body.decode("utf-8"))
+        return document.get("deployment") or document.get("confirmation")
 
     def devices(self):
         """The relayed devices and their current action as upstream last showed it."""

@@ -106,6 +106,21 @@ def test_a_poll_is_relayed_with_links_pointing_at_the_gateway(servers, tmp_path)
     assert upstream.url not in json.dumps(deployment)
 
 
+def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "seen", ["dev-1"])
+    deployment_shown(gateway, "dev-1")
+    assert live.api(gateway.url, "GET", "/targets/dev-1")["controllerId"] == "dev-1"
+    relayed = live.api(gateway.url, "GET", "/targets/dev-1/actions")["content"]
+    assert [(a["id"], a["status"], a["forceType"]) for a in relayed] == \
+        [(actions["dev-1"], "running", "forced")]
+    assert live.api(gateway.url, "GET", "/targets/dev-1/actions/%d" % actions["dev-1"])["id"] \
+        == actions["dev-1"]
+    devices = live.api(gateway.url, "GET", "/gateway/devices")["content"]
+    assert [d["controllerId"] for d in devices] == ["dev-1"]
+    assert devices[0]["currentActions"] == ["deploymentBase/%d" % actions["dev-1"]]
+
+
 def requests_counted(server, method, route, status="2xx"):
     """How many requests a server answered on this route (its /metrics)."""
     request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": live.ADMIN})
