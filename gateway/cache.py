@@ -85,6 +85,9 @@ class CacheEntry:
         self.last_modified_ms = last_modified_ms
         self.last_used_ms = last_used_ms
         self.hashes = dict(hashes or {})
+        # Set once the bytes passed every check; stays set after an eviction, for the
+        # downloads that still read the file they opened.
+        self.verified = state == "complete"
         self.changed = threading.Condition(cache._lock)
 
     @property
@@ -143,7 +146,7 @@ class CacheEntry:
         deadline = time.monotonic() + timeout
         with cache._lock:
             while True:
-                if self.state == "complete":
+                if self.verified:
                     return self.size
                 # The last byte waits for the hash check, so a wrong artifact is never whole.
                 end = min(self.received, self.size - 1)
@@ -259,12 +262,14 @@ class ArtifactCache:
             received = entry.received if entry is not None and entry.state == "partial" else 0
             if received > size:
                 received = -1  # more bytes than the artifact has: start over
+            # Created before anyone gets the entry: its downloads open this file at once.
+            fd = os.open(self._partial_path(sha1), os.O_RDWR | os.O_CREAT, 0o600)
             entry = CacheEntry(self, sha1, size, "filling", max(received, 0), _now_ms(),
                                _now_ms(), expected)
             self._entries[sha1] = entry
             self._counters["misses"] += 1
             thread = threading.Thread(target=self._transfer,
-                                      args=(entry, url, dict(headers), received),
+                                      args=(entry, fd, url, dict(headers), received),
                                       name="cache-fetch-%s" % sha1[:8], daemon=True)
             self._transfers[sha1] = thread
         thread.start()
@@ -314,21 +319,16 @@ class ArtifactCache:
             for entry in self._entries.values():
                 entry.changed.notify_all()
         for download in downloads:
-            download.close()
+            download.abort()
         for thread in threads:
             thread.join(self.timeout)
 
     # Transfers ###################################################################
 
-    def _transfer(self, entry: CacheEntry, url: str, headers: Dict[str, str],
+    def _transfer(self, entry: CacheEntry, fd: int, url: str, headers: Dict[str, str],
                   received: int) -> None:
-        """The one thread that fills ``entry``: attempts with back-off, then verification."""
-        path = self._partial_path(entry.sha1)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as error:
-            self._give_up(entry, "cannot write %s: %s" % (path, error), discard=False)
-            return
+        """The one thread that fills ``entry`` (writing ``fd``, its partial file): attempts
+        with back-off, then verification."""
         try:
             if received < 0:
                 os.ftruncate(fd, 0)
@@ -420,7 +420,7 @@ class ArtifactCache:
         with self._lock:
             entry.hashes.update(digests)
             entry.received = entry.size
-            entry.state = "complete"
+            entry.state, entry.verified = "complete", True
             entry.changed.notify_all()
         self._remember_use(entry)
         self._evict()

@@ -36,8 +36,7 @@ class UpstreamError(Exception):
 class Download:
     """An upstream answer whose body holds the artifact's bytes from ``start`` on.
 
-    ``requests`` counts the HTTP requests it took (redirects included). ``close`` may be
-    called from another thread to break off a read that is waiting for the network.
+    ``requests`` counts the HTTP requests it took (redirects included).
     """
 
     def __init__(self, connection: http.client.HTTPConnection,
@@ -50,13 +49,17 @@ class Download:
     def read(self, size: int) -> bytes:
         return self._response.read1(size)
 
-    def close(self) -> None:
+    def abort(self) -> None:
+        """Break off a read that waits for the network; for another thread to call (the
+        reading thread still closes the download)."""
         sock = self._connection.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def close(self) -> None:
         self._connection.close()
 
 
