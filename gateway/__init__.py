@@ -15,6 +15,7 @@ client in gateway/upstream.py).
     outbox.py     the durable ordered outbox per device and the thread delivering it
     relay.py      the DDI routes in gateway mode, and the operators' view of the gateway
     cache.py      the artifact cache (download once, verify, stream while filling)
+    fetch.py      one upstream GET of an artifact's bytes, resuming with Range
 
 Switched on by `[upstream] url` (SETTINGS below, read by ddi_lite.py's settings schema).
 """
