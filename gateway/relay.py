@@ -35,7 +35,7 @@ import urllib.parse
 
 import bottle
 
-from gateway import outbox, state, upstream
+from gateway import cache, outbox, state, upstream
 from service import connections, forwarded
 from service.configuration import ConfigError
 from storage import ddi, schedule
@@ -99,7 +99,7 @@ class Problem(Exception):
 
 
 class Gateway:
-    def __init__(self, config, web, cache_factory=None):
+    def __init__(self, config, web):
         self.web = web
         self.public_url = config["server", "public_url"]
         self.trusted_proxies = config["server", "trusted_proxies"]
@@ -124,11 +124,11 @@ class Gateway:
         self.state = state.GatewayState(os.path.join(data_dir, "gateway.sqlite"))
         self.delivery = outbox.Delivery(self.state, self.upstream, self._item_auth,
                                         self._delivered)
-        self.cache = None
-        if cache_factory is not None:
-            self.cache = cache_factory(os.path.join(data_dir, "gateway-cache"),
-                                       config["upstream", "cache_mib"] << 20,
-                                       self.state.artifacts_in_use, float(self.timeout))
+        # What the devices' relayed deployments name is never evicted.
+        self.cache = cache.ArtifactCache(
+            os.path.join(data_dir, "gateway-cache"), config["upstream", "cache_mib"] << 20,
+            self.state.artifacts_in_use, float(self.timeout),
+            ssl_context=self.upstream.tls_context)
         self._refreshing = {}
         self._refreshing_lock = threading.Lock()
         self._upstream_slots = threading.BoundedSemaphore(UPSTREAM_CONCURRENCY)
@@ -311,7 +311,8 @@ class Gateway:
             self._prefetch(controller_id, document, authorization)
         if answer.status == 200 and isinstance(document, dict) and \
                 re.match(r"^/(deploymentBase|confirmationBase)/[^/]+$", resource):
-            self._note_deployment(controller_id, resource.split("/")[2], document)
+            self._note_deployment(controller_id, resource.split("/")[2].split("?")[0],
+                                  document, authorization)
         return answer
 
     def _prefetch(self, controller_id, document, authorization):
@@ -338,7 +339,7 @@ class Gateway:
         if not shown:
             self.state.clear_artifacts(controller_id)
 
-    def _note_deployment(self, controller_id, action_id, document):
+    def _note_deployment(self, controller_id, action_id, document, authorization):
         """The artifacts of a relayed deployment: only these may the device download; the
         cache starts fetching them at once."""
         artifacts = []
@@ -355,17 +356,14 @@ class Gateway:
                     controller_id, module_id, artifact.get("filename", ""), action_id,
                     hashes["sha1"], int(artifact.get("size") or 0), json.dumps(hashes), href))
         self.state.set_artifacts(controller_id, action_id, artifacts)
-        if self.cache is not None:
-            for artifact in artifacts:
-                self._cache_fetch(artifact)
+        for artifact in artifacts:
+            self._cache_fetch(artifact, authorization)
 
-    def _cache_fetch(self, artifact):
-        headers = {}
-        auth = self._upstream_auth("") if self.auth_mode == "gateway_token" else None
-        if auth:
-            headers["Authorization"] = auth
+    def _cache_fetch(self, artifact, authorization):
+        """The artifact's cache entry, its upstream transfer started unless under way."""
+        auth = self._upstream_auth(authorization)
         return self.cache.fetch(artifact.sha1, artifact.size, json.loads(artifact.hashes),
-                                artifact.href, headers)
+                                artifact.href, {"Authorization": auth} if auth else {})
 
     def _hide_closed(self, controller_id, resource, document):
         """The device's answer without the actions it closed and upstream does not know of
@@ -415,23 +413,18 @@ class Gateway:
     # --- downloads --------------------------------------------------------------------------
 
     def download(self, device, module_id, filename):
-        relayed = self.state.artifact(device.controller_id, module_id, filename.rstrip())
+        relayed = self.state.artifact(device.controller_id, module_id, filename)
         md5sum = filename.endswith(".MD5SUM")
         if relayed is None and md5sum:
             relayed = self.state.artifact(device.controller_id, module_id, filename[:-7])
         if relayed is None:  # not this device's: it learns nothing of others' artifacts
             raise store_errors.EntityNotFound("Artifact", filename)
-        if self.cache is None:
-            raise Problem(503, {"Retry-After": "%d" % DEFAULT_SLEEP_SECONDS})
-        entry = self.cache.get(relayed.sha1) or self._cache_fetch(relayed)
+        entry = self.cache.get(relayed.sha1) or self._cache_fetch(relayed, device.authorization)
         if md5sum:
             status, headers, body = entry.md5sum_response(relayed.filename)
         else:
             status, headers, body = entry.response(bottle.request.environ, relayed.filename)
-        response = bottle.HTTPResponse(body, status)
-        for name, value in headers:
-            response.set_header(name, value)
-        return response
+        return bottle.HTTPResponse(body, status, headers)
 
     # --- the operators' view ----------------------------------------------------------------
 
@@ -464,10 +457,8 @@ class Gateway:
             {"id": row[0], "controllerId": row[1], "method": row[2], "resource": row[3],
              "createdAt": row[4], "attempts": row[5], "lastError": row[6]}
             for row in self.state.outbox_items()]
-        document["cache"] = None
-        if self.cache is not None:
-            document["cache"] = dict(self.cache.stats())
-            document["cache"]["contents"] = self.cache.contents()
+        document["cache"] = dict(self.cache.stats())
+        document["cache"]["contents"] = self.cache.contents()
         document["devices"] = len(self.state.devices())
         return document
 
@@ -532,7 +523,7 @@ class Gateway:
         return {"content": listed, "total": len(listed)}
 
     def metric_figures(self):
-        cache = self.cache.stats() if self.cache is not None else {}
+        cache = self.cache.stats()
         looked_up = cache.get("hits", 0) + cache.get("misses", 0)
         return {"upstream_requests": self.upstream.figures["requests"],
                 "upstream_bytes": self.upstream.figures["bytes_received"]

@@ -34,9 +34,10 @@ class Upstream:
         self.base_path = parts.path
         self.tenant = tenant
         self.timeout = timeout
-        self._tls = None
+        # Also the artifact cache's, which fetches from the same upstream.
+        self.tls_context = None
         if self.scheme == "https":
-            self._tls = ssl.create_default_context(cafile=ca_file or None)
+            self.tls_context = ssl.create_default_context(cafile=ca_file or None)
         self._lock = threading.Lock()
         self.figures = {"requests": 0, "bytes_received": 0, "errors": 0}
         self.last_success_ms = None
@@ -53,7 +54,7 @@ class Upstream:
         """A new connection to upstream (the caller closes it)."""
         if self.scheme == "https":
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                               context=self._tls)
+                                               context=self.tls_context)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def request(self, method, path, headers=None, body=None):

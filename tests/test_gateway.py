@@ -17,6 +17,8 @@ from client import commands
 UPSTREAM_TOKEN = "upstream-gateway-key"
 LOCAL_TOKEN = "local-gateway-key"
 ARTIFACT = hashlib.sha256(b"gateway").digest() * 4096  # 128 KiB
+ROOT_ROUTE = "/<tenant>/controller/v1/<controller_id>"
+DOWNLOAD_ROUTE = ROOT_ROUTE + "/softwaremodules/<module_id>/artifacts/<filename>"
 
 
 def start_upstream(directory, port=None):
@@ -106,6 +108,38 @@ def test_a_poll_is_relayed_with_links_pointing_at_the_gateway(servers, tmp_path)
     assert upstream.url not in json.dumps(deployment)
 
 
+
+def install(gateway, controller_id, action_id):
+    """A device's whole update through the gateway: deployment, download (checked), report."""
+    path = deployment_shown(gateway, controller_id)
+    deployment = ddi(gateway.url, "GET", path)[1]
+    artifact = deployment["deployment"]["chunks"][0]["artifacts"][0]
+    href = artifact["_links"]["download-http"]["href"]
+    assert href.startswith(gateway.url + "/DEFAULT/controller/v1/%s/" % controller_id)
+    status, data = ddi(gateway.url, "GET", href.split("/controller/v1/", 1)[1], raw=True)
+    assert status == 200 and hashlib.sha1(data).hexdigest() == artifact["hashes"]["sha1"]
+    assert ddi(gateway.url, "POST", path + "/feedback",
+               feedback(action_id, "closed", "success", ["installed"]))[0] == 200
+    return data
+
+
+def test_devices_install_through_the_gateway_and_upstream_serves_the_artifact_once(
+        servers, tmp_path):
+    upstream, gateway = servers
+    devices = ["fleet-%d" % n for n in range(5)]
+    actions = assign(upstream.url, tmp_path, "once", devices)
+    for cid in devices:
+        assert install(gateway, cid, actions[cid]) == ARTIFACT
+    for cid in devices:
+        live.wait_until(lambda: live.api(upstream.url, "GET", "/targets/%s/actions/%d"
+                                         % (cid, actions[cid]))["status"] == "finished",
+                        15, "the report of %s upstream" % cid)
+    assert requests_counted(upstream, "GET", DOWNLOAD_ROUTE) == 1
+    cache = live.api(gateway.url, "GET", "/gateway")["cache"]
+    assert cache["bytes_from_upstream"] == len(ARTIFACT)
+    assert cache["bytes_served"] == 5 * len(ARTIFACT)
+
+
 def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path):
     upstream, gateway = servers
     actions = assign(upstream.url, tmp_path, "seen", ["dev-1"])
@@ -130,9 +164,6 @@ def requests_counted(server, method, route, status="2xx"):
         method, route, status)
     return sum(int(line[len(pattern):]) for line in text.splitlines()
                if line.startswith(pattern))
-
-
-ROOT_ROUTE = "/<tenant>/controller/v1/<controller_id>"
 
 
 def deployment_shown(gateway, controller_id):
