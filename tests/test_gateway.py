@@ -140,6 +140,11 @@ def test_devices_install_through_the_gateway_and_upstream_serves_the_artifact_on
     cache = live.api(gateway.url, "GET", "/gateway")["cache"]
     assert cache["bytes_from_upstream"] == len(ARTIFACT)
     assert cache["bytes_served"] == 5 * len(ARTIFACT)
+    figures = gauges(gateway)
+    assert figures["ddi_lite_gateway_bytes_saved"] == 4 * len(ARTIFACT)
+    assert figures["ddi_lite_gateway_outbox_depth"] == 0
+    assert figures["ddi_lite_gateway_cache_hit_ratio"] > 0.5
+    assert figures["ddi_lite_gateway_upstream_requests"] > 0
 
 
 def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path):
@@ -157,11 +162,22 @@ def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_pa
     assert devices[0]["currentActions"] == ["deploymentBase/%d" % actions["dev-1"]]
 
 
-def requests_counted(server, method, route, status="2xx"):
-    """How many requests a server answered on this route (its /metrics)."""
+def metrics_text(server):
     request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": live.ADMIN})
     with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode("utf-8")
+        return response.read().decode("utf-8")
+
+
+def gauges(server):
+    """The server's unlabelled metrics: name -> value."""
+    return {name: float(value) for name, _, value in (
+        line.partition(" ") for line in metrics_text(server).splitlines()
+        if line and not line.startswith("#") and "{" not in line)}
+
+
+def requests_counted(server, method, route, status="2xx"):
+    """How many requests a server answered on this route (its /metrics)."""
+    text = metrics_text(server)
     pattern = 'ddi_lite_http_requests_total{method="%s",route="%s",status="%s"} ' % (
         method, route, status)
     return sum(int(line[len(pattern):]) for line in text.splitlines()
@@ -257,6 +273,7 @@ def test_upstream_down_polls_keep_working_and_queued_reports_survive_kill_9(serv
                    feedback(actions[cid], "closed", "success", ["done"]))[0] == 200
     status = live.api(gateway.url, "GET", "/gateway")
     assert status["outbox"]["depth"] == 8 and status["upstream"]["lastError"]
+    assert gauges(gateway)["ddi_lite_gateway_outbox_depth"] == 8
     gateway.process.send_signal(signal.SIGKILL)
     gateway.process.wait(5)
     upstream = start_upstream(upstream.directory, port=upstream.port)
