@@ -234,7 +234,8 @@ class Gateway:
         document = json.loads(stored.body.decode("utf-8"))
         document = self._hide_closed(device.controller_id, resource, document)
         document = _rewrite_links(document, device.base_url, device.tenant)
-        self.figures["polls_answered"] += resource == ""
+        if resource == "":
+            self.figures["polls_answered"] += 1
         return self.web.document_response(document, media_type, request,
                                           "/softwaremodules/" not in resource)
 
@@ -391,13 +392,20 @@ class Gateway:
         if body is not None and not isinstance(body, dict):
             raise store_errors.BodyNotReadable()
         resource = _resource(request.environ, with_query=False)
+        parts = resource.split("/")
+        # Checked here by the rules a local report meets: a report upstream would refuse
+        # is the device's 400 now, not a silent drop in the outbox later.
+        if len(parts) == 4 and parts[3] == "feedback":
+            parse = ddi.parse_confirmation if parts[1] == "confirmationBase" \
+                else ddi.parse_feedback
+            parse(body)
+            _action_id(parts[2])
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8") \
             if body is not None else b""
         added = self.state.enqueue(device.controller_id, request.method, resource, canonical,
                                    device.authorization if self.auth_mode == "pass_through"
                                    else None, upstream.now_ms())
-        parts = resource.split("/")
-        if len(parts) == 4 and parts[3] == "feedback" and isinstance(body, dict):
+        if len(parts) == 4 and parts[3] == "feedback":
             execution = ((body.get("status") or {}).get("execution") or "")
             if str(execution).lower() in CLOSING_EXECUTIONS.get(parts[1], ()):
                 self.state.close_action(device.controller_id, parts[2])
@@ -407,8 +415,12 @@ class Gateway:
 
     def _delivered(self, item, status):
         """After a report reached upstream, the device's next poll asks upstream afresh: its
-        answer has likely changed (an action closed, attributes no longer asked for)."""
+        answer has likely changed (an action closed, attributes no longer asked for). A
+        report upstream refused closes nothing: the action shows again as upstream has it."""
         self.state.make_stale(item.controller_id, "")
+        parts = item.resource.split("/")
+        if status >= 300 and len(parts) == 4 and parts[3] == "feedback":
+            self.state.reopen_action(item.controller_id, parts[2])
 
     # --- downloads --------------------------------------------------------------------------
 
@@ -544,6 +556,13 @@ def _follows_upstream():
                     "distribution sets and run rollouts there.")))
     return bottle.HTTPResponse(json.dumps(body).encode("utf-8"), 409,
                                {"Content-Type": "application/json"})
+
+
+def _action_id(text):
+    """An action id in a report's path: digits, as hawkBit's are (else 400)."""
+    if not text.isdigit():
+        raise store_errors.BodyNotReadable("The action id %r is not a number." % text[:40])
+    return text
 
 
 def _token_hash(authorization):

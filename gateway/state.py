@@ -6,7 +6,8 @@ relayed deployment, the actions a device closed before upstream heard of it, and
 A file of its own rather than tables in the main store: the gateway's state is a cache and a
 queue of upstream's, with no rule of storage/ behind it, and keeping it apart leaves the
 main store's schema and migrations (which must stay portable to PostgreSQL) untouched.
-Deleting gateway.sqlite loses only reports not yet delivered.
+Deleting gateway.sqlite loses only reports not yet delivered. In pass-through mode a report
+keeps the device's Authorization header, to be delivered with it, until it is delivered.
 
 One connection, shared by the request threads and the delivery thread under a lock; WAL with
 synchronous=FULL, so that a commit is on disk (fsync'd) when it returns.
@@ -142,6 +143,10 @@ class GatewayState:
         self._write(("INSERT OR IGNORE INTO closed_action VALUES (?, ?)",
                      (controller_id, action_id)))
 
+    def reopen_action(self, controller_id, action_id):
+        self._write(("DELETE FROM closed_action WHERE controller_id = ? AND action_id = ?",
+                     (controller_id, action_id)))
+
     def closed_actions(self, controller_id):
         return {row[0] for row in self._read(
             "SELECT action_id FROM closed_action WHERE controller_id = ?", (controller_id,))}
@@ -149,8 +154,7 @@ class GatewayState:
     def keep_closed_actions(self, controller_id, still_shown):
         """Forget closed actions upstream no longer shows the device (it has the report)."""
         for action_id in self.closed_actions(controller_id) - set(still_shown):
-            self._write(("DELETE FROM closed_action WHERE controller_id = ? AND action_id = ?",
-                         (controller_id, action_id)))
+            self.reopen_action(controller_id, action_id)
 
     # --- the outbox -------------------------------------------------------------------------
 

@@ -244,6 +244,39 @@ def test_a_closed_action_is_not_offered_again_while_its_report_waits(servers, tm
     assert status == 200 and link_of(poll, "deploymentBase") is None
 
 
+def test_a_report_upstream_would_refuse_is_a_400_and_never_queued(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "bad", ["dev-1"])
+    path = deployment_shown(gateway, "dev-1")
+    upstream.stop()
+    for document in ({"status": {"execution": "exploded", "result": {"finished": "none"}}},
+                     {"status": {"execution": "closed"}}, ["not", "an", "object"]):
+        status, body = ddi(gateway.url, "POST", path + "/feedback", document)
+        assert status == 400 and body["errorCode"] == "hawkbit.server.error.rest.body.notReadable"
+    status, _ = ddi(gateway.url, "POST", "dev-1/deploymentBase/x1/feedback",
+                    feedback(actions["dev-1"], "proceeding"))
+    assert status == 400
+    assert live.api(gateway.url, "GET", "/gateway")["outbox"]["depth"] == 0
+
+
+def test_a_cancel_is_relayed_and_its_confirmation_closes_it_upstream(servers, tmp_path):
+    upstream, gateway = servers
+    actions = assign(upstream.url, tmp_path, "cancelled", ["dev-1"])
+    deployment_shown(gateway, "dev-1")
+    live.api(upstream.url, "DELETE", "/targets/dev-1/actions/%d" % actions["dev-1"])
+    status, poll = live.wait_until(
+        lambda: (lambda answer: answer if link_of(answer[1], "cancelAction") else None)(
+            ddi(gateway.url, "GET", "dev-1")), 15, "the cancel shown via the gateway")
+    path = link_of(poll, "cancelAction").split("/controller/v1/", 1)[1].split("?")[0]
+    status, cancel = ddi(gateway.url, "GET", path)
+    assert status == 200 and cancel["cancelAction"]["stopId"] == str(actions["dev-1"])
+    assert ddi(gateway.url, "POST", path + "/feedback",
+               feedback(actions["dev-1"], "closed", "success"))[0] == 200
+    live.wait_until(lambda: live.api(upstream.url, "GET", "/targets/dev-1/actions/%d"
+                                     % actions["dev-1"])["status"] == "canceled",
+                    15, "the action cancelled upstream")
+
+
 def test_a_device_cannot_reach_another_devices_artifact_or_poll(servers, tmp_path):
     upstream, gateway = servers
     assign(upstream.url, tmp_path, "mine", ["dev-1"])
