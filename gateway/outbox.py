@@ -31,6 +31,7 @@ LONGEST_RETRY_SECONDS = 30.0
 # Answers that say "not now" rather than "never": a wrong or revoked gateway token is an
 # operator's to fix, and the reports must wait for it, not be dropped.
 RETRIED_STATUSES = (401, 403, 408, 429)
+DELIVERED, LATER, DOWN = "delivered", "later", "down"
 
 
 class Delivery:
@@ -78,17 +79,25 @@ class Delivery:
                 backoff = min(backoff * 2, LONGEST_RETRY_SECONDS)
 
     def deliver_pending(self):
-        """Deliver what is pending, device by device in order; False when upstream failed."""
+        """Deliver what is pending, device by device in order; False when something waits
+        for a later attempt. Upstream down stops the round; a device whose report upstream
+        does not take now (its revoked token, in pass-through) holds up only its own."""
+        all_delivered = True
         for controller_id in self.state.pending_devices():
             while not self._stop.is_set():
                 item = self.state.next_pending(controller_id)
                 if item is None:
                     break
-                if not self._deliver(item):
+                outcome = self._deliver(item)
+                if outcome == DOWN:
                     return False
-        return True
+                if outcome == LATER:
+                    all_delivered = False
+                    break
+        return all_delivered
 
     def _deliver(self, item):
+        """DELIVERED, LATER (this device's report, not now) or DOWN (upstream)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         auth = self.upstream_auth(item)
         if auth:
@@ -100,13 +109,13 @@ class Delivery:
         except UpstreamDown as error:
             self.state.attempt_failed(item.id, str(error))
             self.figures["attempts_failed"] += 1
-            return False
+            return DOWN
         if answer.status in RETRIED_STATUSES:
-            self.upstream.note_error("%s %s: HTTP %d" % (item.method, item.resource,
-                                                         answer.status))
+            self.upstream.note_error("%s %s of %s: HTTP %d" % (
+                item.method, item.resource, item.controller_id, answer.status))
             self.state.attempt_failed(item.id, "HTTP %d" % answer.status)
             self.figures["attempts_failed"] += 1
-            return False
+            return LATER
         if answer.status >= 300:
             log.warning("upstream refused %s %s of %s: HTTP %d", item.method, item.resource,
                         item.controller_id, answer.status)
@@ -114,4 +123,4 @@ class Delivery:
         self.figures["delivered"] += 1
         if self.on_delivered is not None:
             self.on_delivered(item, answer.status)
-        return True
+        return DELIVERED

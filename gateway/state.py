@@ -180,8 +180,10 @@ class GatewayState:
                 raise
 
     def pending_devices(self):
+        """Devices with reports to deliver, the one waiting longest first."""
         return [row[0] for row in self._read(
-            "SELECT DISTINCT controller_id FROM outbox WHERE delivered_ms IS NULL")]
+            "SELECT controller_id FROM outbox WHERE delivered_ms IS NULL "
+            "GROUP BY controller_id ORDER BY MIN(id)")]
 
     def next_pending(self, controller_id):
         rows = self._read("SELECT id, controller_id, method, resource, body, auth, created_ms, "

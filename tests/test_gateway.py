@@ -50,12 +50,13 @@ def servers(tmp_path):
         upstream.stop()
 
 
-def ddi(base, method, path, document=None, token=LOCAL_TOKEN, raw=False):
+def ddi(base, method, path, document=None, token=LOCAL_TOKEN, raw=False,
+        scheme="GatewayToken"):
     """One DDI request as a device: (status, parsed JSON or bytes)."""
     body = None if document is None else json.dumps(document).encode("utf-8")
     request = urllib.request.Request(
         base + "/DEFAULT/controller/v1/" + path, data=body, method=method,
-        headers={"Authorization": "GatewayToken " + token, "Accept": "application/json",
+        headers={"Authorization": scheme + " " + token, "Accept": "application/json",
                  "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -412,3 +413,40 @@ def test_a_simulated_fleet_installs_through_the_gateway_with_one_upstream_downlo
         listed = live.api(upstream.url, "GET", "/actions?limit=500&q=status==finished")
         return {action["id"] for action in listed["content"]} >= set(actions.values())
     live.wait_until(finished, 60, "every report closing its action upstream")
+
+
+def test_pass_through_a_revoked_token_holds_up_only_its_own_devices_reports(tmp_path):
+    upstream = start_upstream(tmp_path / "upstream")
+    gateway = None
+    try:
+        actions = assign(upstream.url, tmp_path, "revoked", ["pt-1", "pt-2"])
+        for cid in ("pt-1", "pt-2"):
+            live.api(upstream.url, "PUT", "/targets/" + cid, {"securityToken": "token-" + cid})
+        gateway = start_gateway(tmp_path / "gateway", upstream.url,
+                                extra=["auth = pass_through"])
+        paths = {}
+        for cid in ("pt-1", "pt-2"):
+            status, poll = live.wait_until(
+                lambda: (lambda answer: answer if link_of(answer[1], "deploymentBase")
+                         else None)(ddi(gateway.url, "GET", cid, token="token-" + cid,
+                                        scheme="TargetToken")),
+                15, "the deployment of %s" % cid)
+            paths[cid] = link_of(poll, "deploymentBase").split(
+                "/controller/v1/", 1)[1].split("?")[0]
+        live.api(upstream.url, "PUT", "/targets/pt-1", {"securityToken": "replaced"})
+        for cid in ("pt-1", "pt-2"):  # pt-1's token is still the one the gateway knows
+            assert ddi(gateway.url, "POST", paths[cid] + "/feedback",
+                       feedback(actions[cid], "closed", "success"), token="token-" + cid,
+                       scheme="TargetToken")[0] == 200
+        live.wait_until(lambda: live.api(upstream.url, "GET", "/targets/pt-2/actions/%d"
+                                         % actions["pt-2"])["status"] == "finished",
+                        15, "pt-2's report delivered")
+        assert live.api(upstream.url, "GET", "/targets/pt-1/actions/%d"
+                        % actions["pt-1"])["status"] != "finished"
+        outbox = live.api(gateway.url, "GET", "/gateway")["outbox"]
+        assert [item["controllerId"] for item in outbox["pending"]] == ["pt-1"]
+        assert "401" in outbox["pending"][0]["lastError"]
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        upstream.stop()
