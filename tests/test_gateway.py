@@ -127,7 +127,7 @@ def install(gateway, controller_id, action_id):
 
 
 def test_devices_install_through_the_gateway_and_upstream_serves_the_artifact_once(
-        servers, tmp_path):
+        servers, tmp_path, capsys):
     upstream, gateway = servers
     devices = ["fleet-%d" % n for n in range(5)]
     actions = assign(upstream.url, tmp_path, "once", devices)
@@ -146,6 +146,12 @@ def test_devices_install_through_the_gateway_and_upstream_serves_the_artifact_on
     assert figures["ddi_lite_gateway_outbox_depth"] == 0
     assert figures["ddi_lite_gateway_cache_hit_ratio"] > 0.5
     assert figures["ddi_lite_gateway_upstream_requests"] > 0
+    # The command line shows the same to an operator.
+    assert ddi_lite.main(["gateway", "--url", gateway.url, "--user", "admin",
+                          "--password", "admin"]) == 0
+    shown = capsys.readouterr().out
+    assert "in 1 artifacts" in shown and "0 waiting" in shown
+    assert hashlib.sha1(ARTIFACT).hexdigest() in shown
 
 
 def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path):
