@@ -453,6 +453,10 @@ class Gateway:
             lambda: answer(self.target_actions(cid)))())
         app.route("/rest/v1/targets/<cid>/actions/<aid>", "GET", lambda cid, aid: operator_only(
             lambda: self.target_action(cid, aid, answer))())
+        # The history is upstream's: here, an empty list, so that tools reading it go on.
+        app.route("/rest/v1/targets/<cid>/actions/<aid>/status", "GET",
+                  lambda cid, aid: operator_only(
+                      lambda: answer({"content": [], "total": 0, "size": 0}))())
         conflict = operator_only(_follows_upstream)
         for method, rule in CONFLICTING_WRITES:
             app.route(rule, method, lambda conflict=conflict, **params: conflict())
@@ -495,9 +499,8 @@ class Gateway:
                  "wait_for_confirmation" if rel == "confirmationBase" else "running"),
                 ("relayedFrom", rel), ("closedHere", action_id in closed)))
             base = self._deployment_of(controller_id, rel, action_id)
-            if base is not None:
-                document["forceType"] = {"forced": "forced", "skip": "downloadonly"}.get(
-                    base.get("update"), "soft")
+            document["forceType"] = None if base is None else {
+                "forced": "forced", "skip": "downloadonly"}.get(base.get("update"), "soft")
             document["_links"] = {"self": {"href": "/rest/v1/targets/%s/actions/%s" % (
                 urllib.parse.quote(controller_id, safe=""), action_id)}}
             actions.append(document)

@@ -154,7 +154,7 @@ def test_devices_install_through_the_gateway_and_upstream_serves_the_artifact_on
     assert hashlib.sha1(ARTIFACT).hexdigest() in shown
 
 
-def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path):
+def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_path, capsys):
     upstream, gateway = servers
     actions = assign(upstream.url, tmp_path, "seen", ["dev-1"])
     deployment_shown(gateway, "dev-1")
@@ -164,6 +164,9 @@ def test_operators_see_relayed_devices_and_their_current_actions(servers, tmp_pa
         [(actions["dev-1"], "running", "forced")]
     assert live.api(gateway.url, "GET", "/targets/dev-1/actions/%d" % actions["dev-1"])["id"] \
         == actions["dev-1"]
+    assert ddi_lite.main(["actions", "dev-1", "--url", gateway.url, "--user", "admin",
+                          "--password", "admin"]) == 0
+    assert "%d  running  update  forced" % actions["dev-1"] in capsys.readouterr().out
     devices = live.api(gateway.url, "GET", "/gateway/devices")["content"]
     assert [d["controllerId"] for d in devices] == ["dev-1"]
     assert devices[0]["currentActions"] == ["deploymentBase/%d" % actions["dev-1"]]
