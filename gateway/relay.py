@@ -339,6 +339,12 @@ class Gateway:
         self.state.keep_closed_actions(controller_id, shown)
         if not shown:
             self.state.clear_artifacts(controller_id)
+        # Answers about actions the poll no longer links to (installedBase included) are
+        # not asked for again: keeping them would grow the file by a row per action.
+        linked = {_any_action_id_of(link.get("href")) for link in
+                  (document.get("_links") or {}).values() if isinstance(link, dict)}
+        self.state.forget_answers(controller_id, lambda resource: _any_action_id_of(
+            resource) not in linked | {None})
 
     def _note_deployment(self, controller_id, action_id, document, authorization):
         """The artifacts of a relayed deployment: only these may the device download; the
@@ -351,11 +357,12 @@ class Gateway:
                 hashes = artifact.get("hashes") or {}
                 links = artifact.get("_links") or {}
                 href = (links.get("download") or links.get("download-http") or {}).get("href")
-                if not (hashes.get("sha1") and href and module_id):
-                    continue
+                sha1 = str(hashes.get("sha1") or "").lower()
+                if not (re.match(r"^[0-9a-f]{40}$", sha1) and href and module_id):
+                    continue  # nothing the cache could verify: not served
                 artifacts.append(state.RelayedArtifact(
                     controller_id, module_id, artifact.get("filename", ""), action_id,
-                    hashes["sha1"], int(artifact.get("size") or 0), json.dumps(hashes), href))
+                    sha1, int(artifact.get("size") or 0), json.dumps(hashes), href))
         self.state.set_artifacts(controller_id, action_id, artifacts)
         for artifact in artifacts:
             self._cache_fetch(artifact, authorization)
@@ -603,6 +610,15 @@ _ACTION_LINK = re.compile(r"/(?:deploymentBase|cancelAction|confirmationBase)/([
 
 def _action_id_of(href):
     match = _ACTION_LINK.search(href or "")
+    return urllib.parse.unquote(match.group(1)) if match else None
+
+
+_ANY_ACTION_RESOURCE = re.compile(
+    r"/(?:deploymentBase|cancelAction|confirmationBase|installedBase)/([^/?]+)")
+
+
+def _any_action_id_of(href):
+    match = _ANY_ACTION_RESOURCE.search(href or "")
     return urllib.parse.unquote(match.group(1)) if match else None
 
 

@@ -87,6 +87,15 @@ class GatewayState:
         self._write(("INSERT OR REPLACE INTO answer VALUES (?, ?, ?, ?, ?)",
                      (controller_id, resource, status, body, now)))
 
+    def forget_answers(self, controller_id, forget):
+        """Drop the device's answers whose resource `forget(resource)` says are done with."""
+        done = [resource for (resource,) in self._read(
+            "SELECT resource FROM answer WHERE controller_id = ?", (controller_id,))
+            if forget(resource)]
+        if done:
+            self._write(*[("DELETE FROM answer WHERE controller_id = ? AND resource = ?",
+                           (controller_id, resource)) for resource in done])
+
     def make_stale(self, controller_id, resource):
         """The device's next request for the resource asks upstream again."""
         self._write(("UPDATE answer SET fetched_ms = 0 WHERE controller_id = ? AND resource = ?",
