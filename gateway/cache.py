@@ -381,9 +381,9 @@ class ArtifactCache:
                  progress: "_Progress") -> None:
         """One upstream request for the bytes from ``progress.received`` on."""
         download = fetch.open_download(url, headers, progress.received, entry.size,
-                                       self.timeout, self._ssl_context)
+                                       self.timeout, self._ssl_context,
+                                       lambda: self._count(upstream_requests=1))
         with self._lock:
-            self._counters["upstream_requests"] += download.requests
             if self._closed:
                 download.close()
                 return

@@ -14,6 +14,8 @@ import time
 import pytest
 import waitress.server
 
+import live
+
 from artifacts.serve import file_response
 from gateway.cache import ArtifactCache
 
@@ -38,8 +40,11 @@ class Upstream:
     def __init__(self):
         self.artifacts = {}
         self.requests = []  # (path, Range header or None)
+        self.authorizations = []
         self.bytes_sent = 0
         self.cuts = []  # per request in turn: cut the body after this many bytes
+        self.errors = []  # per request in turn: answer this status instead
+        self.redirects = {}  # name: where /name redirects to
         self.ignore_range = False
         self.gate_at = None  # hold every body at this byte until `gate` is set
         self.gate = threading.Event()
@@ -58,7 +63,8 @@ class Upstream:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def url(self, name):
@@ -69,7 +75,18 @@ class Upstream:
         range_header = handler.headers.get("Range")
         with self.lock:
             self.requests.append((handler.path, range_header))
+            self.authorizations.append(handler.headers.get("Authorization"))
+            error = self.errors.pop(0) if self.errors else None
             cut = self.cuts.pop(0) if self.cuts else None
+        if handler.path.lstrip("/") in self.redirects:
+            handler.send_response(302)
+            handler.send_header("Location", self.redirects[handler.path.lstrip("/")])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if error:
+            handler.send_error(error)
+            return
         if content is None:
             handler.send_error(404)
             return
@@ -445,16 +462,38 @@ def test_bad_hashes_are_rejected(make_cache, hashes):
         make_cache().fetch("a" * 40, 10, hashes, "http://127.0.0.1:9/x", {})
 
 
-def test_upstream_authentication_headers_are_sent(upstream, make_cache):
+def test_upstream_authentication_goes_upstream_and_to_redirects_on_the_same_host_only(
+        upstream, make_cache):
     content = artifact_bytes(40)
     offer(upstream, "a", content)
-    seen = []
-    original = upstream.answer
-    upstream.answer = lambda handler: (seen.append(handler.headers.get("Authorization")),
-                                       original(handler))
+    port = upstream.server.server_port
+    upstream.redirects = {"same": "/a", "elsewhere": "http://localhost:%d/a" % port}
     cache = make_cache()
-    wait_complete(fetch(cache, upstream, "a", content))
-    assert seen == ["GatewayToken secret"]
+    wait_complete(fetch(cache, upstream, "same", content))
+    assert upstream.authorizations == ["GatewayToken secret"] * 2
+    other = artifact_bytes(41)
+    upstream.artifacts["a"] = other
+    wait_complete(fetch(cache, upstream, "elsewhere", other))
+    assert upstream.authorizations[2:] == ["GatewayToken secret", None]
+    assert cache.stats()["upstream_requests"] == 4
+
+
+def test_upstream_busy_is_tried_again_after_a_back_off(upstream, make_cache):
+    content = artifact_bytes(42)
+    offer(upstream, "a", content)
+    upstream.errors = [503, 502]
+    cache = make_cache()
+    entry = fetch(cache, upstream, "a", content)
+    wait_complete(entry)
+    assert len(upstream.requests) == 3 and cache.stats()["upstream_requests"] == 3
+
+
+def test_unreachable_upstream_is_given_up_after_the_attempts(make_cache):
+    cache = make_cache(attempts=3)
+    entry = cache.fetch("d" * 40, 10, {}, "http://127.0.0.1:%d/a" % live.free_port(), {})
+    wait_for(lambda: entry.state == "failed", "giving up")
+    assert "unreachable" in entry.error
+    assert cache.stats()["upstream_requests"] == 3 and cache.stats()["errors"] == 1
 
 
 def test_not_found_upstream_fails_at_once(upstream, make_cache):
