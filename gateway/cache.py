@@ -106,14 +106,14 @@ class CacheEntry:
         with cache._lock:
             if self.state not in ("complete", "filling"):
                 return _unavailable("the artifact is not in the gateway's cache right now")
-            path = self._path()
+            # Opened now, under the lock, not when the body is read: the file is the one
+            # the state names, and an eviction or the rename at completion after this does
+            # not take the bytes away from this download.
+            try:
+                handle = open(self._path(), "rb", buffering=0)
+            except FileNotFoundError:  # removed behind the gateway's back
+                return _unavailable("the artifact's file is missing")
             self.last_used_ms = _now_ms()
-        try:
-            # Opened now, not when the body is read: an eviction or the rename at completion
-            # in between must not take the bytes away from this download.
-            handle = open(path, "rb", buffering=0)
-        except FileNotFoundError:
-            return _unavailable("the artifact just left the gateway's cache")
         bodies = []
 
         def body_for(pieces: Sequence[Piece]) -> "_EntryBody":
@@ -229,6 +229,9 @@ class ArtifactCache:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._ssl_context = ssl_context
+        # Guards the entries, the counters, and every change to which files exist (create,
+        # rename, unlink), so that a download opening a file under it finds what the entry's
+        # state says. Bytes are written and read outside it.
         self._lock = threading.Lock()
         self._closed = False
         self._stop = threading.Event()
@@ -415,22 +418,22 @@ class ArtifactCache:
         _write_durably(self._meta_path(entry.sha1), json.dumps(
             {"size": entry.size, "md5": digests["md5"], "sha256": digests["sha256"],
              "last_modified_ms": entry.last_modified_ms}).encode("ascii"))
-        os.replace(self._partial_path(entry.sha1), self._complete_path(entry.sha1))
-        _fsync_directory(self.root)
         with self._lock:
+            os.replace(self._partial_path(entry.sha1), self._complete_path(entry.sha1))
             entry.hashes.update(digests)
             entry.received = entry.size
             entry.state, entry.verified = "complete", True
             entry.changed.notify_all()
+        _fsync_directory(self.root)
         self._remember_use(entry)
         self._evict()
 
     def _give_up(self, entry: CacheEntry, error: str, discard: bool) -> None:
         log.warning("artifact %s: %s%s", entry.sha1, error,
                     "; its bytes are discarded" if discard else "")
-        if discard:
-            _unlink_if_present(self._partial_path(entry.sha1))
         with self._lock:
+            if discard:
+                _unlink_if_present(self._partial_path(entry.sha1))
             self._counters["errors"] += 1
             entry.state, entry.error = "failed", error
             entry.changed.notify_all()
@@ -455,7 +458,6 @@ class ArtifactCache:
         pinned = self._pinned()
         if pinned is None:
             return
-        victims = []
         with self._lock:
             total = sum(self._footprint(entry) for entry in self._entries.values())
             candidates = sorted((entry for entry in self._entries.values()
@@ -465,18 +467,17 @@ class ArtifactCache:
             for entry in candidates:
                 if total <= self.max_bytes:
                     break
+                log.info("artifact %s (%s, %d bytes) evicted from the cache", entry.sha1,
+                         entry.state, self._footprint(entry))
                 total -= self._footprint(entry)
                 del self._entries[entry.sha1]
-                victims.append((entry, entry.state))
+                if entry.state == "complete":
+                    _unlink_if_present(self._complete_path(entry.sha1))
+                    _unlink_if_present(self._meta_path(entry.sha1))
+                else:
+                    _unlink_if_present(self._partial_path(entry.sha1))
                 entry.state = "evicted"
                 entry.changed.notify_all()
-        for entry, state in victims:
-            log.info("artifact %s (%d bytes) evicted from the cache", entry.sha1, entry.size)
-            if state == "complete":
-                _unlink_if_present(self._complete_path(entry.sha1))
-                _unlink_if_present(self._meta_path(entry.sha1))
-            else:
-                _unlink_if_present(self._partial_path(entry.sha1))
 
     def _pinned(self) -> Optional[Set[str]]:
         """The sha1s of artifacts of open actions; None (all pinned) if they are unknown."""

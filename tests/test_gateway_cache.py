@@ -570,3 +570,30 @@ def test_close_stops_transfers_and_wakes_readers(upstream, make_cache):
     assert time.monotonic() - started < 3
     assert answers[0][2] == content[:64 * 1024]
     assert entry.state == "partial"
+
+
+def test_many_readers_with_random_ranges_get_exact_bytes_from_a_cut_slow_transfer(
+        upstream, make_cache):
+    content = artifact_bytes(60)
+    offer(upstream, "a", content)
+    upstream.cuts = [150 * 1024, 100 * 1024]
+    upstream.delay_per_chunk = 0.005
+    cache = make_cache()
+    failures = []
+
+    def device(seed):
+        chooser = random.Random(seed)
+        first = chooser.randrange(SIZE)
+        last = chooser.randrange(first, SIZE)
+        entry = fetch(cache, upstream, "a", content)
+        status, headers, body = download(entry, {"Range": "bytes=%d-%d" % (first, last)})
+        if (status, body) != ("206 Partial Content", content[first:last + 1]):
+            failures.append((seed, status, first, last, len(body)))
+
+    devices = [threading.Thread(target=device, args=(seed,)) for seed in range(40)]
+    for thread in devices:
+        thread.start()
+    for thread in devices:
+        thread.join(WAIT)
+    assert failures == []
+    assert len(upstream.requests) == 3 and upstream.bytes_sent == SIZE
