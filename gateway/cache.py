@@ -212,10 +212,12 @@ def _wsgi(answer) -> WsgiAnswer:
 class ArtifactCache:
     """Artifacts from upstream, downloaded once, kept within ``max_bytes``, served from disk.
 
-    ``in_use()`` returns the sha1s of artifacts of open actions (never evicted); ``timeout``
-    bounds both a device's wait for the next bytes of a filling artifact and upstream's
-    socket reads. A transfer makes at most ``attempts`` attempts in a row that bring no new
-    bytes, waiting ``backoff`` seconds after the first, doubling up to ``max_backoff``.
+    ``in_use()`` returns the sha1s of artifacts of open actions (never evicted); it is
+    called without the cache's lock, from `fetch`, `contents`, `evict` and transfer threads.
+    ``timeout`` bounds both a device's wait for the next bytes of a filling artifact and
+    upstream's socket reads. A transfer makes at most ``attempts`` attempts in a row that
+    bring no new bytes, waiting ``backoff`` seconds after the first, doubling up to
+    ``max_backoff``. ``ssl_context`` verifies an https upstream (default: the system's CAs).
     """
 
     def __init__(self, root: str, max_bytes: int, in_use: Callable[[], Set[str]],
@@ -276,7 +278,7 @@ class ArtifactCache:
                                       name="cache-fetch-%s" % sha1[:8], daemon=True)
             self._transfers[sha1] = thread
         thread.start()
-        self._evict()
+        self.evict()
         return entry
 
     def get(self, sha1: str) -> Optional[CacheEntry]:
@@ -426,7 +428,7 @@ class ArtifactCache:
             entry.changed.notify_all()
         _fsync_directory(self.root)
         self._remember_use(entry)
-        self._evict()
+        self.evict()
 
     def _give_up(self, entry: CacheEntry, error: str, discard: bool) -> None:
         log.warning("artifact %s: %s%s", entry.sha1, error,
@@ -452,9 +454,13 @@ class ArtifactCache:
 
     # Size limit ##################################################################
 
-    def _evict(self) -> None:
-        """Remove complete, unpinned artifacts, least recently used first, until the cache
-        fits in ``max_bytes`` (or nothing evictable is left)."""
+    def evict(self) -> None:
+        """Remove complete (and idle partial) artifacts that are not pinned, least recently
+        used first, until the cache fits in ``max_bytes`` or nothing evictable is left.
+
+        Runs by itself at every fetch and completed transfer; call it when artifacts were
+        unpinned (actions closed) to free their room at once.
+        """
         pinned = self._pinned()
         if pinned is None:
             return

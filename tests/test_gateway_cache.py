@@ -8,6 +8,9 @@ import http.client
 import http.server
 import os
 import random
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 
@@ -37,7 +40,8 @@ class Upstream:
     cut after some bytes, a range ignored (200), a gate that holds a transfer mid-way, wrong
     bytes, slowness. It counts requests and body bytes sent."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.scheme = "https" if tls else "http"
         self.artifacts = {}
         self.requests = []  # (path, Range header or None)
         self.authorizations = []
@@ -63,12 +67,14 @@ class Upstream:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        daemon=True)
         self.thread.start()
 
     def url(self, name):
-        return "http://127.0.0.1:%d/%s" % (self.server.server_port, name)
+        return "%s://127.0.0.1:%d/%s" % (self.scheme, self.server.server_port, name)
 
     def answer(self, handler):
         content = self.artifacts.get(handler.path.lstrip("/"))
@@ -398,8 +404,7 @@ def test_artifact_bigger_than_the_limit_is_kept_while_pinned_and_served_meanwhil
     assert cache.get(entry.sha1) is entry
     status, headers, body = entry.response({"REQUEST_METHOD": "GET"}, "firmware.bin")
     pinned.clear()
-    offer(upstream, "b", b"small")
-    fetch(cache, upstream, "b", b"small")  # eviction runs: the big one goes
+    cache.evict()  # as the gateway does when actions close
     assert cache.get(entry.sha1) is None
     assert b"".join(body) == content  # a download already under way finishes
 
@@ -597,3 +602,37 @@ def test_many_readers_with_random_ranges_get_exact_bytes_from_a_cut_slow_transfe
         thread.join(WAIT)
     assert failures == []
     assert len(upstream.requests) == 3 and upstream.bytes_sent == SIZE
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key, made with openssl(1)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    cert, key = tmp_path / "upstream.crt", tmp_path / "upstream.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return str(cert), str(key)
+
+
+def test_https_upstream_is_verified_against_the_given_ca(certificate, make_cache):
+    cert, key = certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    upstream = Upstream(tls=tls)
+    try:
+        content = artifact_bytes(70)
+        offer(upstream, "a", content)
+        untrusting = make_cache(attempts=1)
+        refused = fetch(untrusting, upstream, "a", content)
+        wait_for(lambda: refused.state == "failed", "refusal")
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        untrusting.close()
+        trusting = make_cache(ssl_context=ssl.create_default_context(cafile=cert))
+        entry = fetch(trusting, upstream, "a", content)
+        wait_complete(entry)
+        assert download(entry)[2] == content
+    finally:
+        upstream.stop()
