@@ -519,8 +519,8 @@ class ArtifactCache:
                     {"sha1": name, "md5": meta["md5"], "sha256": meta["sha256"]})
         for item in os.scandir(self.root):
             stem = item.name.split(".", 1)[0]
-            if (item.name.endswith((".json", ".json.tmp")) and _SHA1_HEX.fullmatch(stem)
-                    and stem not in self._entries):
+            if _SHA1_HEX.fullmatch(stem) and (item.name == stem + ".json.tmp" or (
+                    item.name == stem + ".json" and stem not in self._entries)):
                 _unlink_if_present(item.path)
         for item in os.scandir(partial_dir):
             if not (_SHA1_HEX.fullmatch(item.name) and item.is_file(follow_symlinks=False)):

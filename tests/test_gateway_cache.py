@@ -445,8 +445,13 @@ def test_restart_drops_files_that_are_not_whole_artifacts(tmp_path, make_cache):
     sha1 = "a" * 40
     (root / sha1).write_bytes(b"no description, so not known to be checked")
     (root / ("b" * 40 + ".json")).write_text('{"size": 1}')
+    (root / ("c" * 40 + ".json.tmp")).write_text('{"size"')
+    (root / "partial" / ("d" * 40)).write_bytes(b"resumable")
+    (root / "partial" / "not-a-sha1").write_bytes(b"ignored")
     cache = make_cache()
-    assert cache.contents() == [] and cache.get(sha1) is None
+    assert cache.get(sha1) is None
+    assert [(item["sha1"], item["state"]) for item in cache.contents()] == [("d" * 40,
+                                                                             "partial")]
     assert sorted(os.listdir(root)) == ["partial"]
 
 
