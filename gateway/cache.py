@@ -380,7 +380,9 @@ class ArtifactCache:
         finally:
             os.close(fd)
             with self._lock:
-                self._transfers.pop(entry.sha1, None)
+                # A later fetch may have started the next transfer of this artifact already.
+                if self._transfers.get(entry.sha1) is threading.current_thread():
+                    del self._transfers[entry.sha1]
 
     def _attempt(self, entry: CacheEntry, url: str, headers: Dict[str, str],
                  progress: "_Progress") -> None:
