@@ -6,6 +6,7 @@ what matters is what a device sees on the wire."""
 import hashlib
 import http.client
 import http.server
+import json
 import os
 import random
 import shutil
@@ -13,11 +14,14 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 import waitress.server
 
 import live
+from clients.harness import Operator
+from clients.proxy import RecordingProxy
 
 from artifacts.serve import file_response
 from gateway.cache import ArtifactCache
@@ -641,3 +645,42 @@ def test_https_upstream_is_verified_against_the_given_ca(certificate, make_cache
         assert download(entry)[2] == content
     finally:
         upstream.stop()
+
+
+def ddi_get(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": "TargetToken " + token,
+                                                   "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def test_a_real_ddi_lite_upstream_cut_mid_way_is_resumed_with_range(tmp_path, make_cache):
+    """What a device of upstream sees: its deployment's artifact, with its hashes and link,
+    fetched with its TargetToken through a proxy that cuts the first download."""
+    content = artifact_bytes(80, 1024 * 1024)
+    server = live.DdiLite(tmp_path / "upstream")
+    proxy = None
+    try:
+        operator = Operator(server.url)
+        operator.add_target("dev-1", token="dev-1-token")
+        operator.assign(operator.distribution("os", {"firmware.bin": content}), "dev-1")
+        base = ddi_get(server.url + "/DEFAULT/controller/v1/dev-1", "dev-1-token")
+        deployment = ddi_get(base["_links"]["deploymentBase"]["href"], "dev-1-token")
+        artifact = deployment["deployment"]["chunks"][0]["artifacts"][0]
+        proxy = RecordingProxy(server.port, cut_download_after=300 * 1024)
+        href = artifact["_links"]["download-http"]["href"].replace(server.url, proxy.url)
+
+        cache = make_cache()
+        entry = cache.fetch(artifact["hashes"]["sha1"], artifact["size"], artifact["hashes"],
+                            href, {"Authorization": "TargetToken dev-1-token"})
+        wait_complete(entry)
+        assert download(entry)[2] == content
+        downloads = proxy.requests("GET", "/artifacts/firmware.bin")
+        assert [(exchange.status, exchange.headers.get("range"), exchange.cut)
+                for exchange in downloads] == [(200, None, True),
+                                               (206, "bytes=%d-" % (300 * 1024), False)]
+        assert sum(exchange.sent_body_bytes for exchange in downloads) == len(content)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        server.stop()
