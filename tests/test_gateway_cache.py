@@ -313,6 +313,7 @@ def test_ranges_and_if_range_while_filling_and_complete(upstream, make_cache, tm
     status, headers, body = download(entry, {"Range": "bytes=10-99"})
     assert status == "206 Partial Content"
     assert headers["Content-Range"] == "bytes 10-99/%d" % SIZE and body == content[10:100]
+    validators_while_filling = (headers["ETag"], headers["Last-Modified"])
 
     answers = {}
     waiting = [
@@ -351,7 +352,9 @@ def test_ranges_and_if_range_while_filling_and_complete(upstream, make_cache, tm
         assert int(status.split()[0]) == expected.status
         assert headers == dict(expected.headers)
         assert body == b"".join(expected.body)
-    status, headers, body = download(entry, {"If-Range": headers["Last-Modified"],
+    assert (headers["ETag"], headers["Last-Modified"]) == validators_while_filling
+    # A device that began while the artifact was filling resumes by date as well as by ETag.
+    status, headers, body = download(entry, {"If-Range": validators_while_filling[1],
                                              "Range": "bytes=0-0"})
     assert (status, body) == ("206 Partial Content", content[:1])
     status, headers, body = download(entry, method="HEAD")
