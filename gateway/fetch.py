@@ -34,9 +34,7 @@ class UpstreamError(Exception):
 
 
 class Download:
-    """An upstream answer whose body holds the artifact's bytes from ``start`` on.
-
-    """
+    """An upstream answer whose body holds the artifact's bytes from ``start`` on."""
 
     def __init__(self, connection: http.client.HTTPConnection,
                  response: http.client.HTTPResponse, start: int):
