@@ -19,7 +19,8 @@ import email.utils
 import re
 import urllib.parse
 from datetime import timezone
-from typing import Callable, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (Callable, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 READ_CHUNK_SIZE = 256 * 1024
 OCTET_STREAM = "application/octet-stream"
@@ -35,7 +36,7 @@ _ATTR_CHAR_EXTRAS = "!#$&+^`|"
 _MAX_POSITION_DIGITS = 20
 
 ByteRange = Tuple[int, int]  # first and last byte position, both inclusive
-Piece = Union[bytes, ByteRange]  # literal bytes, or a range of the artifact
+Piece = Union[bytes, ByteRange]  # literal bytes, or a range of the file
 
 
 class Response(NamedTuple):

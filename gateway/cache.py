@@ -106,14 +106,14 @@ class CacheEntry:
         with cache._lock:
             if self.state not in ("complete", "filling"):
                 return _unavailable("the artifact is not in the gateway's cache right now")
-            path = self._path()
+            # Opened now, under the lock, not when the body is read: the file is the one
+            # the state names, and an eviction or the rename at completion after this does
+            # not take the bytes away from this download.
+            try:
+                handle = open(self._path(), "rb", buffering=0)
+            except FileNotFoundError:  # removed behind the gateway's back
+                return _unavailable("the artifact's file is missing")
             self.last_used_ms = _now_ms()
-        try:
-            # Opened now, not when the body is read: an eviction or the rename at completion
-            # in between must not take the bytes away from this download.
-            handle = open(path, "rb", buffering=0)
-        except FileNotFoundError:
-            return _unavailable("the artifact just left the gateway's cache")
         bodies = []
 
         def body_for(pieces: Sequence[Piece]) -> "_EntryBody":
@@ -212,10 +212,12 @@ def _wsgi(answer) -> WsgiAnswer:
 class ArtifactCache:
     """Artifacts from upstream, downloaded once, kept within ``max_bytes``, served from disk.
 
-    ``in_use()`` returns the sha1s of artifacts of open actions (never evicted); ``timeout``
-    bounds both a device's wait for the next bytes of a filling artifact and upstream's
-    socket reads. A transfer makes at most ``attempts`` attempts in a row that bring no new
-    bytes, waiting ``backoff`` seconds after the first, doubling up to ``max_backoff``.
+    ``in_use()`` returns the sha1s of artifacts of open actions (never evicted); it is
+    called without the cache's lock, from `fetch`, `contents`, `evict` and transfer threads.
+    ``timeout`` bounds both a device's wait for the next bytes of a filling artifact and
+    upstream's socket reads. A transfer makes at most ``attempts`` attempts in a row that
+    bring no new bytes, waiting ``backoff`` seconds after the first, doubling up to
+    ``max_backoff``. ``ssl_context`` verifies an https upstream (default: the system's CAs).
     """
 
     def __init__(self, root: str, max_bytes: int, in_use: Callable[[], Set[str]],
@@ -229,6 +231,9 @@ class ArtifactCache:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._ssl_context = ssl_context
+        # Guards the entries, the counters, and every change to which files exist (create,
+        # rename, unlink), so that a download opening a file under it finds what the entry's
+        # state says. Bytes are written and read outside it.
         self._lock = threading.Lock()
         self._closed = False
         self._stop = threading.Event()
@@ -273,7 +278,7 @@ class ArtifactCache:
                                       name="cache-fetch-%s" % sha1[:8], daemon=True)
             self._transfers[sha1] = thread
         thread.start()
-        self._evict()
+        self.evict()
         return entry
 
     def get(self, sha1: str) -> Optional[CacheEntry]:
@@ -375,15 +380,17 @@ class ArtifactCache:
         finally:
             os.close(fd)
             with self._lock:
-                self._transfers.pop(entry.sha1, None)
+                # A later fetch may have started the next transfer of this artifact already.
+                if self._transfers.get(entry.sha1) is threading.current_thread():
+                    del self._transfers[entry.sha1]
 
     def _attempt(self, entry: CacheEntry, url: str, headers: Dict[str, str],
                  progress: "_Progress") -> None:
         """One upstream request for the bytes from ``progress.received`` on."""
         download = fetch.open_download(url, headers, progress.received, entry.size,
-                                       self.timeout, self._ssl_context)
+                                       self.timeout, self._ssl_context,
+                                       lambda: self._count(upstream_requests=1))
         with self._lock:
-            self._counters["upstream_requests"] += download.requests
             if self._closed:
                 download.close()
                 return
@@ -415,22 +422,22 @@ class ArtifactCache:
         _write_durably(self._meta_path(entry.sha1), json.dumps(
             {"size": entry.size, "md5": digests["md5"], "sha256": digests["sha256"],
              "last_modified_ms": entry.last_modified_ms}).encode("ascii"))
-        os.replace(self._partial_path(entry.sha1), self._complete_path(entry.sha1))
-        _fsync_directory(self.root)
         with self._lock:
+            os.replace(self._partial_path(entry.sha1), self._complete_path(entry.sha1))
             entry.hashes.update(digests)
             entry.received = entry.size
             entry.state, entry.verified = "complete", True
             entry.changed.notify_all()
+        _fsync_directory(self.root)
         self._remember_use(entry)
-        self._evict()
+        self.evict()
 
     def _give_up(self, entry: CacheEntry, error: str, discard: bool) -> None:
         log.warning("artifact %s: %s%s", entry.sha1, error,
                     "; its bytes are discarded" if discard else "")
-        if discard:
-            _unlink_if_present(self._partial_path(entry.sha1))
         with self._lock:
+            if discard:
+                _unlink_if_present(self._partial_path(entry.sha1))
             self._counters["errors"] += 1
             entry.state, entry.error = "failed", error
             entry.changed.notify_all()
@@ -449,13 +456,16 @@ class ArtifactCache:
 
     # Size limit ##################################################################
 
-    def _evict(self) -> None:
-        """Remove complete, unpinned artifacts, least recently used first, until the cache
-        fits in ``max_bytes`` (or nothing evictable is left)."""
+    def evict(self) -> None:
+        """Remove complete (and idle partial) artifacts that are not pinned, least recently
+        used first, until the cache fits in ``max_bytes`` or nothing evictable is left.
+
+        Runs by itself at every fetch and completed transfer; call it when artifacts were
+        unpinned (actions closed) to free their room at once.
+        """
         pinned = self._pinned()
         if pinned is None:
             return
-        victims = []
         with self._lock:
             total = sum(self._footprint(entry) for entry in self._entries.values())
             candidates = sorted((entry for entry in self._entries.values()
@@ -465,18 +475,17 @@ class ArtifactCache:
             for entry in candidates:
                 if total <= self.max_bytes:
                     break
+                log.info("artifact %s (%s, %d bytes) evicted from the cache", entry.sha1,
+                         entry.state, self._footprint(entry))
                 total -= self._footprint(entry)
                 del self._entries[entry.sha1]
-                victims.append((entry, entry.state))
+                if entry.state == "complete":
+                    _unlink_if_present(self._complete_path(entry.sha1))
+                    _unlink_if_present(self._meta_path(entry.sha1))
+                else:
+                    _unlink_if_present(self._partial_path(entry.sha1))
                 entry.state = "evicted"
                 entry.changed.notify_all()
-        for entry, state in victims:
-            log.info("artifact %s (%d bytes) evicted from the cache", entry.sha1, entry.size)
-            if state == "complete":
-                _unlink_if_present(self._complete_path(entry.sha1))
-                _unlink_if_present(self._meta_path(entry.sha1))
-            else:
-                _unlink_if_present(self._partial_path(entry.sha1))
 
     def _pinned(self) -> Optional[Set[str]]:
         """The sha1s of artifacts of open actions; None (all pinned) if they are unknown."""
@@ -512,8 +521,8 @@ class ArtifactCache:
                     {"sha1": name, "md5": meta["md5"], "sha256": meta["sha256"]})
         for item in os.scandir(self.root):
             stem = item.name.split(".", 1)[0]
-            if (item.name.endswith((".json", ".json.tmp")) and _SHA1_HEX.fullmatch(stem)
-                    and stem not in self._entries):
+            if _SHA1_HEX.fullmatch(stem) and (item.name == stem + ".json.tmp" or (
+                    item.name == stem + ".json" and stem not in self._entries)):
                 _unlink_if_present(item.path)
         for item in os.scandir(partial_dir):
             if not (_SHA1_HEX.fullmatch(item.name) and item.is_file(follow_symlinks=False)):

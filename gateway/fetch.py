@@ -14,7 +14,7 @@ import re
 import socket
 import ssl
 import urllib.parse
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 MAX_REDIRECTS = 3
 # Statuses that say "not now" rather than "never": try again after a back-off.
@@ -34,17 +34,13 @@ class UpstreamError(Exception):
 
 
 class Download:
-    """An upstream answer whose body holds the artifact's bytes from ``start`` on.
-
-    ``requests`` counts the HTTP requests it took (redirects included).
-    """
+    """An upstream answer whose body holds the artifact's bytes from ``start`` on."""
 
     def __init__(self, connection: http.client.HTTPConnection,
-                 response: http.client.HTTPResponse, start: int, requests: int):
+                 response: http.client.HTTPResponse, start: int):
         self._connection = connection
         self._response = response
         self.start = start
-        self.requests = requests
 
     def read(self, size: int) -> bytes:
         return self._response.read1(size)
@@ -64,15 +60,20 @@ class Download:
 
 
 def open_download(url: str, headers: Dict[str, str], offset: int, size: int, timeout: float,
-                  ssl_context: Optional[ssl.SSLContext] = None) -> Download:
-    """GET ``url`` for the bytes of a ``size``-byte artifact from ``offset`` on."""
+                  ssl_context: Optional[ssl.SSLContext] = None,
+                  on_request: Callable[[], None] = lambda: None) -> Download:
+    """GET ``url`` for the bytes of a ``size``-byte artifact from ``offset`` on.
+
+    ``on_request()`` is called for every request sent, redirects and failures included.
+    """
     request_headers = {name: value for name, value in headers.items()
                        if name.lower() != "range"}
     if offset:
         request_headers["Range"] = "bytes=%d-" % offset
     origin = urllib.parse.urlsplit(url).netloc
-    for requests in range(1, MAX_REDIRECTS + 2):
+    for _ in range(MAX_REDIRECTS + 1):
         connection = _connection(url, timeout, ssl_context)
+        on_request()
         try:
             connection.request("GET", _request_target(url), headers=request_headers)
             response = connection.getresponse()
@@ -91,7 +92,7 @@ def open_download(url: str, headers: Dict[str, str], offset: int, size: int, tim
         except UpstreamError:
             connection.close()
             raise
-        return Download(connection, response, start, requests)
+        return Download(connection, response, start)
     raise UpstreamError("upstream redirected more than %d times" % MAX_REDIRECTS,
                         retryable=False)
 

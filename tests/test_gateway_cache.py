@@ -6,13 +6,22 @@ what matters is what a device sees on the wire."""
 import hashlib
 import http.client
 import http.server
+import json
 import os
 import random
+import shutil
+import ssl
+import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 import waitress.server
+
+import live
+from clients.harness import Operator
+from clients.proxy import RecordingProxy
 
 from artifacts.serve import file_response
 from gateway.cache import ArtifactCache
@@ -35,11 +44,15 @@ class Upstream:
     cut after some bytes, a range ignored (200), a gate that holds a transfer mid-way, wrong
     bytes, slowness. It counts requests and body bytes sent."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.scheme = "https" if tls else "http"
         self.artifacts = {}
         self.requests = []  # (path, Range header or None)
+        self.authorizations = []
         self.bytes_sent = 0
         self.cuts = []  # per request in turn: cut the body after this many bytes
+        self.errors = []  # per request in turn: answer this status instead
+        self.redirects = {}  # name: where /name redirects to
         self.ignore_range = False
         self.gate_at = None  # hold every body at this byte until `gate` is set
         self.gate = threading.Event()
@@ -58,18 +71,32 @@ class Upstream:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def url(self, name):
-        return "http://127.0.0.1:%d/%s" % (self.server.server_port, name)
+        return "%s://127.0.0.1:%d/%s" % (self.scheme, self.server.server_port, name)
 
     def answer(self, handler):
         content = self.artifacts.get(handler.path.lstrip("/"))
         range_header = handler.headers.get("Range")
         with self.lock:
             self.requests.append((handler.path, range_header))
+            self.authorizations.append(handler.headers.get("Authorization"))
+            error = self.errors.pop(0) if self.errors else None
             cut = self.cuts.pop(0) if self.cuts else None
+        if handler.path.lstrip("/") in self.redirects:
+            handler.send_response(302)
+            handler.send_header("Location", self.redirects[handler.path.lstrip("/")])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if error:
+            handler.send_error(error)
+            return
         if content is None:
             handler.send_error(404)
             return
@@ -286,6 +313,7 @@ def test_ranges_and_if_range_while_filling_and_complete(upstream, make_cache, tm
     status, headers, body = download(entry, {"Range": "bytes=10-99"})
     assert status == "206 Partial Content"
     assert headers["Content-Range"] == "bytes 10-99/%d" % SIZE and body == content[10:100]
+    validators_while_filling = (headers["ETag"], headers["Last-Modified"])
 
     answers = {}
     waiting = [
@@ -324,7 +352,9 @@ def test_ranges_and_if_range_while_filling_and_complete(upstream, make_cache, tm
         assert int(status.split()[0]) == expected.status
         assert headers == dict(expected.headers)
         assert body == b"".join(expected.body)
-    status, headers, body = download(entry, {"If-Range": headers["Last-Modified"],
+    assert (headers["ETag"], headers["Last-Modified"]) == validators_while_filling
+    # A device that began while the artifact was filling resumes by date as well as by ETag.
+    status, headers, body = download(entry, {"If-Range": validators_while_filling[1],
                                              "Range": "bytes=0-0"})
     assert (status, body) == ("206 Partial Content", content[:1])
     status, headers, body = download(entry, method="HEAD")
@@ -381,8 +411,7 @@ def test_artifact_bigger_than_the_limit_is_kept_while_pinned_and_served_meanwhil
     assert cache.get(entry.sha1) is entry
     status, headers, body = entry.response({"REQUEST_METHOD": "GET"}, "firmware.bin")
     pinned.clear()
-    offer(upstream, "b", b"small")
-    fetch(cache, upstream, "b", b"small")  # eviction runs: the big one goes
+    cache.evict()  # as the gateway does when actions close
     assert cache.get(entry.sha1) is None
     assert b"".join(body) == content  # a download already under way finishes
 
@@ -423,8 +452,13 @@ def test_restart_drops_files_that_are_not_whole_artifacts(tmp_path, make_cache):
     sha1 = "a" * 40
     (root / sha1).write_bytes(b"no description, so not known to be checked")
     (root / ("b" * 40 + ".json")).write_text('{"size": 1}')
+    (root / ("c" * 40 + ".json.tmp")).write_text('{"size"')
+    (root / "partial" / ("d" * 40)).write_bytes(b"resumable")
+    (root / "partial" / "not-a-sha1").write_bytes(b"ignored")
     cache = make_cache()
-    assert cache.contents() == [] and cache.get(sha1) is None
+    assert cache.get(sha1) is None
+    assert [(item["sha1"], item["state"]) for item in cache.contents()] == [("d" * 40,
+                                                                             "partial")]
     assert sorted(os.listdir(root)) == ["partial"]
 
 
@@ -445,16 +479,38 @@ def test_bad_hashes_are_rejected(make_cache, hashes):
         make_cache().fetch("a" * 40, 10, hashes, "http://127.0.0.1:9/x", {})
 
 
-def test_upstream_authentication_headers_are_sent(upstream, make_cache):
+def test_upstream_authentication_goes_upstream_and_to_redirects_on_the_same_host_only(
+        upstream, make_cache):
     content = artifact_bytes(40)
     offer(upstream, "a", content)
-    seen = []
-    original = upstream.answer
-    upstream.answer = lambda handler: (seen.append(handler.headers.get("Authorization")),
-                                       original(handler))
+    port = upstream.server.server_port
+    upstream.redirects = {"same": "/a", "elsewhere": "http://localhost:%d/a" % port}
     cache = make_cache()
-    wait_complete(fetch(cache, upstream, "a", content))
-    assert seen == ["GatewayToken secret"]
+    wait_complete(fetch(cache, upstream, "same", content))
+    assert upstream.authorizations == ["GatewayToken secret"] * 2
+    other = artifact_bytes(41)
+    upstream.artifacts["a"] = other
+    wait_complete(fetch(cache, upstream, "elsewhere", other))
+    assert upstream.authorizations[2:] == ["GatewayToken secret", None]
+    assert cache.stats()["upstream_requests"] == 4
+
+
+def test_upstream_busy_is_tried_again_after_a_back_off(upstream, make_cache):
+    content = artifact_bytes(42)
+    offer(upstream, "a", content)
+    upstream.errors = [503, 502]
+    cache = make_cache()
+    entry = fetch(cache, upstream, "a", content)
+    wait_complete(entry)
+    assert len(upstream.requests) == 3 and cache.stats()["upstream_requests"] == 3
+
+
+def test_unreachable_upstream_is_given_up_after_the_attempts(make_cache):
+    cache = make_cache(attempts=3)
+    entry = cache.fetch("d" * 40, 10, {}, "http://127.0.0.1:%d/a" % live.free_port(), {})
+    wait_for(lambda: entry.state == "failed", "giving up")
+    assert "unreachable" in entry.error
+    assert cache.stats()["upstream_requests"] == 3 and cache.stats()["errors"] == 1
 
 
 def test_not_found_upstream_fails_at_once(upstream, make_cache):
@@ -531,3 +587,103 @@ def test_close_stops_transfers_and_wakes_readers(upstream, make_cache):
     assert time.monotonic() - started < 3
     assert answers[0][2] == content[:64 * 1024]
     assert entry.state == "partial"
+
+
+def test_many_readers_with_random_ranges_get_exact_bytes_from_a_cut_slow_transfer(
+        upstream, make_cache):
+    content = artifact_bytes(60)
+    offer(upstream, "a", content)
+    upstream.cuts = [150 * 1024, 100 * 1024]
+    upstream.delay_per_chunk = 0.005
+    cache = make_cache()
+    failures = []
+
+    def device(seed):
+        chooser = random.Random(seed)
+        first = chooser.randrange(SIZE)
+        last = chooser.randrange(first, SIZE)
+        entry = fetch(cache, upstream, "a", content)
+        status, headers, body = download(entry, {"Range": "bytes=%d-%d" % (first, last)})
+        if (status, body) != ("206 Partial Content", content[first:last + 1]):
+            failures.append((seed, status, first, last, len(body)))
+
+    devices = [threading.Thread(target=device, args=(seed,)) for seed in range(40)]
+    for thread in devices:
+        thread.start()
+    for thread in devices:
+        thread.join(WAIT)
+    assert failures == []
+    assert len(upstream.requests) == 3 and upstream.bytes_sent == SIZE
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key, made with openssl(1)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    cert, key = tmp_path / "upstream.crt", tmp_path / "upstream.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return str(cert), str(key)
+
+
+def test_https_upstream_is_verified_against_the_given_ca(certificate, make_cache):
+    cert, key = certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    upstream = Upstream(tls=tls)
+    try:
+        content = artifact_bytes(70)
+        offer(upstream, "a", content)
+        untrusting = make_cache(attempts=1)
+        refused = fetch(untrusting, upstream, "a", content)
+        wait_for(lambda: refused.state == "failed", "refusal")
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        untrusting.close()
+        trusting = make_cache(ssl_context=ssl.create_default_context(cafile=cert))
+        entry = fetch(trusting, upstream, "a", content)
+        wait_complete(entry)
+        assert download(entry)[2] == content
+    finally:
+        upstream.stop()
+
+
+def ddi_get(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": "TargetToken " + token,
+                                                   "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def test_a_real_ddi_lite_upstream_cut_mid_way_is_resumed_with_range(tmp_path, make_cache):
+    """What a device of upstream sees: its deployment's artifact, with its hashes and link,
+    fetched with its TargetToken through a proxy that cuts the first download."""
+    content = artifact_bytes(80, 1024 * 1024)
+    server = live.DdiLite(tmp_path / "upstream")
+    proxy = None
+    try:
+        operator = Operator(server.url)
+        operator.add_target("dev-1", token="dev-1-token")
+        operator.assign(operator.distribution("os", {"firmware.bin": content}), "dev-1")
+        base = ddi_get(server.url + "/DEFAULT/controller/v1/dev-1", "dev-1-token")
+        deployment = ddi_get(base["_links"]["deploymentBase"]["href"], "dev-1-token")
+        artifact = deployment["deployment"]["chunks"][0]["artifacts"][0]
+        proxy = RecordingProxy(server.port, cut_download_after=300 * 1024)
+        href = artifact["_links"]["download-http"]["href"].replace(server.url, proxy.url)
+
+        cache = make_cache()
+        entry = cache.fetch(artifact["hashes"]["sha1"], artifact["size"], artifact["hashes"],
+                            href, {"Authorization": "TargetToken dev-1-token"})
+        wait_complete(entry)
+        assert download(entry)[2] == content
+        downloads = proxy.requests("GET", "/artifacts/firmware.bin")
+        assert [(exchange.status, exchange.headers.get("range"), exchange.cut)
+                for exchange in downloads] == [(200, None, True),
+                                               (206, "bytes=%d-" % (300 * 1024), False)]
+        assert sum(exchange.sent_body_bytes for exchange in downloads) == len(content)
+    finally:
+        if proxy is not None:
+            proxy.close()
+        server.stop()
