@@ -337,8 +337,8 @@ class Gateway:
         longer shows are forgotten; no action shown, no artifact in use."""
         shown = _action_ids(document)
         self.state.keep_closed_actions(controller_id, shown)
-        if not shown:
-            self.state.clear_artifacts(controller_id)
+        if not shown and self.state.clear_artifacts(controller_id):
+            self.cache.evict()  # its artifacts may be pinned no longer: their room is free
         # Answers about actions the poll no longer links to (installedBase included) are
         # not asked for again: keeping them would grow the file by a row per action.
         linked = {_any_action_id_of(link.get("href")) for link in

@@ -136,7 +136,9 @@ class GatewayState:
                        tuple(artifact)) for artifact in artifacts])
 
     def clear_artifacts(self, controller_id):
-        self._write(("DELETE FROM artifact WHERE controller_id = ?", (controller_id,)))
+        """Forget the device's relayed artifacts; whether it had any."""
+        cursor = self._write(("DELETE FROM artifact WHERE controller_id = ?", (controller_id,)))
+        return cursor.rowcount > 0
 
     def artifact(self, controller_id, module_id, filename):
         rows = self._read("SELECT * FROM artifact WHERE controller_id = ? AND module_id = ? "
