@@ -304,11 +304,19 @@ def test_upstream_down_polls_keep_working_and_queued_reports_survive_kill_9(serv
     upstream, gateway = servers
     actions = assign(upstream.url, tmp_path, "outage", ["dev-1", "dev-2"])
     paths = {cid: deployment_shown(gateway, cid) for cid in ("dev-1", "dev-2")}
+    live.wait_until(lambda: [entry["complete"] for entry in live.api(
+        gateway.url, "GET", "/gateway")["cache"]["contents"]] == [True], 10,
+        "the artifact cached while upstream is up")
     upstream.stop()
     for cid in ("dev-1", "dev-2"):
         status, poll = ddi(gateway.url, "GET", cid)
         assert status == 200 and link_of(poll, "deploymentBase")
-        assert ddi(gateway.url, "GET", paths[cid])[0] == 200
+        status, deployment = ddi(gateway.url, "GET", paths[cid])
+        assert status == 200
+        href = deployment["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download"]
+        status, data = ddi(gateway.url, "GET", href["href"].split("/controller/v1/", 1)[1],
+                           raw=True)
+        assert (status, data) == (200, ARTIFACT)
         for step in ("one", "two", "three"):
             assert ddi(gateway.url, "POST", paths[cid] + "/feedback",
                        feedback(actions[cid], "proceeding", details=[step]))[0] == 200
