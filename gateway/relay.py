@@ -4,9 +4,10 @@ A device's GET (root poll, deploymentBase, cancelAction, confirmationBase, insta
 artifact list) is answered from the last upstream answer to that device and resource. That
 answer is asked for again, on the device's behalf and with at most one request in flight per
 device and resource, once it is older than the device's upstream `sleep`: however often the
-device polls, upstream sees one poll per interval. A device waits for that request at most
-FRESH_WAIT_SECONDS (the whole [upstream] timeout only when nothing is known yet); after, it
-gets the answer the gateway has, so a slow or dead upstream never holds a known device's poll.
+device polls, upstream sees one poll per interval. The poll that starts that request waits
+for it at most FRESH_WAIT_SECONDS, and only while upstream answers (the whole [upstream]
+timeout only when nothing is known yet); other polls do not wait: a slow or dead upstream
+never holds a known device's poll.
 
 Every link a device receives is rewritten to point at this gateway, as the request sees it
 (public_url or X-Forwarded-*, service/forwarded.py); artifact links point at the gateway's
@@ -243,8 +244,13 @@ class Gateway:
         stored = self.state.answer(device.controller_id, resource)
         if stored is None or upstream.now_ms() - stored.fetched_ms >= \
                 1000 * self._sleep_seconds(device.controller_id):
-            done = self._refresh(device, resource)
-            done.wait(self.timeout + 1 if stored is None else FRESH_WAIT_SECONDS)
+            done, started = self._refresh(device, resource)
+            if stored is None:
+                done.wait(self.timeout + 1)
+            elif started and self.upstream.answering():
+                # Only the poll that asked waits, and only while upstream answers: polls
+                # behind a request that hangs, or while upstream is down, wait for nothing.
+                done.wait(FRESH_WAIT_SECONDS)
             stored = self.state.answer(device.controller_id, resource) or stored
         if stored is None:
             raise Problem(503, {"Retry-After": "%d" % DEFAULT_SLEEP_SECONDS})
@@ -255,13 +261,13 @@ class Gateway:
         return known[1] if known is not None and known[1] is not None else DEFAULT_SLEEP_SECONDS
 
     def _refresh(self, device, resource):
-        """Ask upstream for the resource in a thread, unless that is under way; an Event
-        set when it is done."""
+        """Ask upstream for the resource in a thread, unless that is under way: (an Event
+        set when it is done, whether this call started it)."""
         key = (device.controller_id, resource)
         with self._refreshing_lock:
             done = self._refreshing.get(key)
             if done is not None:
-                return done
+                return done, False
             done = self._refreshing[key] = threading.Event()
 
         def run():
@@ -276,7 +282,7 @@ class Gateway:
                     del self._refreshing[key]
                 done.set()
         threading.Thread(target=run, name="gateway-refresh", daemon=True).start()
-        return done
+        return done, True
 
     def _fetch(self, controller_id, resource, authorization):
         """Ask upstream for a device's resource now and remember its answer."""

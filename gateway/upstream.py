@@ -87,6 +87,12 @@ class Upstream:
             self.figures["errors"] += 1
             self.last_error, self.last_error_ms = text, now_ms()
 
+    def answering(self):
+        """Whether upstream's last request succeeded (or none was made yet)."""
+        with self._lock:
+            return self.last_error_ms is None or (
+                self.last_success_ms is not None and self.last_success_ms >= self.last_error_ms)
+
     def health(self):
         with self._lock:
             return {"url": self.url, "tenant": self.tenant,

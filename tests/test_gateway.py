@@ -351,10 +351,13 @@ def test_a_stopped_upstream_never_holds_a_known_devices_poll(servers):
     upstream.process.send_signal(signal.SIGSTOP)  # connects, then never answers
     try:
         time.sleep(1.1)  # the device's answer is due for a refresh
-        for _ in range(3):
+        seconds = []
+        for _ in range(4):
             started = time.monotonic()
             assert ddi(gateway.url, "GET", "slow-1")[0] == 200
-            assert time.monotonic() - started < 1.0
+            seconds.append(time.monotonic() - started)
+        # The poll that asked upstream waits a moment for it; the polls behind it do not.
+        assert seconds[0] < 1.0 and max(seconds[1:]) < 0.3, seconds
     finally:
         upstream.process.send_signal(signal.SIGCONT)
 
