@@ -413,6 +413,9 @@ class Gateway:
                 else ddi.parse_feedback
             parse(body)
             _action_id(parts[2])
+        elif resource == "/installedBase" and not (
+                isinstance(body.get("name"), str) and isinstance(body.get("version"), str)):
+            raise store_errors.BodyNotReadable()
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8") \
             if body is not None else b""
         added = self.state.enqueue(device.controller_id, request.method, resource, canonical,

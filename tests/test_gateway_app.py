@@ -53,6 +53,14 @@ def test_a_report_is_queued_while_upstream_is_unreachable(gateway):
     assert status["upstream"]["url"] == DEAD_UPSTREAM
 
 
+def test_an_installed_base_report_without_name_and_version_is_400_and_not_queued(gateway):
+    answer = gateway.put_json("/DEFAULT/controller/v1/dev-1/installedBase", {"name": "os"},
+                              headers=DEVICE, status=400)
+    assert answer.json["errorCode"] == "hawkbit.server.error.rest.body.notReadable"
+    gateway.set_authorization(("Basic", ("admin", "admin")))
+    assert gateway.get("/rest/v1/gateway").json["outbox"]["depth"] == 0
+
+
 def test_an_artifact_of_no_relayed_deployment_is_404(gateway):
     answer = gateway.get("/DEFAULT/controller/v1/dev-1/softwaremodules/1/artifacts/a.swu",
                          headers=DEVICE, status=404)
