@@ -374,8 +374,11 @@ class Gateway:
             self._cache_fetch(artifact, authorization)
 
     def _cache_fetch(self, artifact, authorization):
-        """The artifact's cache entry, its upstream transfer started unless under way."""
-        auth = self._upstream_auth(authorization)
+        """The artifact's cache entry, its upstream transfer started unless under way. The
+        credentials go only to upstream itself, never to another host a link names (a
+        download server or CDN that hawkBit may be configured to link to)."""
+        auth = self._upstream_auth(authorization) \
+            if self.upstream.is_upstream(artifact.href) else None
         return self.cache.fetch(artifact.sha1, artifact.size, json.loads(artifact.hashes),
                                 artifact.href, {"Authorization": auth} if auth else {})
 

@@ -50,6 +50,14 @@ class Upstream:
             self.base_path, urllib.parse.quote(self.tenant, safe=""),
             urllib.parse.quote(controller_id, safe=""), rest)
 
+    def is_upstream(self, url):
+        """Whether `url` names upstream itself (scheme, host and port)."""
+        parts = urllib.parse.urlsplit(url)
+        default = 443 if parts.scheme == "https" else 80
+        return (parts.scheme, (parts.hostname or "").lower(), parts.port or default) == (
+            self.scheme, self.host.lower(),
+            self.port or (443 if self.scheme == "https" else 80))
+
     def connection(self):
         """A new connection to upstream (the caller closes it)."""
         if self.scheme == "https":

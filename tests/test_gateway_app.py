@@ -91,3 +91,15 @@ def test_gateway_mode_needs_a_single_worker_process(tmp_path):
     with pytest.raises(ddi_lite.ConfigError, match="workers must be 1"):
         ddi_lite.create_app(config)
     storage.close_store()
+
+
+@pytest.mark.parametrize("url, same", [
+    ("https://hawkbit.example/DEFAULT/controller/v1/a", True),
+    ("https://HAWKBIT.example:443/x", True),
+    ("http://hawkbit.example/x", False),
+    ("https://hawkbit.example:8443/x", False),
+    ("https://cdn.example/hawkbit.example/x", False),
+])
+def test_credentials_go_only_to_upstream_itself(url, same):
+    from gateway.upstream import Upstream
+    assert Upstream("https://hawkbit.example", "DEFAULT").is_upstream(url) is same
