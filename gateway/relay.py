@@ -235,6 +235,8 @@ class Gateway:
         document = json.loads(stored.body.decode("utf-8"))
         document = self._hide_closed(device.controller_id, resource, document)
         document = _rewrite_links(document, device.base_url, device.tenant)
+        document = _artifacts_at_gateway(document, "%s/%s/controller/v1/%s" % (
+            device.base_url, device.tenant, urllib.parse.quote(device.controller_id, safe="")))
         if resource == "":
             self.figures["polls_answered"] += 1
         return self.web.document_response(document, media_type, request,
@@ -356,9 +358,8 @@ class Gateway:
         """The artifacts of a relayed deployment: only these may the device download; the
         cache starts fetching them at once."""
         artifacts = []
-        for chunk in (document.get("deployment") or document.get("confirmation") or {}).get(
-                "chunks") or []:
-            module_id = _module_id_of(chunk)
+        for index, chunk in enumerate(_chunks_of(document)):
+            module_id = _module_id_of(chunk, index)
             for artifact in chunk.get("artifacts") or []:
                 hashes = artifact.get("hashes") or {}
                 links = artifact.get("_links") or {}
@@ -640,13 +641,44 @@ def _action_ids(document):
             if isinstance(link, dict) and _action_id_of(link.get("href"))}
 
 
-def _module_id_of(chunk):
+def _chunks_of(document):
+    if not isinstance(document, dict):
+        return []
+    return (document.get("deployment") or document.get("confirmation") or {}).get(
+        "chunks") or []
+
+
+def _module_id_of(chunk, index):
+    """The chunk's software module id, from its DDI links; `chunk-N` when they name none (a
+    hawkBit that links artifacts to a separate download server)."""
     for artifact in chunk.get("artifacts") or []:
         for link in (artifact.get("_links") or {}).values():
             match = re.search(r"/softwaremodules/([^/]+)/artifacts/", link.get("href", ""))
             if match:
                 return urllib.parse.unquote(match.group(1))
-    return None
+    return "chunk-%d" % index
+
+
+ARTIFACT_RELS = {"download": "", "download-http": "", "md5sum": ".MD5SUM",
+                 "md5sum-http": ".MD5SUM"}
+
+
+def _artifacts_at_gateway(document, device_url):
+    """`document` with every artifact link that still points elsewhere (a download server)
+    pointing at the gateway's download route under `device_url`, which serves it from the
+    cache: devices never get a link away from the gateway."""
+    for index, chunk in enumerate(_chunks_of(document)):
+        module_id = _module_id_of(chunk, index)
+        for artifact in chunk.get("artifacts") or []:
+            links = artifact.get("_links") or {}
+            for rel, suffix in ARTIFACT_RELS.items():
+                link = links.get(rel)
+                if isinstance(link, dict) and not str(link.get("href", "")).startswith(
+                        device_url + "/"):
+                    link["href"] = "%s/softwaremodules/%s/artifacts/%s%s" % (
+                        device_url, urllib.parse.quote(module_id, safe=""),
+                        urllib.parse.quote(str(artifact.get("filename", "")), safe=""), suffix)
+    return document
 
 
 def _rewrite_links(document, base_url, tenant):

@@ -103,3 +103,21 @@ def test_gateway_mode_needs_a_single_worker_process(tmp_path):
 def test_credentials_go_only_to_upstream_itself(url, same):
     from gateway.upstream import Upstream
     assert Upstream("https://hawkbit.example", "DEFAULT").is_upstream(url) is same
+
+
+def test_artifact_links_to_a_download_server_are_pointed_at_the_gateway():
+    from gateway import relay
+    device_url = "http://gw:8080/DEFAULT/controller/v1/dev-1"
+    document = {"deployment": {"chunks": [{"artifacts": [{"filename": "os image.swu", "_links": {
+        "download": {"href": "https://cdn.example/files/abc?sig=1"},
+        "md5sum-http": {"href": "http://cdn.example/files/abc.MD5SUM"}}}]}, {"artifacts": [
+            {"filename": "app.bin", "_links": {"download-http": {
+                "href": device_url + "/softwaremodules/7/artifacts/app.bin"}}}]}]}}
+    chunks = relay._artifacts_at_gateway(document, device_url)["deployment"]["chunks"]
+    links = chunks[0]["artifacts"][0]["_links"]
+    assert links["download"]["href"] == \
+        device_url + "/softwaremodules/chunk-0/artifacts/os%20image.swu"
+    assert links["md5sum-http"]["href"] == \
+        device_url + "/softwaremodules/chunk-0/artifacts/os%20image.swu.MD5SUM"
+    assert chunks[1]["artifacts"][0]["_links"]["download-http"]["href"] == \
+        device_url + "/softwaremodules/7/artifacts/app.bin"
