@@ -121,3 +121,9 @@ def test_artifact_links_to_a_download_server_are_pointed_at_the_gateway():
         device_url + "/softwaremodules/chunk-0/artifacts/os%20image.swu.MD5SUM"
     assert chunks[1]["artifacts"][0]["_links"]["download-http"]["href"] == \
         device_url + "/softwaremodules/7/artifacts/app.bin"
+
+
+def test_the_api_description_answers_in_gateway_mode_with_the_gateways_routes(gateway):
+    paths = gateway.get("/v3/api-docs").json["paths"]
+    assert {"/{tenant}/controller/v1/{controllerId}", "/rest/v1/gateway",
+            "/rest/v1/gateway/devices"} <= set(paths)
