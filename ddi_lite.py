@@ -37,6 +37,7 @@ import bottle
 
 import artifacts
 import console
+import gateway
 import storage
 from client import cli
 from service import (access_log, artifact_store, configuration, connections, forwarded,
@@ -152,7 +153,7 @@ SETTINGS = (
             "Seconds between evaluations of running rollouts (thresholds, next groups, "
             "startAt); device feedback on a rollout's action makes one at once. 2, as "
             "auto-assignment: a pass over 10 running rollouts is a few reads each."),
-) + artifact_store.SETTINGS
+) + artifact_store.SETTINGS + gateway.SETTINGS
 
 # Which tenant configuration key a [ddi] setting is the server-wide default of.
 TENANT_DEFAULTS = {
@@ -1380,6 +1381,18 @@ def _blob_store(config):
     return artifact_store.blob_store(config)
 
 
+def _gateway(config):
+    """Gateway mode's DDI routes (gateway/), answering with this module's HTTP plumbing."""
+    from gateway import relay
+
+    def device_authenticated(environ, controller_id, origin):
+        return authenticated(environ, controller_id, ddi.device_target(controller_id),
+                             tenant.settings(), origin, CERTIFICATE_HEADERS)
+    return relay.Gateway(config, relay.Web(
+        device_authenticated, read_body, negotiate, document_response, error_response,
+        framework_response, body_welcome, body_too_large))
+
+
 def create_app(config, accounts=None, observer=None, sweep=True):
     """The ddi-lite WSGI application for these settings (opens the data directory).
     `accounts`: the operator accounts (operator_accounts(config) when not given), for a caller
@@ -1390,13 +1403,17 @@ def create_app(config, accounts=None, observer=None, sweep=True):
     blobs = _blob_store(config)
     if sweep:
         storage.blobs.sweep(blobs)
+    observer = observer or metrics.Metrics()
     app = bottle.Bottle(catchall=True)
     for status in (400, 404, 405, 500):
         app.error_handler[status] = _framework_error_handler(status)
-    DeviceApi(config, blobs).install(app)
+    relay = _gateway(config) if gateway.enabled(config) else None
+    (relay or DeviceApi(config, blobs)).install(app)
     accounts = accounts or operator_accounts(config)
     management = ManagementApi(config, blobs, accounts)
     management.install(app)
+    if relay is not None:
+        relay.install_operator_routes(app, management.operator_only, observer)
     if config["server", "console"]:
         console.Console(config, accounts, blobs, error_status,
                         management.console_upload).install(app)
@@ -1405,7 +1422,6 @@ def create_app(config, accounts=None, observer=None, sweep=True):
     app.route("/actuator/health", "GET", lambda: _health(storage.db.answers()))
     app.route("/actuator/health/liveness", "GET", lambda: _health(True))
     app.route("/actuator/health/readiness", "GET", lambda: _health(storage.db.answers()))
-    observer = observer or metrics.Metrics()
     observer.watch_store(counts.store_counts)
 
     def metrics_page():

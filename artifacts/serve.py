@@ -3,7 +3,9 @@
 Decides status, headers and body for a GET or HEAD of one file the way
 hawkBit's DDI download resources do: ETag and Last-Modified validators,
 If-Match, If-Range and single or multipart byte ranges. The web layer only
-copies the result onto its own response object.
+copies the result onto its own response object. ``download_response`` holds those decisions
+apart from where the bytes come from, for the gateway's cache, which serves an artifact
+while it is still arriving from upstream.
 
 Every response carries an exact Content-Length, because some device clients
 cannot cope with chunked transfer encoding. File bytes are streamed from
@@ -20,7 +22,8 @@ import email.utils
 import re
 import urllib.parse
 from datetime import timezone
-from typing import Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (Callable, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 READ_CHUNK_SIZE = 256 * 1024
 OCTET_STREAM = "application/octet-stream"
@@ -36,7 +39,7 @@ _ATTR_CHAR_EXTRAS = "!#$&+^`|"
 _MAX_POSITION_DIGITS = 20
 
 ByteRange = Tuple[int, int]  # first and last byte position, both inclusive
-_Piece = Union[bytes, ByteRange]
+Piece = Union[bytes, ByteRange]  # literal bytes, or a range of the file
 
 
 class Response(NamedTuple):
@@ -82,15 +85,12 @@ class FileBody:
     ``path`` is None when the bytes come from a source with ``open_range``.
     """
 
-    def __init__(self, source, pieces: Sequence[_Piece]):
+    def __init__(self, source, pieces: Sequence[Piece]):
         self.source = source
         self.path = source if isinstance(source, str) else None
         self._pieces = tuple(pieces)
         self.ranges = tuple(piece for piece in self._pieces if isinstance(piece, tuple))
-        self.length = sum(
-            len(piece) if isinstance(piece, bytes) else piece[1] - piece[0] + 1
-            for piece in self._pieces
-        )
+        self.length = pieces_length(self._pieces)
         self._file = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -151,6 +151,25 @@ def file_response(
 
     ``headers`` holds the request headers under lowercase names.
     """
+    return download_response(size, etag_sha1, last_modified_ms, filename, method, headers,
+                             lambda pieces: FileBody(path, pieces))
+
+
+def download_response(
+    size: int,
+    etag_sha1: str,
+    last_modified_ms: int,
+    filename: str,
+    method: str,
+    headers: Mapping[str, str],
+    body_for: Callable[[Sequence[Piece]], Iterable[bytes]],
+) -> Response:
+    """Respond to a GET or HEAD of an artifact of ``size`` bytes wherever its bytes come from.
+
+    ``body_for(pieces)`` makes the body out of literal bytes and inclusive byte ranges of
+    the artifact, in order, and must yield exactly as many bytes as they add up to (the
+    Content-Length): a local file for ``file_response``, the gateway's cache while it fills.
+    """
     etag = f'"{etag_sha1}"'
     last_modified = email.utils.formatdate(last_modified_ms // 1000, usegmt=True)
 
@@ -176,8 +195,8 @@ def file_response(
     if range_header is None or not _if_range_allows(
         headers.get("if-range"), etag_sha1, last_modified_ms
     ):
-        body = FileBody(path, [(0, size - 1)] if size else [])
-        return Response(200, common + _length_headers(OCTET_STREAM, body.length), body)
+        return Response(200, common + _length_headers(OCTET_STREAM, size),
+                        body_for([(0, size - 1)] if size else []))
 
     ranges = _satisfiable_ranges(range_header, size)
     if ranges is None:
@@ -189,16 +208,15 @@ def file_response(
 
     if len(ranges) == 1:
         first, last = ranges[0]
-        body = FileBody(path, ranges)
         return Response(
             206,
             common
             + [("Content-Range", f"bytes {first}-{last}/{size}")]
-            + _length_headers(OCTET_STREAM, body.length),
-            body,
+            + _length_headers(OCTET_STREAM, last - first + 1),
+            body_for(ranges),
         )
 
-    pieces: List[_Piece] = []
+    pieces: List[Piece] = []
     for first, last in ranges:
         part_head = (
             f"--{MULTIPART_BOUNDARY}\r\n"
@@ -207,9 +225,15 @@ def file_response(
         )
         pieces += [part_head.encode("ascii"), (first, last), b"\r\n"]
     pieces.append(f"--{MULTIPART_BOUNDARY}--".encode("ascii"))
-    body = FileBody(path, pieces)
     content_type = f"multipart/byteranges; boundary={MULTIPART_BOUNDARY}"
-    return Response(206, common + _length_headers(content_type, body.length), body)
+    return Response(206, common + _length_headers(content_type, pieces_length(pieces)),
+                    body_for(pieces))
+
+
+def pieces_length(pieces: Sequence[Piece]) -> int:
+    """How many bytes a body of these literal bytes and inclusive ranges holds."""
+    return sum(len(piece) if isinstance(piece, bytes) else piece[1] - piece[0] + 1
+               for piece in pieces)
 
 
 def redirect_response(url: Optional[str]) -> Optional[Response]:

@@ -251,6 +251,11 @@ def _add_operator_commands(commands):
     parser.add_argument("--query", metavar="RSQL",
                         help='only the actions that match, e.g. "status==error"')
 
+    command(commands, "gateway", "gateway",
+            "show a gateway-mode server's upstream health, outbox and artifact cache", [
+                "ddi-lite gateway --url http://ship-gateway:8080",
+                "ddi-lite gateway --json"])
+
     parser = command(commands, "cancel", "cancel",
                      "ddi-lite cancel an action (the device confirms); --force closes it at once", [
                          "ddi-lite cancel board-7 12",

@@ -148,6 +148,33 @@ def _size(count):
             return "%.1f %s" % (count, unit)
 
 
+def gateway(args, client):
+    """`ddi-lite gateway`: GET /rest/v1/gateway (README: Gateway mode) as a few lines."""
+    status = client.call("GET", "/gateway")
+    if args.json:
+        print_json(status)
+        return
+    upstream, outbox, cache = status["upstream"], status["outbox"], status["cache"]
+    print_table([
+        ("upstream", "%s (tenant %s, %s)" % (upstream["url"], upstream["tenant"],
+                                              upstream["auth"])),
+        ("last success", _when(upstream["lastSuccessAt"])),
+        ("last error", "%s %s" % (_when(upstream["lastErrorAt"]), upstream["lastError"] or "")),
+        ("devices", status["devices"]),
+        ("outbox", "%d waiting (%d devices), oldest %s, %d delivered since start" % (
+            outbox["depth"], outbox["devices"], _when(outbox["oldestCreatedAt"]),
+            outbox["delivered"])),
+        ("cache", "%s of %s in %d artifacts; %s from upstream, %s served" % (
+            _size(cache["size_bytes"]), _size(cache["max_bytes"]), cache["entries"],
+            _size(cache["bytes_from_upstream"]), _size(cache["bytes_served"])))])
+    if cache["contents"]:
+        print()
+        print_table([(entry["sha1"], _size(entry["size"]), entry["state"],
+                      "pinned" if entry["pinned"] else "", _when(entry["last_used_ms"]))
+                     for entry in cache["contents"]],
+                    ("ARTIFACT SHA1", "SIZE", "STATE", "", "LAST USED"))
+
+
 def _set_label(distribution_set):
     if distribution_set is None:
         return "-"

@@ -207,6 +207,8 @@ class Console:
                                  shared_sessions(config))
         self.error_status = error_status
         self.upload = upload
+        # Gateway mode (README: Gateway mode): devices take their orders from upstream.
+        self.follows_upstream = bool(config["upstream", "url"])
 
     def install(self, app):
         page, form = self._page, self._form
@@ -480,7 +482,13 @@ class Console:
                       all_tags=tags.TARGET_TAGS.list("", None, "name:ASC", 0, 500)["content"],
                       sets=sets, said=SAID.get(context.query.get("said")))
 
+    def _refuse_local_orders(self):
+        if self.follows_upstream:
+            raise Refused(409, "This server is a gateway and follows its upstream server: "
+                               "assign distribution sets and run rollouts there.")
+
     def assign(self, context, cid):
+        self._refuse_local_orders()
         form = context.form
         set_id = _int(form.get("set"), "Distribution set")
         if set_id is None:
@@ -604,6 +612,7 @@ class Console:
 
     def create_rollout(self, context):
         """The form as the Management API's body: every check is storage.rollouts'."""
+        self._refuse_local_orders()
         form = context.form
         body = {"name": form.get("name", "").strip(),
                 "distributionSetId": _int(form.get("set"), "Distribution set"),

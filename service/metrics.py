@@ -211,6 +211,11 @@ class Metrics:
         """`figures()` answers a dict with the keys of SERVER_FIGURES; asked at each scrape."""
         self._sources.append((figures, SERVER_FIGURES))
 
+    def watch(self, figures, table):
+        """`figures()` answers a dict with the keys of `table` (rows as in STORE_FIGURES),
+        e.g. gateway mode's; asked at each scrape."""
+        self._sources.append((figures, table))
+
     def exposition(self):
         """The page a scrape answers, in the text exposition format."""
         families = self.requests.families()

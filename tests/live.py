@@ -93,12 +93,13 @@ class DdiLite:
     """`ddi-lite serve` on a free loopback port with its own config.ini and data directory."""
 
     def __init__(self, directory, config_lines=(), min_polling_time="00:00:01",
-                 entry=("-m", "ddi_lite"), threads=8):
+                 entry=("-m", "ddi_lite"), threads=8, port=None):
         """`entry`: what Python runs instead of `-m ddi_lite` (a script that calls
-        `ddi_lite.main` after setting a trap, for crash tests)."""
+        `ddi_lite.main` after setting a trap, for crash tests). `port`: the one a stopped
+        server had, for a restart its clients must find again."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = directory / "server.log"
         self.config_path = directory / "config.ini"

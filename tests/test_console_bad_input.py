@@ -49,7 +49,7 @@ def _console_table():
     class Config(dict):
         def __getitem__(self, key):
             return {"console_session": 60, "max_body_bytes": 1, "max_artifact_bytes": 1,
-                    "trusted_proxies": "", "workers": 1}[key[1]]
+                    "trusted_proxies": "", "workers": 1, "url": ""}[key[1]]
     recorder = Recorder()
     console.Console(Config(), None, None, None, None).install(recorder)
     return recorder.rows

@@ -7,7 +7,8 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("storage", "artifacts", "client", "openapi", "service", "console")
+PACKAGES = ("storage", "artifacts", "client", "openapi", "service", "console",
+            "gateway")
 TOP_MODULES = ("ddi_lite",)
 
 
