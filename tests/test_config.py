@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import database
 import ddi_lite
 from service import configuration
 import storage
@@ -307,6 +308,7 @@ def test_serve_reads_the_file_ddi_lite_config_names(places, monkeypatch):
     assert (served[0].path, served[0]["server", "port"]) == (str(places["variable"]), 1002)
 
 
+@database.sqlite_only("backup copies the SQLite file (PostgreSQL: pg_dump)")
 def test_backup_reads_the_data_directory_from_the_file_ddi_lite_config_names(
         places, monkeypatch, tmp_path):
     places["variable"].write_text("[server]\ndata_dir = %s\n" % (tmp_path / "data"))

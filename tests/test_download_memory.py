@@ -142,8 +142,7 @@ def running(tmp_path_factory):
     module_id, stored = seed(config_path)
 
     log_path = str(base / "server.log")
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("DDI_LITE_")}
+    environment = live.server_environment(data_dir)
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "ddi_lite", "serve", "--data-dir", data_dir,
