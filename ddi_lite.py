@@ -1560,10 +1560,23 @@ def _serve_with_workers(config):
             listener.close()
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, which looks the version up only when asked (importlib.metadata is large)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import openapi
+        print("ddi-lite " + openapi.version())
+        parser.exit()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="ddi-lite", description=__doc__.splitlines()[0],
                                      parents=[cli.operator_options()])
-    parser.add_argument("--version", action=service_cli.VersionAction)
+    parser.add_argument("--version", action=_VersionAction)
     subcommands = parser.add_subparsers(dest="command")
     serve_parser = subcommands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):

@@ -1,12 +1,10 @@
 """service.cli: the argparse definitions of the sub-commands that work on a server's own files
-instead of serving: `passwd`, `backup`, `restore` and `install-service`; and `--version`.
+instead of serving: `passwd`, `backup`, `restore` and `install-service`.
 
 `ddi_lite.main()` adds them beside `serve` and the client commands; each sets `handler`, the
 function that runs it (`args.handler(args)` is the exit code), which imports
 service.commands only when the command runs: a serving process never needs it.
 """
-
-import argparse
 
 from service import configuration
 
@@ -50,16 +48,3 @@ def _run(function_name, *extra):
         from service import commands
         return getattr(commands, function_name)(args, *extra)
     return handler
-
-
-class VersionAction(argparse.Action):
-    """`--version`, which looks the version up only when asked (importlib.metadata is large)."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="show the version and exit")
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        import openapi
-        print("ddi-lite " + openapi.version())
-        parser.exit()
