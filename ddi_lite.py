@@ -7,7 +7,7 @@ command line. Rules live in `storage/`, bytes in `artifacts/`; what runs the app
 outside (operator commands, simulator) in `client/`; the operators' web console, which
 create_app mounts at /ui, in `console/`. Sections:
 
-    Configuration      the settings schema (read by service.configuration)
+    Configuration      SETTINGS, the whole settings schema (read by service.configuration)
     HTTP plumbing      bodies, media types, errors, links
     Device API (DDI)   /{tenant}/controller/v1/{controllerId}/...
     Management API     /rest/v1/...
@@ -43,7 +43,8 @@ from client import cli
 from service import (access_log, artifact_store, configuration, connections, forwarded,
                      metrics, systemd, workers)
 from service import cli as service_cli
-from service.configuration import ConfigError, Setting
+from service.configuration import ConfigError
+from service.settings import SERVER_SETTINGS, TENANT_DEFAULTS
 from storage import chunks, coerce, counts, ddi, filters, fleet, query, software, tenant
 from storage import rollouts, software_types, tags, target_types
 from storage import errors as store_errors
@@ -60,111 +61,9 @@ DEFAULT_TENANT = "DEFAULT"
 # Configuration ###############################################################
 ###############################################################################
 
-SETTINGS = (
-    Setting("server", "host", "str", "0.0.0.0", "Address to listen on."),
-    Setting("server", "port", "port", 8080, "TCP port to listen on (hawkBit's port)."),
-    Setting("server", "data_dir", "path", "",
-            "Where the database and artifacts live (created on first start); empty: "
-            "/var/lib/ddi-lite as root, else $XDG_DATA_HOME/ddi-lite or ~/.local/share/ddi-lite."),
-    Setting("server", "threads", "positive", 4,
-            "Worker threads answering requests. 4: polls/s with 1, 2, 4, 8, 16 threads were "
-            "1.53x, 1.10x, 1.09x, 1, 0.81x of 8's (tests/bench/run.py --only threads, 2 cores); "
-            "1 is fastest, but one download to a slow device or one login holds it."),
-    Setting("server", "workers", "workers", 1,
-            "Processes serving requests, each with its own threads and database connections "
-            "(auto: one per core): one Python process uses one core. 1: one process, nothing "
-            "forked; more pays only where cores are idle (README: Worker processes)."),
-    Setting("server", "public_url", "str", "",
-            "Base URL used in links (e.g. https://updates.example.org); empty: from the request."),
-    Setting("server", "api_docs", "bool", True,
-            "Answer GET /v3/api-docs (the OpenAPI description of both APIs) without login."),
-    Setting("server", "trusted_proxies", "networks", "127.0.0.1, ::1",
-            "Peers whose X-Forwarded-* and client-certificate headers are believed."),
-    Setting("server", "max_connections", "positive", 1000,
-            "Most connections open at once; beyond, the quietest one not at work makes room."),
-    Setting("server", "header_timeout", "positive", 10,
-            "Seconds a client has to send a request's line and headers, or be disconnected."),
-    Setting("server", "idle_timeout", "positive", 60,
-            "Seconds a connection may stay silent (between requests, or within a body)."),
-    Setting("server", "stop_timeout", "count", 10,
-            "Seconds a stop (SIGTERM) gives requests in flight to finish before closing them."),
-    Setting("server", "access_log", "bool", False,
-            "Log one line per request (logger ddi-lite.access): method, path, status, time."),
-    Setting("server", "metrics_open", "bool", False,
-            "Answer GET /metrics (Prometheus) without an operator login."),
-    Setting("server", "console", "bool", True,
-            "Serve the operators' web console at /ui (sign-in with the operator accounts)."),
-    Setting("server", "console_session", "positive", 1800,
-            "Seconds a console sign-in lasts without a request; kept in memory, so a restart "
-            "signs everyone out."),
-    Setting("ddi", "polling_time", "duration", "00:05:00",
-            "How long devices sleep between polls, HH:MM:SS (tenant key pollingTime)."),
-    Setting("ddi", "min_polling_time", "duration", "00:00:30",
-            "Shortest polling time a tenant may configure (hawkBit: 00:00:30)."),
-    Setting("ddi", "maintenance_window_poll_count", "int", 3,
-            "Polls a device should make before a maintenance window opens."),
-    Setting("ddi", "target_token_auth", "bool", True,
-            "Accept 'Authorization: TargetToken <token>' (per-target security token)."),
-    Setting("ddi", "gateway_token_auth", "bool", False,
-            "Accept 'Authorization: GatewayToken <key>' (any controller; new ones register)."),
-    Setting("ddi", "gateway_token", "str", "", "The gateway token; empty disables it."),
-    Setting("ddi", "header_auth", "bool", False,
-            "Accept a device identity from a TLS-terminating proxy in trusted_proxies."),
-    Setting("ddi", "header_authority", "str", "",
-            "Issuer hashes or authority values the proxy may present, comma separated."),
-    Setting("limits", "status_entries_per_action", "int", 1000,
-            "Most history entries an action may collect (0: no limit)."),
-    Setting("limits", "messages_per_status", "int", 50,
-            "Most messages one feedback may carry (0: no limit)."),
-    Setting("limits", "attributes_per_target", "int", 100,
-            "Most configData attributes a target may have (0: no limit)."),
-    Setting("limits", "max_body_bytes", "int", 1048576,
-            "Largest JSON or CBOR request body accepted."),
-    Setting("limits", "max_artifact_bytes", "int", 1073741824,
-            "Largest artifact an upload may store (hawkBit: 1 GiB)."),
-    Setting("limits", "max_header_bytes", "positive", 16384,
-            "Largest request line and headers accepted (hawkBit: 8 KiB)."),
-    Setting("limits", "login_failures", "count", 5,
-            "Wrong operator logins a client may make before it must pause (0: no limit)."),
-    Setting("limits", "login_pause", "positive", 30,
-            "Seconds such a client is answered 429 without a password check."),
-    Setting("limits", "password_checks", "positive", 1,
-            "Most password hashes computed at once (0.1 s of CPU each); more logins get 429."),
-    Setting("storage", "cache_kib", "count", storage.db.CACHE_KIB,
-            "SQLite page cache per database connection, in KiB; the server holds threads + 3 "
-            "connections. 256: with 8 threads and 100k targets the RSS stayed at 1.03x that "
-            "with 1k (1024: 1.20x, 4096: 1.74x) at the same poll rate; the OS file cache "
-            "serves the rest."),
-    Setting("storage", "mmap_mib", "mib", storage.db.MMAP_MIB,
-            "How much of the database file each connection maps into memory, in MiB. "
-            "0 (none): mapped pages count in the RSS once per connection (64 MiB: 100k targets took "
-            "5.3x the RSS of 1k)."),
-    Setting("database", "url", "database_url", "",
-            "Empty: the SQLite file in data_dir, nothing to set up. postgresql://user:password@"
-            "host:5432/database: PostgreSQL (pip install ddi-lite[postgres]), for several "
-            "nodes sharing one database (README: PostgreSQL)."),
-    Setting("scheduler", "auto_assign_interval", "positive", 2,
-            "Seconds between runs of auto-assignment (target filters with a distribution set); "
-            "a target that registers or reports attributes is checked at once."),
-    Setting("scheduler", "auto_assign_full_pass_hours", "count", 24,
-            "Hours between checks of every target by each auto-assigning filter; in between, "
-            "only targets that changed are checked (0: never)."),
-    Setting("scheduler", "rollout_interval", "positive", 2,
-            "Seconds between evaluations of running rollouts (thresholds, next groups, "
-            "startAt); device feedback on a rollout's action makes one at once. 2, as "
-            "auto-assignment: a pass over 10 running rollouts is a few reads each."),
-) + artifact_store.SETTINGS + gateway.SETTINGS
-
-# Which tenant configuration key a [ddi] setting is the server-wide default of.
-TENANT_DEFAULTS = {
-    "polling_time": "pollingTime",
-    "maintenance_window_poll_count": "maintenanceWindowPollCount",
-    "target_token_auth": "authentication.targettoken.enabled",
-    "gateway_token_auth": "authentication.gatewaytoken.enabled",
-    "gateway_token": "authentication.gatewaytoken.key",
-    "header_auth": "authentication.header.enabled",
-    "header_authority": "authentication.header.authority",
-}
+# Every setting: the server's own (service/settings.py), then where artifacts are kept and
+# gateway mode's, which their modules describe.
+SETTINGS = SERVER_SETTINGS + artifact_store.SETTINGS + gateway.SETTINGS
 
 
 def load_config(path=None, environ=None, overrides=None):
@@ -1439,13 +1338,6 @@ def create_app(config, accounts=None, observer=None, sweep=True):
 # Command line ################################################################
 ###############################################################################
 
-def _add_setting_flags(parser):
-    for setting in SETTINGS:
-        parser.add_argument(configuration.flag_name(setting),
-                            dest="%s.%s" % (setting.section, setting.key),
-                            metavar=setting.key.upper(), help=setting.help)
-
-
 def serve(config):
     """Serve until SIGTERM or SIGINT, then stop gracefully: no new connections, requests in
     flight get [server] stop_timeout seconds (a second signal ends them at once), every poll
@@ -1581,7 +1473,7 @@ def main(argv=None):
     serve_parser = subcommands.add_parser("serve", help="run the server (the default command)")
     for command_parser in (parser, serve_parser):
         command_parser.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
-        _add_setting_flags(command_parser)
+        configuration.add_setting_flags(command_parser, SETTINGS)
     service_cli.add_commands(subcommands, SETTINGS)
     cli.add_commands(subcommands)
     args = parser.parse_args(argv)

@@ -94,6 +94,14 @@ def flag_name(setting):
     return "--" + prefix + setting.key.replace("_", "-")
 
 
+def add_setting_flags(parser, schema):
+    """A flag (`--section-key`, `--key` in [server]) for each setting of `schema`; its value
+    lands in the parsed arguments as "section.key", as `load` takes overrides."""
+    for setting in schema:
+        parser.add_argument(flag_name(setting), dest="%s.%s" % (setting.section, setting.key),
+                            metavar=setting.key.upper(), help=setting.help)
+
+
 def env_name(setting):
     return "DDI_LITE_%s_%s" % (setting.section.upper(), setting.key.upper())
 
