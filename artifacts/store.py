@@ -263,7 +263,7 @@ class BlobStore(BlobStorage):
             os.replace(self.path(sha1), self._trash_path(sha1))
         except FileNotFoundError:
             return
-        _fsync_directory(os.path.dirname(self.path(sha1)))
+        fsync_directory(os.path.dirname(self.path(sha1)))
 
     def restore(self, sha1: str) -> None:
         """Put a trashed blob back, unless the same bytes are in place again."""
@@ -275,13 +275,13 @@ class BlobStore(BlobStorage):
             os.replace(self._trash_path(sha1), self.path(sha1))
         except FileNotFoundError:
             return
-        _fsync_directory(os.path.dirname(self.path(sha1)))
+        fsync_directory(os.path.dirname(self.path(sha1)))
 
     def empty_trash(self, sha1: str) -> None:
-        _unlink_if_present(self._trash_path(sha1))
+        unlink_if_present(self._trash_path(sha1))
 
     def delete(self, sha1: str) -> None:
-        _unlink_if_present(self.path(sha1))
+        unlink_if_present(self.path(sha1))
 
     def copy_from(self, source: BlobStorage, sha1: str) -> Blob:
         """As BlobStorage's, with a hard link where both stores are local and on one
@@ -311,7 +311,7 @@ class BlobStore(BlobStorage):
             with open(temp_path, "rb") as linked, open(os.devnull, "wb") as nowhere:
                 blob = _copy_and_hash(linked, nowhere, None)
         except BaseException:
-            _unlink_if_present(temp_path)
+            unlink_if_present(temp_path)
             raise
         return Received(blob, temp_path)
 
@@ -335,7 +335,7 @@ class BlobStore(BlobStorage):
                 continue
             if not temp_is_stale(entry.name, idle, self.node):
                 continue
-            _unlink_if_present(entry.path)
+            unlink_if_present(entry.path)
             removed += 1
         return removed
 
@@ -367,7 +367,7 @@ class BlobStore(BlobStorage):
         except BaseException:
             # Also for a client gone or a worker shut down: a half-written upload never
             # outlives the request that made it.
-            _unlink_if_present(tmp_path)
+            unlink_if_present(tmp_path)
             raise
         return Received(blob, tmp_path)
 
@@ -382,14 +382,14 @@ class BlobStore(BlobStorage):
             # Another node's sweep leaves young blobs alone (their rows may be committing):
             # a hard-linked file, or one that waited long for the write lock, looks old.
             os.utime(final_path)
-        _fsync_directory(shard_dir)
+        fsync_directory(shard_dir)
         if shard_is_new:
-            _fsync_directory(self.root)
+            fsync_directory(self.root)
         return received.blob
 
     def discard(self, received: Received) -> None:
         """Forget a received upload that is not kept (nothing happens if it was)."""
-        _unlink_if_present(received.temp_path)
+        unlink_if_present(received.temp_path)
 
 
 def _older_than(entry: os.DirEntry, now: float, seconds: float) -> bool:
@@ -442,7 +442,7 @@ def _copy_and_hash(stream: BinaryIO, out: BinaryIO, max_size: Optional[int]) -> 
     return Blob(sha1=sha1.hexdigest(), md5=md5.hexdigest(), sha256=sha256.hexdigest(), size=size)
 
 
-def _fsync_directory(path: str) -> None:
+def fsync_directory(path: str) -> None:
     # Makes the rename itself durable, not just the file's contents.
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -451,7 +451,7 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def _unlink_if_present(path: str) -> None:
+def unlink_if_present(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -40,6 +40,7 @@ import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from artifacts.serve import Piece, download_response, md5sum_response
+from artifacts.store import fsync_directory, unlink_if_present
 
 from . import fetch
 
@@ -428,7 +429,7 @@ class ArtifactCache:
             entry.received = entry.size
             entry.state, entry.verified = "complete", True
             entry.changed.notify_all()
-        _fsync_directory(self.root)
+        fsync_directory(self.root)
         self._remember_use(entry)
         self.evict()
 
@@ -437,7 +438,7 @@ class ArtifactCache:
                     "; its bytes are discarded" if discard else "")
         with self._lock:
             if discard:
-                _unlink_if_present(self._partial_path(entry.sha1))
+                unlink_if_present(self._partial_path(entry.sha1))
             self._counters["errors"] += 1
             entry.state, entry.error = "failed", error
             entry.changed.notify_all()
@@ -480,10 +481,10 @@ class ArtifactCache:
                 total -= self._footprint(entry)
                 del self._entries[entry.sha1]
                 if entry.state == "complete":
-                    _unlink_if_present(self._complete_path(entry.sha1))
-                    _unlink_if_present(self._meta_path(entry.sha1))
+                    unlink_if_present(self._complete_path(entry.sha1))
+                    unlink_if_present(self._meta_path(entry.sha1))
                 else:
-                    _unlink_if_present(self._partial_path(entry.sha1))
+                    unlink_if_present(self._partial_path(entry.sha1))
                 entry.state = "evicted"
                 entry.changed.notify_all()
 
@@ -512,8 +513,8 @@ class ArtifactCache:
                 meta = _read_meta(self._meta_path(name))
                 stat = item.stat()
                 if meta is None or meta["size"] != stat.st_size:
-                    _unlink_if_present(item.path)
-                    _unlink_if_present(self._meta_path(name))
+                    unlink_if_present(item.path)
+                    unlink_if_present(self._meta_path(name))
                     continue
                 self._entries[name] = CacheEntry(
                     self, name, stat.st_size, "complete", stat.st_size,
@@ -523,12 +524,12 @@ class ArtifactCache:
             stem = item.name.split(".", 1)[0]
             if _SHA1_HEX.fullmatch(stem) and (item.name == stem + ".json.tmp" or (
                     item.name == stem + ".json" and stem not in self._entries)):
-                _unlink_if_present(item.path)
+                unlink_if_present(item.path)
         for item in os.scandir(partial_dir):
             if not (_SHA1_HEX.fullmatch(item.name) and item.is_file(follow_symlinks=False)):
                 continue
             if item.name in self._entries:
-                _unlink_if_present(item.path)
+                unlink_if_present(item.path)
                 continue
             stat = item.stat()
             self._entries[item.name] = CacheEntry(
@@ -634,18 +635,3 @@ def _write_durably(path: str, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp_path, path)
-
-
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_if_present(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -40,6 +40,7 @@ import time
 import urllib.request
 
 from artifacts import ChecksumMismatch
+from artifacts.store import fsync_directory
 from storage import DATABASE_FILE, LOCK_FILE, SCHEMA_VERSION, lock_data_dir
 from storage.models import Artifact
 
@@ -79,9 +80,9 @@ def backup(data_dir, dest, blob_store):
         blobs = _snapshot(source_path, copy_path, blob_store(data_dir), blob_store(work))
         manifest = _manifest(copy_path, blobs)
         _write_json(os.path.join(work, MANIFEST_FILE), manifest)
-        _fsync_directory(work)
+        fsync_directory(work)
         os.rename(work, dest)
-        _fsync_directory(os.path.dirname(dest))
+        fsync_directory(os.path.dirname(dest))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -240,15 +241,6 @@ def _write_json(path, document):
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_directory(path):
-    # Makes the entries in it (the rename into place included) durable.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _empty(data_dir):
