@@ -244,8 +244,9 @@ class Gateway:
 
     def _answer(self, device, resource):
         stored = self.state.answer(device.controller_id, resource)
-        if stored is None or upstream.now_ms() - stored.fetched_ms >= \
-                1000 * self._sleep_seconds(device.controller_id):
+        stale = stored is not None and upstream.now_ms() - stored.fetched_ms >= \
+            1000 * self._sleep_seconds(device.controller_id)
+        if stored is None or (stale and self.upstream.may_ask()):
             done, started = self._refresh(device, resource)
             if stored is None:
                 done.wait(self.timeout + 1)

@@ -1,6 +1,7 @@
 """The HTTP client to the upstream DDI server: one request at a time per call, over
 http.client (https with the system's CAs or `ca_file`), bounded by a timeout, with the
-upstream's health (last success, last error) and request figures kept as it goes.
+upstream's health (last success, last error) and request figures kept as it goes, and the
+back-off that spares a dead uplink a request per device poll.
 
 The server never imports client/ (the operator programs), so this is the gateway's own.
 """
@@ -13,6 +14,10 @@ import time
 import urllib.parse
 
 Answer = collections.namedtuple("Answer", "status headers body")
+# While upstream does not answer, refreshes are asked at most once per back-off: 0.5 s after
+# the first failure, doubling to 30 s, as the outbox retries its reports.
+BACK_OFF_FIRST_MS = 500
+BACK_OFF_MAX_MS = 30000
 
 
 class UpstreamDown(Exception):
@@ -43,6 +48,9 @@ class Upstream:
         self.last_success_ms = None
         self.last_error = None
         self.last_error_ms = None
+        # Failures in a row, and until when a request that could wait is not made.
+        self._failures = 0
+        self._quiet_until_ms = 0
 
     def device_path(self, controller_id, rest=""):
         """The path of a device's DDI resource upstream (`rest`: after the controller id)."""
@@ -89,11 +97,30 @@ class Upstream:
     def note_success(self):
         with self._lock:
             self.last_success_ms = now_ms()
+            self._failures = 0
 
     def note_error(self, text):
         with self._lock:
             self.figures["errors"] += 1
             self.last_error, self.last_error_ms = text, now_ms()
+            self._failures += 1
+            self._quiet_until_ms = self.last_error_ms + self._back_off_ms()
+
+    def may_ask(self):
+        """Whether to make a request that could wait (refreshing an answer the gateway has):
+        always while upstream answers; while it does not, one request per back-off period,
+        so that a dead uplink is not asked once for every device poll."""
+        with self._lock:
+            if not self._failures:
+                return True
+            now = now_ms()
+            if now < self._quiet_until_ms:
+                return False
+            self._quiet_until_ms = now + self._back_off_ms()  # this caller is the probe
+            return True
+
+    def _back_off_ms(self):
+        return min(BACK_OFF_MAX_MS, BACK_OFF_FIRST_MS << min(self._failures - 1, 10))
 
     def answering(self):
         """Whether upstream's last request succeeded (or none was made yet)."""
