@@ -404,10 +404,10 @@ def have_wrk():
     return shutil.which("wrk") is not None
 
 
-def run_load(port, load, connections, seconds, workdir, threads=1, timeout=10):
+def run_load(port, load, connections, seconds, workdir, threads=1, timeout=10, python=False):
     """Drive `port` with `connections` keep-alive connections for `seconds` (whole seconds
-    with wrk)."""
-    if have_wrk():
+    with wrk). `python`: the Python client even where wrk is installed."""
+    if have_wrk() and not python:
         return _run_wrk(port, load, connections, seconds, workdir, threads, timeout)
     return _run_python_client(port, load, connections, seconds, timeout)
 
