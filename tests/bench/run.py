@@ -25,6 +25,7 @@ from bench_support import MiB, Plan
 
 import bench_artifacts
 import bench_feedback
+import bench_gateway
 import bench_memory
 import bench_poll
 import bench_postgres
@@ -43,6 +44,7 @@ BENCHMARKS = (
     ("threads", bench_threads),
     ("workers", bench_workers),
     ("postgres", bench_postgres),
+    ("gateway", bench_gateway),
 )
 ARTIFACT_SIZE = 200 * MiB
 # The Waitress thread count of ddi-lite's own default, for ddi-lite and every baseline.
