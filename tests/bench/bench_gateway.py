@@ -267,22 +267,32 @@ def _poll_rows(plan, upstream, gateway, pollers, work, notes):
     run_load(gateway.port, via_gateway, CONNECTIONS, warm_up, work, python=True)
     run_load(upstream.port, direct, CONNECTIONS, warm_up, work, python=True)
 
-    def measure(server, load, what):
-        return checked(run_load(server.port, load, CONNECTIONS, plan.seconds, work,
-                                python=True), what)
+    attempts = {}  # the gateway's upstream requests and errors during each kind of run
+
+    def measure(server, load, what, kind=None):
+        before = _gateway_status(gateway)["upstream"] if kind else None
+        result = checked(run_load(server.port, load, CONNECTIONS, plan.seconds, work,
+                                  python=True), what)
+        if kind:
+            after = _gateway_status(gateway)["upstream"]
+            tried = attempts.setdefault(kind, [0, 0, 0])
+            tried[0] += after["requests"] - before["requests"]
+            tried[1] += after["errors"] - before["errors"]
+            tried[2] += result.requests
+        return result
 
     results = {"up": [], "hung": [], "direct": []}
     noticed = []
 
     def up():
-        results["up"].append(measure(gateway, via_gateway, "gateway polls, upstream up"))
+        results["up"].append(measure(gateway, via_gateway, "gateway polls, upstream up", "up"))
 
     def hung():
         upstream.process.send_signal(signal.SIGSTOP)
         try:
             noticed.append(_wait_upstream_seen(gateway, via_gateway, pollers, up=False))
             results["hung"].append(measure(gateway, via_gateway,
-                                           "gateway polls, upstream hung (SIGSTOP)"))
+                                           "gateway polls, upstream hung (SIGSTOP)", "hung"))
         finally:
             upstream.process.send_signal(signal.SIGCONT)
         _wait_upstream_seen(gateway, via_gateway, pollers, up=True)
@@ -297,7 +307,7 @@ def _poll_rows(plan, upstream, gateway, pollers, work, notes):
     upstream.process.kill()  # a stopped process dies too; SIGKILL, as a crash or power cut
     upstream.process.wait(5)
     killed_noticed = _wait_upstream_seen(gateway, via_gateway, pollers, up=False)
-    killed = measure(gateway, via_gateway, "gateway polls, upstream killed")
+    killed = measure(gateway, via_gateway, "gateway polls, upstream killed", "killed")
 
     up_p50 = median([r.p50_ms for r in results["up"]])
     up_p99 = median([r.p99_ms for r in results["up"]])
@@ -327,6 +337,10 @@ def _poll_rows(plan, upstream, gateway, pollers, work, notes):
                  % (len(pollers), CONNECTIONS, plan.seconds, UPSTREAM_TIMEOUT,
                     ", ".join("%.1f" % seconds for seconds, _ in noticed),
                     ", ".join("%.0f" % slowest for _, slowest in noticed), *killed_noticed))
+    notes.append("Gateway upstream attempts while devices polled (its /rest/v1/gateway): %s."
+                 % "; ".join("%s: %d answered, %d failed, for %d polls" % (
+                     kind, tried[0], tried[1], tried[2])
+                     for kind, tried in sorted(attempts.items())))
     notes.append("Gateway poll rounds: up p50/p99 ms %s / %s, polls/s %s; hung p50/p99 ms "
                  "%s / %s, polls/s %s; killed p50/p99 ms %.1f / %.1f, polls/s %.0f; plain "
                  "ddi-lite polls/s %s." % (
