@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+import database
 import ddi_lite
 import live
 import s3stand
@@ -188,6 +189,7 @@ def test_a_shared_directory_store_is_used_and_marked_shared(tmp_path):
     assert not artifact_store.blob_store(settings(tmp_path)).shared
 
 
+@database.sqlite_only("backup copies the SQLite file (PostgreSQL: pg_dump)")
 def test_a_backup_takes_the_buckets_blobs_and_a_restore_puts_them_into_another(
         s3_server, moto, tmp_path):
     deployed(s3_server, b"kept in the bucket")
