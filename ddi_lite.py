@@ -1314,8 +1314,8 @@ def create_app(config, accounts=None, observer=None, sweep=True):
     if relay is not None:
         relay.install_operator_routes(app, management.operator_only, observer)
     if config["server", "console"]:
-        console.Console(config, accounts, blobs, error_status,
-                        management.console_upload).install(app)
+        console.Console(config, accounts, blobs, error_status, management.console_upload,
+                        relay.status if relay is not None else None).install(app)
     if config["server", "api_docs"]:
         app.route("/v3/api-docs", "GET", _api_docs(app))
     app.route("/actuator/health", "GET", lambda: _health(storage.db.answers()))

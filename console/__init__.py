@@ -197,7 +197,9 @@ class Console:
     `error_status(error)`: the HTTP status of a store error (ddi_lite's one mapping).
     `upload(request, module_id, user)`: the Management API's streamed artifact upload."""
 
-    def __init__(self, config, accounts, blobs, error_status, upload):
+    def __init__(self, config, accounts, blobs, error_status, upload, gateway_status=None):
+        """`gateway_status`: in gateway mode, what GET /rest/v1/gateway answers (a callable);
+        the console's Gateway page shows it."""
         self.trusted_proxies = config["server", "trusted_proxies"]
         self.max_body = config["limits", "max_body_bytes"]
         self.max_upload = config["limits", "max_artifact_bytes"] + (1 << 20)
@@ -209,6 +211,7 @@ class Console:
         self.upload = upload
         # Gateway mode (README: Gateway mode): devices take their orders from upstream.
         self.follows_upstream = bool(config["upstream", "url"])
+        self.gateway_status = gateway_status
 
     def install(self, app):
         page, form = self._page, self._form
@@ -245,6 +248,7 @@ class Console:
             ("GET", "/rollouts/<rid>/<verb>", page(self.confirm_rollout_verb)),
             ("POST", "/rollouts/<rid>/<verb>", form(self.rollout_verb)),
             ("GET", "/settings", page(self.settings)),
+            ("GET", "/gateway", page(self.gateway)),
             ("POST", "/settings", form(self.save_settings)),
             ("POST", "/settings/gateway-token", form(self.new_gateway_token)),
             ("GET", "/static/<name>", page(self.static, public=True)),
@@ -412,7 +416,15 @@ class Console:
 
     def overview(self, context):
         return render("overview", title="Overview", session=context.session,
-                      said=SAID.get(context.query.get("said")), **self._overview_values())
+                      said=SAID.get(context.query.get("said")),
+                      gateway=self.gateway_status is not None, **self._overview_values())
+
+    def gateway(self, context):
+        """Gateway mode: upstream's health, the reports waiting for it, the artifact cache."""
+        if self.gateway_status is None:
+            raise Refused(404, "This server is not a gateway.")
+        return render("gateway", title="Gateway", session=context.session,
+                      gateway=self.gateway_status())
 
     def overview_fragment(self, context):
         return render("overview_live", **self._overview_values())

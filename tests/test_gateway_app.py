@@ -72,6 +72,28 @@ def test_the_gateway_status_needs_an_operator_login(gateway):
     gateway.get("/rest/v1/gateway/devices", status=401)
 
 
+def test_the_consoles_gateway_page_shows_upstream_waiting_reports_and_the_cache(gateway):
+    gateway.post_json("/DEFAULT/controller/v1/dev-7/deploymentBase/7/feedback",
+                      {"status": {"execution": "proceeding", "result": {"finished": "none"}}},
+                      headers=DEVICE, status=200)
+    gateway.get("/ui/gateway", status=303)  # no session: to the sign-in
+    assert sign_in(gateway).status_int == 303
+    assert 'href="/ui/gateway"' in gateway.get("/ui").text
+    page = gateway.get("/ui/gateway")
+    upstream = page.html.find(id="upstream").get_text(" ", strip=True)
+    assert DEAD_UPSTREAM in upstream and "not answering" in upstream
+    outbox = page.html.find(id="outbox").get_text(" ", strip=True)
+    assert "Reports waiting for upstream: 1" in outbox
+    assert "dev-7" in outbox and "/deploymentBase/7/feedback" in outbox
+    assert "Artifact cache: 0 bytes of 2.0 GiB" in page.html.find(id="cache").get_text(" ")
+
+
+def test_a_server_that_is_no_gateway_has_no_gateway_page(server):
+    assert sign_in(server.http).status_int == 303
+    assert 'href="/ui/gateway"' not in server.http.get("/ui").text
+    server.http.get("/ui/gateway", status=404)
+
+
 def test_the_console_refuses_to_assign_or_create_rollouts_with_409(gateway):
     gateway.set_authorization(("Basic", ("admin", "admin")))
     gateway.post_json("/rest/v1/targets", [{"controllerId": "dev-1"}], status=201)
